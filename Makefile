@@ -1,0 +1,43 @@
+# tsunagu — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CUSTOMERS ?= 2000
+DAYS      ?= 180
+
+.PHONY: help demo test lint bench install install-test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install tsunagu
+
+install-test: $(VENV)/.installed-test ## install tsunagu with the test extras
+
+demo: install ## generate a sample retailer, import it and serve http://127.0.0.1:8000
+	$(BIN)/tsunagu --data-dir ./tsunagu-data demo --customers $(CUSTOMERS) --days $(DAYS) --out ./demo-data
+
+test: install-test ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: install-test ## ruff on src/ and tests/
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install-test ## run the benchmarks (prints figures; takes minutes)
+	$(BIN)/python benchmarks/ingest_http.py
+	$(BIN)/python benchmarks/import_pos.py
+
+clean: ## remove the demo data and the virtual environment
+	rm -rf tsunagu-data demo-data $(VENV)

@@ -1,0 +1,52 @@
+"""The FastAPI application: one store, one collector, routers per domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tsunagu import __version__
+from tsunagu.api import collector, errors, health
+from tsunagu.config import Settings, get_settings
+from tsunagu.events.collector import Collector
+from tsunagu.events.sources import SourceKeys
+from tsunagu.store import Store
+from tsunagu.web import pages
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """Build the app. With `store`, the caller owns it; otherwise the app opens and closes it."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        app.state.store = store or Store(settings.database_path)
+        app.state.settings = settings
+        app.state.source_keys = SourceKeys(app.state.store)
+        app.state.collector = Collector(
+            app.state.store,
+            interval_ms=settings.commit_interval_ms,
+            max_events=settings.max_commit_events,
+        )
+        app.state.collector.start()
+        try:
+            yield
+        finally:
+            app.state.collector.stop()
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="tsunagu",
+        version=__version__,
+        summary="Open OMO customer platform: one customer across online and offline channels",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(collector.router)
+    app.include_router(pages.router)
+    return app

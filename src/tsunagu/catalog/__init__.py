@@ -1,0 +1,1 @@
+"""Members, products, stores, inventory: master data every channel reads the same way."""

@@ -1,0 +1,250 @@
+"""`tsunagu ...`: a thin shell over the domains (see DESIGN.md for the command contract)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tsunagu.config import Settings, get_settings
+from tsunagu.exceptions import TsunaguError
+from tsunagu.store import Store
+
+app = typer.Typer(
+    name="tsunagu",
+    help="tsunagu (つなぐ): one customer across online and offline channels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class ImportKind(StrEnum):
+    events = "events"
+    pos = "pos"
+    members = "members"
+    products = "products"
+    stores = "stores"
+    inventory = "inventory"
+
+
+@dataclasses.dataclass
+class _State:
+    data_dir: Path | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return get_settings(self.data_dir)
+
+
+state = _State()
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="TSUNAGU_DATA_DIR", help="Where the database lives."),
+    ] = None,
+) -> None:
+    state.data_dir = data_dir
+
+
+def _fail(exc: TsunaguError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    return typer.Exit(2)
+
+
+def _open_store() -> Store:
+    try:
+        return Store(state.settings.database_path)
+    except TsunaguError as exc:
+        raise _fail(exc) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="How many people to simulate.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history.")] = 180,
+    seed: Annotated[int, typer.Option(help="Same seed, byte-identical files.")] = 42,
+    out: Annotated[Path, typer.Option(help="Directory for the files.")] = Path("./demo-data"),
+) -> None:
+    """Write a synthetic Japanese retailer (stores, products, inventory, members, events, POS, truth)."""
+    from rich.progress import Progress
+
+    from tsunagu.demo import generate as run
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating", total=customers)
+        summary = run(
+            out_dir=out,
+            customers=customers,
+            days=days,
+            seed=seed,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    err.print(f"wrote {out}: " + ", ".join(f"{k} {v:,}" for k, v in dataclasses.asdict(summary).items()))
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet, or JSONL (events).")],
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding, e.g. cp932; detected when omitted.")
+    ] = None,
+    store_id: Annotated[
+        str | None, typer.Option("--store-id", help="pos: store for exports with no store column.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Import a file; rejected rows go to FILE.rejects.csv with the reason, the rest is imported."""
+    from tsunagu.imports import run_import
+
+    with _open_store() as store:
+        try:
+            result = run_import(
+                store=store,
+                kind=kind.value,
+                path=file,
+                encoding=encoding,
+                store_id=store_id,
+                timezone=state.settings.timezone,
+                progress_console=None if as_json else err,
+            )
+        except TsunaguError as exc:
+            raise _fail(exc) from None
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+        return
+    table = Table(title=f"import {kind.value}: {file.name}", show_header=True)
+    for column in ("read", "imported", "rejected", "duplicates skipped"):
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{n:,}" for n in (result.read, result.imported, result.rejected, result.duplicates)))
+    console.print(table)
+    for warning in result.warnings:
+        err.print(f"[yellow]note:[/yellow] {warning}")
+    if result.rejects_file:
+        err.print(f"rejected rows and reasons: {result.rejects_file}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the collector, the API and the dashboard."""
+    from tsunagu.server import run_server
+
+    try:
+        run_server(state.settings, host=host, port=port)
+    except TsunaguError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1)] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 180,
+    seed: Annotated[int, typer.Option()] = 42,
+    out: Annotated[Path, typer.Option(help="Directory for the generated files.")] = Path("./demo-data"),
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Generate a sample retailer, import it, create a demo source and serve the dashboard."""
+    from tsunagu.events.sources import create_source, list_sources
+    from tsunagu.imports import DEMO_ORDER, run_import
+
+    generate(customers=customers, days=days, seed=seed, out=out)
+    with _open_store() as store:
+        for kind, name in DEMO_ORDER:
+            result = run_import(
+                store=store,
+                kind=kind,
+                path=out / name,
+                timezone=state.settings.timezone,
+                progress_console=err,
+            )
+            err.print(
+                f"imported {name}: {result.imported:,} of {result.read:,} rows"
+                + (f" ({result.duplicates:,} already there)" if result.duplicates else "")
+            )
+        if not any(s.name == "demo" for s in list_sources(store=store)):
+            _, key = create_source(store=store, name="demo")
+            key_file = state.settings.data_dir / "demo-write-key.txt"
+            key_file.write_text(key + "\n")
+            os.chmod(key_file, 0o600)
+        key = (state.settings.data_dir / "demo-write-key.txt").read_text().strip()
+    console.print(
+        f"\n[bold]demo write key[/bold]: {key}\n"
+        f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
+        f"-d '{{\"userId\":\"M000001\",\"event\":\"Product Viewed\",\"properties\":{{\"sku\":\"P0001\"}}}}' "
+        f"http://{host}:{port}/v1/track\n"
+        f"dashboard:    http://{host}:{port}/\n"
+    )
+    serve(host=host, port=port)
+
+
+@sources_app.command("create")
+def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, pos")]) -> None:
+    """Create a source; its write key is printed once and stored hashed."""
+    from tsunagu.events.sources import create_source
+
+    with _open_store() as store:
+        try:
+            source, key = create_source(store=store, name=name)
+        except TsunaguError as exc:
+            raise _fail(exc) from None
+    err.print(f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:")
+    console.print(key)
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """List sources (their keys are not shown: only a prefix)."""
+    from tsunagu.events.sources import list_sources
+
+    with _open_store() as store:
+        rows = list_sources(store=store)
+    table = Table("name", "source id", "key starts with")
+    for s in rows:
+        table.add_row(s.name, s.source_id, s.key_prefix + "…")
+    console.print(table)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Counts of members, stores, products and events by channel."""
+    from tsunagu.catalog.overview import overview
+
+    with _open_store() as store:
+        o = overview(store=store)
+    if as_json:
+        _print_json(dataclasses.asdict(o))
+        return
+    table = Table("", "count")
+    for label, value in (("members", o.members), ("stores", o.stores), ("products", o.products)):
+        table.add_row(label, f"{value:,}")
+    for channel, count in o.events_by_channel:
+        table.add_row(f"events: {channel}", f"{count:,}")
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

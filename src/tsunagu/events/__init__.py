@@ -1,0 +1,1 @@
+"""The event model, its validation, the collector's batching and bulk import."""

@@ -1,0 +1,199 @@
+"""The collector's write path: validate messages, group-commit them, acknowledge when durable.
+
+HTTP is not needed here: `Collector.submit` takes decoded messages and returns once they are
+committed. Concurrent submitters share commits (group commit), so throughput does not depend on
+one fsync per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import queue
+import threading
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tsunagu.events.normalize import EventRow, normalize
+from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
+from tsunagu.store import Store
+
+MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_EVENTS = 2500
+MAX_MESSAGE_BYTES = 32 * 1024
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int
+    field: str | None
+    message: str
+
+
+def decode_body(body: bytes, *, encoding: str | None, limit: int) -> Any:
+    """Decompress (gzip) and parse a request body, refusing more than `limit` bytes of JSON."""
+    if encoding and encoding.lower() == "gzip":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            raise InvalidEvent("body: not valid gzip", field="body") from None
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"body: larger than {limit // 1024} KB", field="body")
+    elif encoding and encoding.lower() not in ("identity", ""):
+        raise InvalidEvent(f"Content-Encoding: {encoding!r} is not supported", field="Content-Encoding")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body: larger than {limit // 1024} KB", field="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"body: not valid JSON ({exc})", field="body") from None
+
+
+def gzip_body(data: bytes) -> bytes:
+    """The inverse of `decode_body` for gzip, for clients and tests."""
+    return gzip.compress(data)
+
+
+def _parse_time(value: Any, field_name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{field_name}: must be an ISO 8601 string", field=field_name)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(f"{field_name}: {value!r} is not an ISO 8601 time", field=field_name) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def messages_of_batch(payload: Any) -> tuple[list[Any], datetime | None]:
+    """The messages of a /v1/batch body and its sentAt, checked against Segment's limits."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent("body: must be a JSON object", field="body")
+    batch = payload.get("batch")
+    if not isinstance(batch, list):
+        raise InvalidEvent("batch: must be a list of messages", field="batch")
+    if len(batch) > MAX_BATCH_EVENTS:
+        raise PayloadTooLarge(
+            f"batch: {len(batch)} messages, more than {MAX_BATCH_EVENTS}", field="batch"
+        )
+    sent_at = _parse_time(payload.get("sentAt"), "sentAt")
+    context = payload.get("context")
+    if isinstance(context, dict) and context:
+        # Batch-level context fills in what a message's own context leaves out.
+        batch = [
+            {**m, "context": {**context, **(m.get("context") or {})}} if isinstance(m, dict) else m
+            for m in batch
+        ]
+    return batch, sent_at
+
+
+def validate_messages(
+    messages: list[Any],
+    *,
+    source: str,
+    received_at: datetime,
+    sent_at: datetime | None = None,
+    default_type: str | None = None,
+) -> tuple[list[EventRow], list[Rejection]]:
+    rows: list[EventRow] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(messages):
+        try:
+            size = len(orjson.dumps(raw))
+            rows.append(
+                normalize(
+                    raw,
+                    received_at=received_at,
+                    source=source,
+                    batch_sent_at=sent_at,
+                    default_type=default_type,
+                    size=size,
+                )
+            )
+        except TsunaguError as exc:
+            rejected.append(Rejection(index=index, field=exc.field, message=exc.message))
+    return rows, rejected
+
+
+class Collector:
+    """Group-commits event rows from many concurrent submitters in one writer thread."""
+
+    def __init__(self, store: Store, *, interval_ms: int = 5, max_events: int = 20_000) -> None:
+        self._store = store
+        self._interval = interval_ms / 1000
+        self._max_events = max_events
+        self._queue: queue.Queue[tuple[list[EventRow], asyncio.Future[int], asyncio.AbstractEventLoop] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="tsunagu-writer", daemon=True)
+        self.commits = 0
+        self.events_written = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything queued, then end the writer."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    async def write(self, rows: list[EventRow]) -> int:
+        """Queue rows and wait until they are committed (durable); returns how many were queued."""
+        if not rows:
+            return 0
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.put((rows, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            pending = [item]
+            count = len(item[0])
+            deadline = self._interval
+            while count < self._max_events:
+                try:
+                    nxt = self._queue.get(timeout=deadline) if deadline else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                pending.append(nxt)
+                count += len(nxt[0])
+                deadline = 0  # after the first wait, take only what is already queued
+            self._commit(pending)
+
+    def _commit(
+        self, pending: list[tuple[list[EventRow], asyncio.Future[int], asyncio.AbstractEventLoop]]
+    ) -> None:
+        rows = [row for batch, _, _ in pending for row in batch]
+        try:
+            self._store.insert_events(rows)
+        except BaseException as exc:  # noqa: BLE001 - every waiter must hear of the failure
+            for _, future, loop in pending:
+                loop.call_soon_threadsafe(_fail, future, exc)
+            return
+        self.commits += 1
+        self.events_written += len(rows)
+        for batch, future, loop in pending:
+            loop.call_soon_threadsafe(_succeed, future, len(batch))
+
+
+def _succeed(future: asyncio.Future[int], value: int) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[int], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,283 @@
+"""POS import: a till export (one row per line item) becomes one "Order Completed" per receipt.
+
+The whole import runs in DuckDB (read, parse, check, group, build the Segment message) so a
+file of millions of line items imports in seconds. Each receipt's event is an ordinary track
+message: `context.channel = "store"`, `properties.store_id`, `properties.order_id`, a `products`
+array, and the member card in `context.traits.member_card` for identity resolution.
+
+A receipt is imported whole or not at all: when one of its rows is rejected, so are the others,
+so that a corrected file imports the complete receipt (a partial one would block it as a
+duplicate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
+from tsunagu.store import Store, insert_new_events, utcnow
+from tsunagu.store.files import (
+    Column,
+    ImportResult,
+    TableSpec,
+    record_import,
+    rejects_path,
+    stage,
+    write_rejects,
+)
+
+POS_SPEC = TableSpec(
+    kind="pos",
+    columns=(
+        Column(
+            "receipt_id",
+            required=True,
+            aliases=(
+                "receipt", "receipt_no", "receipt_number", "transaction_id", "transaction_no",
+                "invoice", "invoice_no", "invoiceno", "order_id", "order_no",
+                "レシート番号", "レシートNo", "伝票番号", "取引番号", "取引ID",
+            ),
+        ),
+        Column("line_no", "int", aliases=("line", "line_number", "item_no", "行番号", "明細番号", "明細No")),
+        Column(
+            "store_id",
+            required=True,
+            aliases=("store", "store_code", "shop_id", "shop_code", "shop", "店舗コード", "店舗ID", "店舗番号", "店舗"),
+        ),
+        Column(
+            "sold_at",
+            "timestamp",
+            required=True,
+            aliases=(
+                "timestamp", "datetime", "date_time", "date", "invoice_date", "invoicedate",
+                "transaction_date", "transaction_time", "purchased_at", "order_date",
+                "日時", "取引日時", "売上日時", "購入日時", "売上日", "取引日",
+            ),
+        ),
+        Column(
+            "member_card",
+            aliases=(
+                "card", "card_no", "card_number", "member_card_no", "member_no", "customer_id",
+                "customerid", "customer", "会員番号", "会員カード番号", "カード番号", "会員ID",
+            ),
+        ),
+        Column(
+            "sku",
+            required=True,
+            aliases=(
+                "product_id", "item_id", "item_code", "product_code", "stock_code", "stockcode",
+                "jan", "jan_code", "商品コード", "JANコード", "品番", "商品ID",
+            ),
+        ),
+        Column("name", aliases=("description", "product_name", "item_name", "商品名")),
+        Column(
+            "quantity",
+            "int",
+            required=True,
+            aliases=("qty", "quantity_sold", "数量", "個数", "点数"),
+            check="{v} <> 0",
+            check_reason="must not be 0",
+        ),
+        Column(
+            "unit_price",
+            "number",
+            aliases=("price", "unitprice", "selling_price", "単価", "販売単価", "売価"),
+            check="{v} >= 0",
+            check_reason="must not be negative",
+        ),
+        Column(
+            "amount",
+            "number",
+            aliases=("line_total", "total", "sales", "金額", "売上金額", "小計"),
+        ),
+        Column(
+            "discount",
+            "number",
+            aliases=("discount_amount", "値引", "値引額", "割引", "割引額"),
+            check="{v} >= 0",
+            check_reason="must not be negative",
+        ),
+        Column("payment_method", aliases=("payment", "payment_type", "支払方法", "決済方法", "支払区分")),
+        Column("coupon_code", aliases=("coupon", "coupon_id", "クーポン", "クーポンコード")),
+    ),
+)
+
+_MACROS = """
+CREATE OR REPLACE TEMP MACRO money(x) AS
+    CASE WHEN x = trunc(x) THEN CAST(CAST(x AS BIGINT) AS JSON) ELSE CAST(x AS JSON) END;
+CREATE OR REPLACE TEMP MACRO iso_utc(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g') || 'Z';
+"""
+
+# Line items that passed the row checks, one receipt per (store, receipt number, business day):
+# many tills restart their receipt numbers every day.
+_RECEIPTS = """
+CREATE OR REPLACE TEMP TABLE _lines AS
+SELECT *,
+       coalesce(unit_price, amount / quantity) AS price,
+       coalesce(discount, 0) AS line_discount,
+       strftime(CAST((sold_at AT TIME ZONE 'UTC') AT TIME ZONE {zone} AS DATE), '%Y%m%d') AS business_day
+FROM _in WHERE _reason IS NULL;
+ALTER TABLE _lines ADD COLUMN order_key VARCHAR;
+UPDATE _lines SET order_key = 'pos:' || store_id || ':' || business_day || ':' || receipt_id;
+
+CREATE OR REPLACE TEMP TABLE _receipts AS
+SELECT order_key, store_id, receipt_id, business_day,
+       min(_row) AS first_row,
+       min(sold_at) AS sold_at,
+       count(DISTINCT member_card) AS cards,
+       any_value(member_card) AS member_card,
+       any_value(payment_method) AS payment_method,
+       any_value(coupon_code) AS coupon_code,
+       sum(quantity) AS units,
+       sum(quantity * price) - sum(line_discount) AS revenue,
+       sum(line_discount) AS discount,
+       to_json(list(json_object(
+           'product_id', sku, 'sku', sku, 'name', name, 'quantity', quantity,
+           'price', money(price), 'discount', money(line_discount)
+       ) ORDER BY coalesce(line_no, _row))) AS products
+FROM _lines
+GROUP BY order_key, store_id, receipt_id, business_day;
+"""
+
+# Rows of a receipt that cannot be imported whole are rejected with it.
+_RECEIPT_REASONS = """
+UPDATE _in SET _reason = r.why
+FROM (
+    SELECT l.store_id, l.receipt_id, min(l._row) AS bad_row,
+           'receipt_id: another row of this receipt was rejected (row ' || min(l._row) || ')' AS why
+    FROM _in AS l WHERE l._reason IS NOT NULL AND l.receipt_id IS NOT NULL AND l.store_id IS NOT NULL
+    GROUP BY l.store_id, l.receipt_id
+) AS r
+WHERE _in._reason IS NULL AND _in.store_id = r.store_id AND _in.receipt_id = r.receipt_id;
+
+UPDATE _in SET _reason = 'member_card: rows of this receipt name different member cards'
+FROM (SELECT store_id, receipt_id FROM _in WHERE _reason IS NULL
+      GROUP BY store_id, receipt_id HAVING count(DISTINCT member_card) > 1) AS r
+WHERE _in._reason IS NULL AND _in.store_id = r.store_id AND _in.receipt_id = r.receipt_id;
+"""
+
+_EVENTS = """
+CREATE OR REPLACE TEMP TABLE _pos_events AS
+WITH orders AS (
+    SELECT order_key AS message_id,
+           CASE WHEN units < 0 THEN 'Order Refunded' ELSE 'Order Completed' END AS event,
+           CASE WHEN member_card IS NOT NULL THEN 'card:' || member_card
+                ELSE 'receipt:' || store_id || ':' || business_day || ':' || receipt_id END AS anonymous_id,
+           *
+    FROM _receipts
+), messages AS (
+    SELECT message_id, 'track' AS type, event, NULL AS user_id, anonymous_id, 'store' AS channel,
+           store_id, sold_at AS timestamp, first_row, json_object(
+               'type', 'track', 'event', event, 'messageId', message_id,
+               'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
+               'receivedAt', iso_utc({received_at}),
+               'context', json_object('channel', 'store', 'traits',
+                   CASE WHEN member_card IS NULL THEN json_object()
+                        ELSE json_object('member_card', member_card) END),
+               'properties', json_object(
+                   'order_id', receipt_id, 'store_id', store_id, 'revenue', money(revenue),
+                   'total', money(revenue), 'discount', money(discount), 'currency', 'JPY',
+                   'payment_method', payment_method, 'coupon', coupon_code,
+                   'products', products)
+           ) AS raw
+    FROM orders
+    UNION ALL
+    SELECT message_id || ':coupon', 'track', 'Coupon Redeemed', NULL, anonymous_id, 'store',
+           store_id, sold_at, first_row, json_object(
+               'type', 'track', 'event', 'Coupon Redeemed', 'messageId', message_id || ':coupon',
+               'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
+               'receivedAt', iso_utc({received_at}),
+               'context', json_object('channel', 'store', 'traits',
+                   CASE WHEN member_card IS NULL THEN json_object()
+                        ELSE json_object('member_card', member_card) END),
+               'properties', json_object(
+                   'coupon_id', coupon_code, 'order_id', receipt_id, 'store_id', store_id,
+                   'discount', money(discount), 'currency', 'JPY')
+           )
+    FROM orders WHERE coupon_code IS NOT NULL AND event = 'Order Completed'
+)
+SELECT message_id, type, event, user_id, anonymous_id, channel, store_id, timestamp,
+       {received_at} AS received_at, {source} AS source, raw
+FROM messages ORDER BY timestamp, first_row;
+"""
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def import_pos(
+    *,
+    store: Store,
+    path: Path,
+    encoding: str | None = None,
+    timezone: str = "Asia/Tokyo",
+    store_id: str | None = None,
+) -> ImportResult:
+    """Import a POS export (see docs/data-formats.md); rejected rows go to `FILE.rejects.csv`.
+
+    `store_id` fills in the store for exports that have no store column (one file per store).
+    Importing the same file twice adds nothing: a receipt's message id is derived from its store,
+    business day and receipt number.
+    """
+    started = utcnow()
+    result = ImportResult(kind="pos", file=str(path))
+    received_at = utcnow()
+    received_sql = f"TIMESTAMP '{received_at.isoformat(sep=' ')}'"
+    earliest = EARLIEST.replace(tzinfo=None).isoformat(sep=" ")
+    latest = (received_at + FUTURE_SLACK).isoformat(sep=" ")
+    with store.transaction() as cur:
+        cur.execute(_MACROS)
+        staged = stage(
+            cur,
+            path,
+            POS_SPEC,
+            encoding=encoding,
+            timezone=timezone,
+            workdir=store.path.parent / "tmp",
+            defaults={"store_id": store_id} if store_id else None,
+            extra_reasons=lambda mapping: [
+                (
+                    "unit_price IS NULL AND amount IS NULL",
+                    "unit_price: required (or an amount column with the line total)",
+                ),
+                (
+                    f"sold_at < TIMESTAMP '{earliest}' OR sold_at > TIMESTAMP '{latest}'",
+                    "sold_at: outside 1990-01-01 .. now + 1 day",
+                ),
+            ],
+        )
+        if "store_id" not in staged.mapping and store_id:
+            result.warnings.append(f"no store column: every receipt is assigned to store {store_id}")
+        cur.execute(_RECEIPT_REASONS)
+        cur.execute(_RECEIPTS.format(zone=_lit(timezone)))
+        cur.execute(
+            _EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}"))
+        )
+        # Receipts stored by an earlier import: their rows are duplicates, not imports.
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _seen AS SELECT message_id FROM _pos_events "
+            "WHERE message_id IN (SELECT message_id FROM events)"
+        )
+        result.duplicates = int(
+            cur.execute(  # type: ignore[index]
+                "SELECT count(*) FROM _lines WHERE order_key IN (SELECT message_id FROM _seen)"
+            ).fetchone()[0]
+        )
+        insert_new_events(cur, "_pos_events")
+        result.read = staged.rows + len(staged.malformed)
+        result.rejected = write_rejects(
+            cur,
+            rejects_path(path),
+            malformed=staged.malformed,
+            columns=[c.name for c in POS_SPEC.columns if c.name in staged.mapping],
+        )
+        result.imported = result.read - result.rejected - result.duplicates
+        result.rejects_file = str(rejects_path(path)) if result.rejected else None
+        for table in ("_in", "_lines", "_receipts", "_pos_events", "_seen"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        record_import(cur, result, started)
+    if staged.temp_file is not None:
+        staged.temp_file.unlink(missing_ok=True)
+    return result
+

@@ -1,0 +1,55 @@
+"""Errors tsunagu raises, all with fields a person can act on.
+
+    TsunaguError
+    ├── InvalidInput (ValueError)        bad input: names the field and the reason  → 400
+    │   ├── InvalidEvent                 a Segment message that cannot be accepted
+    │   └── PayloadTooLarge              Segment's size and count limits            → 400
+    ├── AuthError                        missing or wrong key                        → 401
+    │   └── Forbidden                    key lacks the scope                         → 403
+    ├── NotFound (LookupError)           no such profile / source / ...              → 404
+    └── StoreBusy                        the database is held by another process     → 503
+"""
+
+from __future__ import annotations
+
+
+class TsunaguError(Exception):
+    """Base of every error tsunagu raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class InvalidInput(TsunaguError, ValueError):
+    code = "invalid_input"
+
+
+class InvalidEvent(InvalidInput):
+    code = "invalid_event"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class AuthError(TsunaguError):
+    code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+
+
+class NotFound(TsunaguError, LookupError):
+    code = "not_found"
+
+
+class StoreBusy(TsunaguError):
+    code = "store_busy"

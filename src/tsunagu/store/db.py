@@ -1,0 +1,187 @@
+"""The embedded store: one DuckDB file in the data dir, owned by one process for writing.
+
+Everything that reads or writes the database goes through `Store`; domains hand it SQL (or
+Arrow tables) and never keep connections of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tsunagu.events.normalize import COLUMNS, EventRow
+from tsunagu.exceptions import StoreBusy
+from tsunagu.store.schema import MIGRATIONS
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("channel", pa.string()),
+        ("store_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("received_at", pa.timestamp("us")),
+        ("source", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+# New rows only: a messageId already stored, or repeated inside the batch, is skipped.
+_INSERT_NEW_EVENTS = f"""
+INSERT INTO events ({", ".join(COLUMNS)})
+SELECT {", ".join(COLUMNS)} FROM (
+    SELECT * FROM {{batch}} QUALIFY row_number() OVER (PARTITION BY message_id) = 1
+) AS b
+WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.message_id = b.message_id)
+"""
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC the store keeps."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def events_table(rows: Sequence[EventRow]) -> pa.Table:
+    """Rows as an Arrow table in the events table's column order."""
+    columns = {name: [getattr(r, name) for r in rows] for name in COLUMNS}
+    return pa.table(columns, schema=_EVENT_SCHEMA)
+
+
+class Store:
+    """A DuckDB database with tsunagu's schema, migrated on open."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StoreBusy(_busy_message(path, exc)) from None
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one thread; DuckDB connections are not shared across threads."""
+        return self._con.cursor()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One writer at a time inside this process; commit on success, roll back on error."""
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params).fetchall()
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    # -- schema ------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        try:
+            return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
+        except duckdb.CatalogException:
+            return 0
+
+    def _migrate(self) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMP NOT NULL)"
+            )
+        self._apply_migrations()
+
+    def _apply_migrations(self) -> None:
+        current = self.schema_version
+        for version, (description, statements) in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()]
+                )
+
+    # -- events ------------------------------------------------------------------------------
+    def insert_events(self, rows: Sequence[EventRow] | pa.Table) -> int:
+        """Store events not stored before (by messageId) in one commit; returns how many were new.
+
+        Durable when it returns: DuckDB syncs its write-ahead log on commit.
+        """
+        table = rows if isinstance(rows, pa.Table) else events_table(rows)
+        if table.num_rows == 0:
+            return 0
+        with self.transaction() as cur:
+            cur.register("_event_batch", table)
+            try:
+                return insert_new_events(cur, "_event_batch")
+            finally:
+                cur.unregister("_event_batch")
+
+
+def insert_new_events(cur: duckdb.DuckDBPyConnection, relation: str) -> int:
+    """Insert the rows of `relation` (events columns) whose messageId is new; returns the count.
+
+    Runs inside the caller's transaction.
+    """
+    inserted = cur.execute(_INSERT_NEW_EVENTS.format(batch=relation)).fetchone()
+    return int(inserted[0]) if inserted else 0
+
+
+def _busy_message(path: Path, exc: Exception) -> str:
+    server = path.parent / "server.json"
+    if server.exists():
+        try:
+            info = json.loads(server.read_text())
+            where = f" (pid {info.get('pid')}, {info.get('url')})"
+        except (OSError, ValueError):
+            where = ""
+        return (
+            f"the store {path} is held by a running tsunagu server{where}. "
+            "Send data to it over HTTP, or stop it (Ctrl+C) and run this command again."
+        )
+    return (
+        f"cannot open the store {path}: another process holds it ({exc}). "
+        "Stop that process, or point --data-dir somewhere else."
+    )

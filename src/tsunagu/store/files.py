@@ -1,0 +1,414 @@
+"""Reading import files into DuckDB: encodings, column names as real exports spell them, typed
+parsing with a reason for every row that does not parse, and the rejects file.
+
+An import kind is described by a `TableSpec` (its columns, their types and the other names they
+go by); `stage()` loads a CSV or Parquet file into a temporary table `_in` with one typed column
+per spec column, `_row` (the row's number in the file, the header being row 1) and `_reason`
+(why the row cannot be imported, or NULL).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+from charset_normalizer import from_bytes
+
+from tsunagu.exceptions import InvalidInput
+
+Kind = Literal["text", "int", "number", "bool", "date", "timestamp", "float"]
+
+# Formats tills and back-office exports write, tried in order after ISO 8601.
+_TIME_FORMATS = [
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y%m%d%H%M%S",
+    "%Y%m%d %H%M%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%Y/%m/%d",
+    "%Y%m%d",
+    "%m/%d/%Y",
+]
+_DATE_FORMATS = ["%Y/%m/%d", "%Y%m%d", "%m/%d/%Y", "%Y.%m.%d"]
+_TRUE = ("true", "t", "1", "yes", "y", "はい", "有", "○", "◯")
+_FALSE = ("false", "f", "0", "no", "n", "いいえ", "無", "×", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: Kind = "text"
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+    check: str | None = None
+    """SQL condition on the parsed value `{v}` that must hold, e.g. `{v} >= 0`."""
+    check_reason: str = "out of range"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    kind: str
+    columns: tuple[Column, ...]
+    keep_extra: bool = True
+    """Columns the spec does not name are kept as a JSON object in `_extra`."""
+
+
+@dataclass(slots=True)
+class Staged:
+    """What `stage()` loaded: the mapping it used and how many rows it read."""
+
+    rows: int
+    mapping: dict[str, str]
+    extra: list[str]
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)
+    """Rows the CSV parser could not split: (row, reason, text)."""
+    temp_file: Path | None = None
+
+
+def header_key(name: str) -> str:
+    """Compare headers loosely: NFKC, lower case, no spaces, `-`/`_`/`.` ignored."""
+    name = unicodedata.normalize("NFKC", name).strip().lower().lstrip("\ufeff")
+    return re.sub(r"[\s_\-.・]", "", name)
+
+
+def map_headers(headers: Sequence[str], spec: TableSpec) -> tuple[dict[str, str], list[str]]:
+    """Spec column → file header, and the headers no spec column claims."""
+    by_key = {header_key(h): h for h in headers}
+    mapping: dict[str, str] = {}
+    for column in spec.columns:
+        for candidate in (column.name, *column.aliases):
+            found = by_key.get(header_key(candidate))
+            if found is not None and found not in mapping.values():
+                mapping[column.name] = found
+                break
+    extra = [h for h in headers if h not in mapping.values() and h.strip()]
+    return mapping, extra
+
+
+def detect_encoding(path: Path, given: str | None) -> str:
+    """`given`, or UTF-8 when the start of the file decodes as it, or what charset_normalizer finds
+    (Shift_JIS / cp932 exports are common in Japan)."""
+    if given:
+        try:
+            return codecs.lookup(given).name
+        except LookupError:
+            raise InvalidInput(f"encoding: unknown encoding {given!r}", field="encoding") from None
+    with path.open("rb") as fh:
+        sample = fh.read(1 << 20)
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start > len(sample) - 4:  # a character cut at the end of the sample
+            return "utf-8"
+    best = from_bytes(sample, cp_isolation=["cp932", "shift_jis", "euc_jp", "iso2022_jp", "utf_16"]).best()
+    if best is None:
+        return "cp932"
+    name = codecs.lookup(best.encoding).name
+    return "cp932" if name in ("shift_jis",) else name
+
+
+def transcode(path: Path, encoding: str, workdir: Path) -> Path:
+    """A UTF-8 copy of `path` (DuckDB reads UTF-8 only without extensions); bad bytes become U+FFFD."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / f"{path.name}.utf8.csv"
+    with path.open("r", encoding=encoding, errors="replace", newline="") as src, out.open(
+        "w", encoding="utf-8", newline=""
+    ) as dst:
+        while chunk := src.read(1 << 22):
+            dst.write(chunk)
+    return out
+
+
+def _csv_headers(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(1 << 16)
+    if not sample.strip():
+        raise InvalidInput(f"{path.name}: the file is empty", field="file")
+    first = next(csv.reader([sample.splitlines()[0]], delimiter=_delimiter(sample)), [])
+    return [h.lstrip("\ufeff") for h in first]
+
+
+def _delimiter(sample: str) -> str:
+    first_line = sample.splitlines()[0] if sample else ""
+    return max([",", "\t", ";", "|"], key=first_line.count)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _parse_expr(column: Column, raw: str, timezone: str) -> str:
+    """SQL turning the text `raw` into the column's type, NULL when it does not parse."""
+    # Full-width digits and signs (０１２, －) are normal in Japanese spreadsheets.
+    num = f"replace(replace(nfc_normalize({raw}), ',', ''), '¥', '')"
+    num = f"translate({num}, '０１２３４５６７８９－．＋', '0123456789-.+')"
+    if column.kind == "text":
+        return raw
+    if column.kind == "int":
+        dec = f"try_cast({num} AS DECIMAL(38, 6))"
+        # "12.0" is a whole number; "12.5" is not.
+        return f"coalesce(try_cast({num} AS BIGINT), CASE WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END)"
+    if column.kind in ("number", "float"):
+        return f"try_cast({num} AS DOUBLE)"
+    if column.kind == "bool":
+        t = ", ".join(_literal(v) for v in _TRUE)
+        f = ", ".join(_literal(v) for v in _FALSE if v)
+        return (
+            f"CASE WHEN lower({raw}) IN ({t}) THEN true "
+            f"WHEN lower({raw}) IN ({f}) THEN false ELSE NULL END"
+        )
+    if column.kind == "date":
+        fmts = "[" + ", ".join(_literal(f) for f in _DATE_FORMATS) + "]"
+        return f"coalesce(try_cast({raw} AS DATE), try_strptime({raw}, {fmts})::DATE)"
+    if column.kind == "timestamp":
+        fmts = "[" + ", ".join(_literal(f) for f in _TIME_FORMATS) + "]"
+        zone = _literal(timezone)
+        # With an offset (Z, +09:00): as given. Without: local time of the retailer's zone.
+        return (
+            f"CASE WHEN regexp_matches({raw}, '(Z|[+-]\\d\\d:?\\d\\d)$') "
+            f"THEN try_cast({raw} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
+            f"ELSE (coalesce(try_cast({raw} AS TIMESTAMP), try_strptime({raw}, {fmts})) "
+            f"AT TIME ZONE {zone}) AT TIME ZONE 'UTC' END"
+        )
+    raise AssertionError(column.kind)
+
+
+_KIND_WORDS = {
+    "int": "a whole number",
+    "number": "a number",
+    "float": "a number",
+    "bool": "true or false",
+    "date": "a date (YYYY-MM-DD)",
+    "timestamp": "a date and time",
+}
+
+
+def _file_format(path: Path) -> str:
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    if suffix.startswith(".parquet") or suffix == ".pq":
+        return "parquet"
+    if suffix.startswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "csv"
+
+
+def stage(
+    cur: duckdb.DuckDBPyConnection,
+    path: Path,
+    spec: TableSpec,
+    *,
+    encoding: str | None = None,
+    timezone: str = "Asia/Tokyo",
+    workdir: Path,
+    defaults: dict[str, str] | None = None,
+    extra_reasons: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
+) -> Staged:
+    """Load `path` into the temp table `_in` (see module doc). `defaults` fills spec columns the
+    file lacks with a constant. `extra_reasons` adds (SQL condition, reason) checks over the
+    parsed columns (given the mapping), for rules that span columns."""
+    if not path.exists():
+        raise InvalidInput(f"file: {path} does not exist", field="file")
+    fmt = _file_format(path)
+    temp_file: Path | None = None
+    malformed: list[tuple[int, str, str]] = []
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        headers = list(pq.read_schema(path).names)
+        source = f"read_parquet({_literal(str(path))}, file_row_number = true)"
+    elif fmt == "csv":
+        enc = detect_encoding(path, encoding)
+        if enc not in ("utf-8", "ascii"):
+            temp_file = path = transcode(path, enc, workdir)
+        headers = _csv_headers(path)
+        if len(set(headers)) != len(headers):
+            dupes = sorted({h for h in headers if headers.count(h) > 1})
+            raise InvalidInput(f"header: column {dupes[0]!r} appears twice", field="header")
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+            delim = _delimiter(fh.read(1 << 16))
+        columns = ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in headers)
+        source = (
+            f"read_csv({_literal(str(path))}, header = true, delim = {_literal(delim)}, "
+            "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
+            f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
+        )
+    else:
+        raise InvalidInput(f"file: {spec.kind} imports take CSV or Parquet, not {path.suffix}", field="file")
+
+    mapping, extra = map_headers(headers, spec)
+    defaults = defaults or {}
+    missing = [
+        c.name for c in spec.columns if c.required and c.name not in mapping and c.name not in defaults
+    ]
+    if missing:
+        names = ", ".join(missing)
+        raise InvalidInput(
+            f"header: required column {names} not found (the file has: {', '.join(headers)})",
+            field=missing[0],
+        )
+
+    selects = ["_row"]
+    reasons: list[str] = []
+    for column in spec.columns:
+        if column.name in mapping:
+            raw = f"nullif(trim(CAST({_quote(mapping[column.name])} AS VARCHAR)), '')"
+        elif column.name in defaults:
+            raw = _literal(defaults[column.name])
+        else:
+            raw = "CAST(NULL AS VARCHAR)"
+        parsed = _parse_expr(column, raw, timezone)
+        selects.append(f"{parsed} AS {_quote(column.name)}")
+        selects.append(f"{raw} AS {_quote('_raw_' + column.name)}")
+    if spec.keep_extra and extra:
+        pairs = ", ".join(f"{_literal(h)}, {_quote(h)}" for h in extra)
+        selects.append(f"json_object({pairs}) AS _extra")
+    else:
+        selects.append("CAST(NULL AS JSON) AS _extra")
+
+    row_expr = "file_row_number + 2" if fmt == "parquet" else "row_number() OVER () + 1"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT {row_expr} AS _row, * FROM {source}")
+    if fmt == "csv":
+        malformed = _malformed_rows(cur)
+        if malformed:
+            _renumber(cur, [row for row, _, _ in malformed])
+
+    for column in spec.columns:
+        name = _quote(column.name)
+        raw = _quote("_raw_" + column.name)
+        label = column.name
+        if column.required:
+            reasons.append(f"WHEN {raw} IS NULL THEN {_literal(label + ': required')}")
+        if column.kind != "text":
+            why = f"{label}: not {_KIND_WORDS[column.kind]}: "
+            reasons.append(
+                f"WHEN {raw} IS NOT NULL AND {name} IS NULL THEN {_literal(why)} || left({raw}, 100)"
+            )
+        if column.check:
+            cond = column.check.format(v=name)
+            reasons.append(
+                f"WHEN {name} IS NOT NULL AND NOT ({cond}) THEN "
+                f"{_literal(label + ': ' + column.check_reason + ': ')} || left({raw}, 100)"
+            )
+    for cond, reason in extra_reasons(mapping) if extra_reasons else []:
+        reasons.append(f"WHEN {cond} THEN {_literal(reason)}")
+    reason_sql = f"CASE {' '.join(reasons)} ELSE NULL END" if reasons else "NULL"
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _src"
+    )
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _in AS SELECT *, {reason_sql} AS _reason FROM _typed")
+    cur.execute("DROP TABLE _src")
+    cur.execute("DROP TABLE _typed")
+    rows = int(cur.execute("SELECT count(*) FROM _in").fetchone()[0])  # type: ignore[index]
+    return Staged(rows=rows, mapping=mapping, extra=extra, malformed=malformed, temp_file=temp_file)
+
+
+def _malformed_rows(cur: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
+    try:
+        rows = cur.execute(
+            "SELECT DISTINCT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+        ).fetchall()
+        cur.execute("DELETE FROM reject_errors")
+        cur.execute("DELETE FROM reject_scans")
+    except duckdb.CatalogException:
+        return []
+    seen: dict[int, tuple[int, str, str]] = {}
+    for line, error_type, message, text in rows:
+        seen.setdefault(int(line), (int(line), f"{str(error_type).lower()}: {message}", text or ""))
+    return list(seen.values())
+
+
+def _renumber(cur: duckdb.DuckDBPyConnection, rejected_lines: list[int]) -> None:
+    """Give rows after a line the CSV parser dropped their real place in the file.
+
+    Row k (1-based, `_row` = k + 1) comes after the i-th dropped line r_i (0-based i) exactly
+    when `_row` >= r_i - i, so it moves down by the number of such i.
+    """
+    bounds = ", ".join(str(r - i) for i, r in enumerate(sorted(rejected_lines)))
+    cur.execute(
+        f"UPDATE _src SET _row = _row + "
+        f"(SELECT count(*) FROM unnest([{bounds}]) AS t(b) WHERE t.b <= _src._row)"
+    )
+
+
+def write_rejects(
+    cur: duckdb.DuckDBPyConnection,
+    target: Path,
+    *,
+    malformed: Sequence[tuple[int, str, str]] = (),
+    where: str = "_reason IS NOT NULL",
+    columns: Sequence[str] = (),
+) -> int:
+    """Write rejected rows (row number, reason, the row as read) to `target`; returns the count.
+
+    Removes an old rejects file when there is nothing to reject, so a stale one never misleads.
+    """
+    raw_cols = ", ".join(_quote("_raw_" + c) + " AS " + _quote(c) for c in columns)
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rejects AS SELECT _row AS row, _reason AS reason"
+        f"{', ' + raw_cols if raw_cols else ''} FROM _in WHERE {where}"
+    )
+    for row, reason, text in malformed:
+        cur.execute("INSERT INTO _rejects (row, reason) VALUES (?, ?)", [row, f"{reason}: {text[:500]}"])
+    count = int(cur.execute("SELECT count(*) FROM _rejects").fetchone()[0])  # type: ignore[index]
+    if count:
+        cur.execute(
+            f"COPY (SELECT * FROM _rejects ORDER BY row) TO {_literal(str(target))} (HEADER, DELIMITER ',')"
+        )
+    elif target.exists():
+        target.unlink()
+    cur.execute("DROP TABLE _rejects")
+    return count
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What an import did; printed by the CLI and returned by the API."""
+
+    kind: str
+    file: str
+    read: int = 0
+    imported: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejects_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def rejects_path(path: Path) -> Path:
+    """`FILE.rejects.csv` beside the imported file."""
+    return path.with_name(path.name + ".rejects.csv")
+
+
+def record_import(cur: duckdb.DuckDBPyConnection, result: ImportResult, started_at: object) -> None:
+    import uuid
+
+    from tsunagu.store.db import utcnow
+
+    cur.execute(
+        "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            uuid.uuid4().hex,
+            result.kind,
+            result.file,
+            result.read,
+            result.imported,
+            result.rejected,
+            result.duplicates,
+            started_at,
+            utcnow(),
+        ],
+    )

@@ -1,0 +1,108 @@
+"""The store's schema, as an ordered list of migrations.
+
+A database remembers the version it is at (`schema_version`); opening it runs whatever
+migrations it has not seen, each in one transaction. Add a migration at the end; never edit one
+that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "events, sources and master data",
+        [
+            # One table for every channel, online and offline. The columns are those queries
+            # filter and group on; `raw` keeps the whole message, unknown fields included.
+            # Times are naive UTC.
+            """CREATE TABLE events (
+                message_id   VARCHAR   NOT NULL,
+                type         VARCHAR   NOT NULL,
+                event        VARCHAR,
+                user_id      VARCHAR,
+                anonymous_id VARCHAR,
+                channel      VARCHAR   NOT NULL,
+                store_id     VARCHAR,
+                timestamp    TIMESTAMP NOT NULL,
+                received_at  TIMESTAMP NOT NULL,
+                source       VARCHAR   NOT NULL,
+                raw          JSON      NOT NULL
+            )""",
+            """CREATE TABLE sources (
+                source_id  VARCHAR PRIMARY KEY,
+                name       VARCHAR NOT NULL UNIQUE,
+                key_hash   VARCHAR NOT NULL UNIQUE,
+                key_prefix VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                revoked_at TIMESTAMP
+            )""",
+            """CREATE TABLE stores (
+                store_id   VARCHAR PRIMARY KEY,
+                name       VARCHAR NOT NULL,
+                prefecture VARCHAR,
+                city       VARCHAR,
+                address    VARCHAR,
+                postcode   VARCHAR,
+                lat        DOUBLE,
+                lon        DOUBLE,
+                store_type VARCHAR,
+                opened_on  DATE,
+                attributes JSON,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE products (
+                sku             VARCHAR PRIMARY KEY,
+                name            VARCHAR NOT NULL,
+                category        VARCHAR,
+                subcategory     VARCHAR,
+                brand           VARCHAR,
+                price           BIGINT,
+                repeat_purchase BOOLEAN,
+                launched_on     DATE,
+                attributes      JSON,
+                updated_at      TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE members (
+                member_id     VARCHAR PRIMARY KEY,
+                member_card   VARCHAR,
+                name          VARCHAR,
+                name_kana     VARCHAR,
+                email         VARCHAR,
+                phone         VARCHAR,
+                line_user_id  VARCHAR,
+                birth_date    DATE,
+                gender        VARCHAR,
+                postcode      VARCHAR,
+                prefecture    VARCHAR,
+                address       VARCHAR,
+                home_store_id VARCHAR,
+                registered_at TIMESTAMP,
+                email_opt_in  BOOLEAN,
+                line_opt_in   BOOLEAN,
+                push_opt_in   BOOLEAN,
+                dm_opt_in     BOOLEAN,
+                attributes    JSON,
+                updated_at    TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE inventory (
+                store_id   VARCHAR NOT NULL,
+                sku        VARCHAR NOT NULL,
+                quantity   BIGINT  NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (store_id, sku)
+            )""",
+            """CREATE TABLE imports (
+                import_id   VARCHAR PRIMARY KEY,
+                kind        VARCHAR NOT NULL,
+                file        VARCHAR NOT NULL,
+                rows_read   BIGINT NOT NULL,
+                imported    BIGINT NOT NULL,
+                rejected    BIGINT NOT NULL,
+                duplicates  BIGINT NOT NULL,
+                started_at  TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
