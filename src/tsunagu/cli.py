@@ -99,7 +99,9 @@ def generate(
             seed=seed,
             progress=lambda done: progress.update(task, completed=done),
         )
-    err.print(f"wrote {out}: " + ", ".join(f"{k} {v:,}" for k, v in dataclasses.asdict(summary).items()))
+    err.print(
+        f"wrote {out}: " + ", ".join(f"{k} {v:,}" for k, v in dataclasses.asdict(summary).items())
+    )
 
 
 @app.command("import")
@@ -136,7 +138,9 @@ def import_(
     table = Table(title=f"import {kind.value}: {file.name}", show_header=True)
     for column in ("read", "imported", "rejected", "duplicates skipped"):
         table.add_column(column, justify="right")
-    table.add_row(*(f"{n:,}" for n in (result.read, result.imported, result.rejected, result.duplicates)))
+    table.add_row(
+        *(f"{n:,}" for n in (result.read, result.imported, result.rejected, result.duplicates))
+    )
     console.print(table)
     for warning in result.warnings:
         err.print(f"[yellow]note:[/yellow] {warning}")
@@ -163,7 +167,9 @@ def demo(
     customers: Annotated[int, typer.Option(min=1)] = 2000,
     days: Annotated[int, typer.Option(min=1, max=3650)] = 180,
     seed: Annotated[int, typer.Option()] = 42,
-    out: Annotated[Path, typer.Option(help="Directory for the generated files.")] = Path("./demo-data"),
+    out: Annotated[Path, typer.Option(help="Directory for the generated files.")] = Path(
+        "./demo-data"
+    ),
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
@@ -194,7 +200,7 @@ def demo(
     console.print(
         f"\n[bold]demo write key[/bold]: {key}\n"
         f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
-        f"-d '{{\"userId\":\"M000001\",\"event\":\"Product Viewed\",\"properties\":{{\"sku\":\"P0001\"}}}}' "
+        f'-d \'{{"userId":"M000001","event":"Product Viewed","properties":{{"sku":"P0001"}}}}\' '
         f"http://{host}:{port}/v1/track\n"
         f"dashboard:    http://{host}:{port}/\n"
     )
@@ -211,7 +217,9 @@ def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, 
             source, key = create_source(store=store, name=name)
         except TsunaguError as exc:
             raise _fail(exc) from None
-    err.print(f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:")
+    err.print(
+        f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:"
+    )
     console.print(key)
 
 

@@ -1,13 +1,13 @@
 """Errors tsunagu raises, all with fields a person can act on.
 
-    TsunaguError
-    ├── InvalidInput (ValueError)        bad input: names the field and the reason  → 400
-    │   ├── InvalidEvent                 a Segment message that cannot be accepted
-    │   └── PayloadTooLarge              Segment's size and count limits            → 400
-    ├── AuthError                        missing or wrong key                        → 401
-    │   └── Forbidden                    key lacks the scope                         → 403
-    ├── NotFound (LookupError)           no such profile / source / ...              → 404
-    └── StoreBusy                        the database is held by another process     → 503
+TsunaguError
+├── InvalidInput (ValueError)        bad input: names the field and the reason  → 400
+│   ├── InvalidEvent                 a Segment message that cannot be accepted
+│   └── PayloadTooLarge              Segment's size and count limits            → 400
+├── AuthError                        missing or wrong key                        → 401
+│   └── Forbidden                    key lacks the scope                         → 403
+├── NotFound (LookupError)           no such profile / source / ...              → 404
+└── StoreBusy                        the database is held by another process     → 503
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ async def _collect(
 def _rejected(rejected: list[Rejection], *, accepted: int, single: bool) -> JSONResponse:
     first = rejected[0]
     if single:
-        return JSONResponse(error_body("invalid_event", first.message, first.field), status_code=400)
+        return JSONResponse(
+            error_body("invalid_event", first.message, first.field), status_code=400
+        )
     message = f"{len(rejected)} of {len(rejected) + accepted} messages rejected; first: batch[{first.index}] {first.message}"
     return JSONResponse(
         error_body(
@@ -93,9 +95,7 @@ def _rejected(rejected: list[Rejection], *, accepted: int, single: bool) -> JSON
             message,
             f"batch[{first.index}].{first.field}" if first.field else f"batch[{first.index}]",
             accepted=accepted,
-            rejected=[
-                {"index": r.index, "field": r.field, "message": r.message} for r in rejected
-            ],
+            rejected=[{"index": r.index, "field": r.field, "message": r.message} for r in rejected],
         ),
         status_code=400,
     )

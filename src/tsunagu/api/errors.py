@@ -50,7 +50,9 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     field = ".".join(loc) or None
-    message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid"))
+    message = (
+        f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid"))
+    )
     return JSONResponse(error_body("invalid_input", message, field), status_code=400)
 
 

@@ -27,14 +27,30 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
         TableSpec(
             "stores",
             (
-                Column("store_id", required=True, aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID")),
+                Column(
+                    "store_id",
+                    required=True,
+                    aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID"),
+                ),
                 Column("name", required=True, aliases=("store_name", "店舗名")),
                 Column("prefecture", aliases=("都道府県",)),
                 Column("city", aliases=("市区町村",)),
                 Column("address", aliases=("住所",)),
                 Column("postcode", aliases=("zip", "zipcode", "postal_code", "郵便番号")),
-                Column("lat", "float", aliases=("latitude", "緯度"), check=_LAT, check_reason="not a latitude"),
-                Column("lon", "float", aliases=("lng", "longitude", "経度"), check=_LON, check_reason="not a longitude"),
+                Column(
+                    "lat",
+                    "float",
+                    aliases=("latitude", "緯度"),
+                    check=_LAT,
+                    check_reason="not a latitude",
+                ),
+                Column(
+                    "lon",
+                    "float",
+                    aliases=("lng", "longitude", "経度"),
+                    check=_LON,
+                    check_reason="not a longitude",
+                ),
                 Column("store_type", aliases=("type", "format", "業態")),
                 Column("opened_on", "date", aliases=("opened", "open_date", "開店日")),
             ),
@@ -45,12 +61,35 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
         TableSpec(
             "products",
             (
-                Column("sku", required=True, aliases=("product_id", "item_id", "item_code", "jan", "jan_code", "商品コード", "JANコード", "品番")),
-                Column("name", required=True, aliases=("product_name", "item_name", "description", "商品名")),
+                Column(
+                    "sku",
+                    required=True,
+                    aliases=(
+                        "product_id",
+                        "item_id",
+                        "item_code",
+                        "jan",
+                        "jan_code",
+                        "商品コード",
+                        "JANコード",
+                        "品番",
+                    ),
+                ),
+                Column(
+                    "name",
+                    required=True,
+                    aliases=("product_name", "item_name", "description", "商品名"),
+                ),
                 Column("category", aliases=("カテゴリ", "カテゴリー", "部門")),
                 Column("subcategory", aliases=("sub_category", "サブカテゴリ", "サブカテゴリー")),
                 Column("brand", aliases=("ブランド",)),
-                Column("price", "int", aliases=("list_price", "unit_price", "価格", "売価", "定価"), check="{v} >= 0", check_reason="must not be negative"),
+                Column(
+                    "price",
+                    "int",
+                    aliases=("list_price", "unit_price", "価格", "売価", "定価"),
+                    check="{v} >= 0",
+                    check_reason="must not be negative",
+                ),
                 Column("repeat_purchase", "bool", aliases=("consumable", "リピート商材")),
                 Column("launched_on", "date", aliases=("launch_date", "発売日")),
             ),
@@ -61,20 +100,43 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
         TableSpec(
             "members",
             (
-                Column("member_id", required=True, aliases=("user_id", "userid", "customer_id", "会員ID")),
-                Column("member_card", aliases=("card", "card_no", "member_card_no", "会員番号", "会員カード番号", "カード番号")),
+                Column(
+                    "member_id",
+                    required=True,
+                    aliases=("user_id", "userid", "customer_id", "会員ID"),
+                ),
+                Column(
+                    "member_card",
+                    aliases=(
+                        "card",
+                        "card_no",
+                        "member_card_no",
+                        "会員番号",
+                        "会員カード番号",
+                        "カード番号",
+                    ),
+                ),
                 Column("name", aliases=("full_name", "氏名", "名前")),
                 Column("name_kana", aliases=("kana", "furigana", "氏名カナ", "フリガナ", "カナ")),
                 Column("email", aliases=("mail", "email_address", "メールアドレス", "メール")),
-                Column("phone", aliases=("tel", "telephone", "phone_number", "mobile", "電話番号", "携帯電話")),
+                Column(
+                    "phone",
+                    aliases=("tel", "telephone", "phone_number", "mobile", "電話番号", "携帯電話"),
+                ),
                 Column("line_user_id", aliases=("line_id", "LINE ID", "LINEユーザーID")),
                 Column("birth_date", "date", aliases=("birthday", "dob", "生年月日", "誕生日")),
                 Column("gender", aliases=("sex", "性別")),
                 Column("postcode", aliases=("zip", "zipcode", "postal_code", "郵便番号")),
                 Column("prefecture", aliases=("都道府県",)),
                 Column("address", aliases=("住所",)),
-                Column("home_store_id", aliases=("home_store", "store_id", "登録店舗", "よく行く店舗")),
-                Column("registered_at", "timestamp", aliases=("created_at", "signup_at", "入会日", "登録日")),
+                Column(
+                    "home_store_id", aliases=("home_store", "store_id", "登録店舗", "よく行く店舗")
+                ),
+                Column(
+                    "registered_at",
+                    "timestamp",
+                    aliases=("created_at", "signup_at", "入会日", "登録日"),
+                ),
                 Column("email_opt_in", "bool", aliases=("email_consent", "メール配信")),
                 Column("line_opt_in", "bool", aliases=("line_consent",)),
                 Column("push_opt_in", "bool", aliases=("push_consent",)),
@@ -87,10 +149,36 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
         TableSpec(
             "inventory",
             (
-                Column("store_id", required=True, aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID")),
-                Column("sku", required=True, aliases=("product_id", "item_id", "item_code", "jan", "商品コード", "JANコード")),
-                Column("quantity", "int", required=True, aliases=("qty", "stock", "on_hand", "在庫数", "在庫", "数量"), check="{v} >= 0", check_reason="must not be negative"),
-                Column("updated_at", "timestamp", aliases=("as_of", "counted_at", "timestamp", "更新日時", "棚卸日時")),
+                Column(
+                    "store_id",
+                    required=True,
+                    aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID"),
+                ),
+                Column(
+                    "sku",
+                    required=True,
+                    aliases=(
+                        "product_id",
+                        "item_id",
+                        "item_code",
+                        "jan",
+                        "商品コード",
+                        "JANコード",
+                    ),
+                ),
+                Column(
+                    "quantity",
+                    "int",
+                    required=True,
+                    aliases=("qty", "stock", "on_hand", "在庫数", "在庫", "数量"),
+                    check="{v} >= 0",
+                    check_reason="must not be negative",
+                ),
+                Column(
+                    "updated_at",
+                    "timestamp",
+                    aliases=("as_of", "counted_at", "timestamp", "更新日時", "棚卸日時"),
+                ),
             ),
             keep_extra=False,
         ),
@@ -100,7 +188,12 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
 
 
 def import_master(
-    *, store: Store, kind: str, path: Path, encoding: str | None = None, timezone: str = "Asia/Tokyo"
+    *,
+    store: Store,
+    kind: str,
+    path: Path,
+    encoding: str | None = None,
+    timezone: str = "Asia/Tokyo",
 ) -> ImportResult:
     """Upsert the rows of `path` into the `kind` table; rejects go to `FILE.rejects.csv`."""
     spec, key = SPECS[kind]
@@ -109,15 +202,21 @@ def import_master(
     names = [c.name for c in spec.columns]
     key_list = ", ".join(key)
     with store.transaction() as cur:
-        staged = stage(cur, path, spec, encoding=encoding, timezone=timezone, workdir=store.path.parent / "tmp")
+        staged = stage(
+            cur, path, spec, encoding=encoding, timezone=timezone, workdir=store.path.parent / "tmp"
+        )
         # Two rows with the same key in one file: the later one is the newer record.
         cur.execute(
-            f"UPDATE _in SET _reason = 'duplicate key in this file (a later row wins)' "
-            f"WHERE _reason IS NULL AND _row < (SELECT max(b._row) FROM _in b WHERE b._reason IS NULL AND "
+            "UPDATE _in SET _reason = 'duplicate key in this file (a later row wins)' "
+            "WHERE _reason IS NULL AND _row < (SELECT max(b._row) FROM _in b WHERE b._reason IS NULL AND "
             + " AND ".join(f"b.{k} = _in.{k}" for k in key)
             + ")"
         )
-        in_file_dupes = int(cur.execute("SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'").fetchone()[0])  # type: ignore[index]
+        in_file_dupes = int(
+            cur.execute("SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'").fetchone()[
+                0
+            ]
+        )  # type: ignore[index]
         # Rows identical to what is stored are duplicates: nothing to write.
         compare = " AND ".join(
             # A count without a time is the same count as the stored one.

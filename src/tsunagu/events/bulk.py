@@ -19,7 +19,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from tsunagu.events.normalize import EventRow, normalize
 from tsunagu.exceptions import InvalidInput, TsunaguError
 from tsunagu.store import Store, utcnow
-from tsunagu.store.files import ImportResult, detect_encoding, header_key, record_import, rejects_path
+from tsunagu.store.files import (
+    ImportResult,
+    detect_encoding,
+    header_key,
+    record_import,
+    rejects_path,
+)
 
 BATCH = 50_000
 
@@ -123,7 +129,9 @@ def _source_rows(path: Path, encoding: str | None) -> Iterator[tuple[int, int, A
         return _parquet_rows(path)
     if suffix in (".csv", ".tsv", ".txt"):
         return _csv_rows(path, encoding)
-    raise InvalidInput(f"file: events import takes .jsonl, .csv or .parquet, not {suffix!r}", field="file")
+    raise InvalidInput(
+        f"file: events import takes .jsonl, .csv or .parquet, not {suffix!r}", field="file"
+    )
 
 
 def import_events(
@@ -135,7 +143,9 @@ def import_events(
     console: Console | None = None,
 ) -> ImportResult:
     """Import events from `path` (see module doc); returns counts and the rejects file."""
-    del timezone  # Segment timestamps carry their offset; naive ones are UTC, as Segment reads them.
+    del (
+        timezone
+    )  # Segment timestamps carry their offset; naive ones are UTC, as Segment reads them.
     started = utcnow()
     result = ImportResult(kind="events", file=str(path))
     rejects = rejects_path(path)

@@ -45,7 +45,9 @@ def decode_body(body: bytes, *, encoding: str | None, limit: int) -> Any:
         if len(body) > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"body: larger than {limit // 1024} KB", field="body")
     elif encoding and encoding.lower() not in ("identity", ""):
-        raise InvalidEvent(f"Content-Encoding: {encoding!r} is not supported", field="Content-Encoding")
+        raise InvalidEvent(
+            f"Content-Encoding: {encoding!r} is not supported", field="Content-Encoding"
+        )
     if len(body) > limit:
         raise PayloadTooLarge(f"body: larger than {limit // 1024} KB", field="body")
     try:
@@ -67,7 +69,9 @@ def _parse_time(value: Any, field_name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidEvent(f"{field_name}: {value!r} is not an ISO 8601 time", field=field_name) from None
+        raise InvalidEvent(
+            f"{field_name}: {value!r} is not an ISO 8601 time", field=field_name
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -128,7 +132,9 @@ class Collector:
         self._store = store
         self._interval = interval_ms / 1000
         self._max_events = max_events
-        self._queue: queue.Queue[tuple[list[EventRow], asyncio.Future[int], asyncio.AbstractEventLoop] | None] = queue.Queue()
+        self._queue: queue.Queue[
+            tuple[list[EventRow], asyncio.Future[int], asyncio.AbstractEventLoop] | None
+        ] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tsunagu-writer", daemon=True)
         self.commits = 0
         self.events_written = 0
@@ -162,7 +168,9 @@ class Collector:
             deadline = self._interval
             while count < self._max_events:
                 try:
-                    nxt = self._queue.get(timeout=deadline) if deadline else self._queue.get_nowait()
+                    nxt = (
+                        self._queue.get(timeout=deadline) if deadline else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -117,7 +117,9 @@ def _store_id(properties: dict[str, Any], context: dict[str, Any]) -> str | None
     return str(value)
 
 
-def _resolve_timestamp(msg: _Message, received_at: datetime, batch_sent_at: datetime | None) -> datetime:
+def _resolve_timestamp(
+    msg: _Message, received_at: datetime, batch_sent_at: datetime | None
+) -> datetime:
     """Segment's rule: the given timestamp, else correct the device clock by sentAt."""
     if msg.timestamp is not None:
         return _utc(msg.timestamp)
@@ -157,9 +159,7 @@ def normalize(
     if kind is None:
         raise InvalidEvent("type: type is required", field="type")
     if kind not in MESSAGE_TYPES:
-        raise InvalidEvent(
-            f"type: {kind!r} is not one of {', '.join(MESSAGE_TYPES)}", field="type"
-        )
+        raise InvalidEvent(f"type: {kind!r} is not one of {', '.join(MESSAGE_TYPES)}", field="type")
     encoded = orjson.dumps(raw) if size is None else None
     if (size if size is not None else len(encoded or b"")) > MAX_EVENT_BYTES:
         raise PayloadTooLarge("message: larger than 32 KB", field="message")

@@ -33,40 +33,99 @@ POS_SPEC = TableSpec(
             "receipt_id",
             required=True,
             aliases=(
-                "receipt", "receipt_no", "receipt_number", "transaction_id", "transaction_no",
-                "invoice", "invoice_no", "invoiceno", "order_id", "order_no",
-                "レシート番号", "レシートNo", "伝票番号", "取引番号", "取引ID",
+                "receipt",
+                "receipt_no",
+                "receipt_number",
+                "transaction_id",
+                "transaction_no",
+                "invoice",
+                "invoice_no",
+                "invoiceno",
+                "order_id",
+                "order_no",
+                "レシート番号",
+                "レシートNo",
+                "伝票番号",
+                "取引番号",
+                "取引ID",
             ),
         ),
-        Column("line_no", "int", aliases=("line", "line_number", "item_no", "行番号", "明細番号", "明細No")),
+        Column(
+            "line_no",
+            "int",
+            aliases=("line", "line_number", "item_no", "行番号", "明細番号", "明細No"),
+        ),
         Column(
             "store_id",
             required=True,
-            aliases=("store", "store_code", "shop_id", "shop_code", "shop", "店舗コード", "店舗ID", "店舗番号", "店舗"),
+            aliases=(
+                "store",
+                "store_code",
+                "shop_id",
+                "shop_code",
+                "shop",
+                "店舗コード",
+                "店舗ID",
+                "店舗番号",
+                "店舗",
+            ),
         ),
         Column(
             "sold_at",
             "timestamp",
             required=True,
             aliases=(
-                "timestamp", "datetime", "date_time", "date", "invoice_date", "invoicedate",
-                "transaction_date", "transaction_time", "purchased_at", "order_date",
-                "日時", "取引日時", "売上日時", "購入日時", "売上日", "取引日",
+                "timestamp",
+                "datetime",
+                "date_time",
+                "date",
+                "invoice_date",
+                "invoicedate",
+                "transaction_date",
+                "transaction_time",
+                "purchased_at",
+                "order_date",
+                "日時",
+                "取引日時",
+                "売上日時",
+                "購入日時",
+                "売上日",
+                "取引日",
             ),
         ),
         Column(
             "member_card",
             aliases=(
-                "card", "card_no", "card_number", "member_card_no", "member_no", "customer_id",
-                "customerid", "customer", "会員番号", "会員カード番号", "カード番号", "会員ID",
+                "card",
+                "card_no",
+                "card_number",
+                "member_card_no",
+                "member_no",
+                "customer_id",
+                "customerid",
+                "customer",
+                "会員番号",
+                "会員カード番号",
+                "カード番号",
+                "会員ID",
             ),
         ),
         Column(
             "sku",
             required=True,
             aliases=(
-                "product_id", "item_id", "item_code", "product_code", "stock_code", "stockcode",
-                "jan", "jan_code", "商品コード", "JANコード", "品番", "商品ID",
+                "product_id",
+                "item_id",
+                "item_code",
+                "product_code",
+                "stock_code",
+                "stockcode",
+                "jan",
+                "jan_code",
+                "商品コード",
+                "JANコード",
+                "品番",
+                "商品ID",
             ),
         ),
         Column("name", aliases=("description", "product_name", "item_name", "商品名")),
@@ -97,7 +156,10 @@ POS_SPEC = TableSpec(
             check="{v} >= 0",
             check_reason="must not be negative",
         ),
-        Column("payment_method", aliases=("payment", "payment_type", "支払方法", "決済方法", "支払区分")),
+        Column(
+            "payment_method",
+            aliases=("payment", "payment_type", "支払方法", "決済方法", "支払区分"),
+        ),
         Column("coupon_code", aliases=("coupon", "coupon_id", "クーポン", "クーポンコード")),
     ),
 )
@@ -248,12 +310,12 @@ def import_pos(
             ],
         )
         if "store_id" not in staged.mapping and store_id:
-            result.warnings.append(f"no store column: every receipt is assigned to store {store_id}")
+            result.warnings.append(
+                f"no store column: every receipt is assigned to store {store_id}"
+            )
         cur.execute(_RECEIPT_REASONS)
         cur.execute(_RECEIPTS.format(zone=_lit(timezone)))
-        cur.execute(
-            _EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}"))
-        )
+        cur.execute(_EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}")))
         # Receipts stored by an earlier import: their rows are duplicates, not imports.
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _seen AS SELECT message_id FROM _pos_events "
@@ -280,4 +342,3 @@ def import_pos(
     if staged.temp_file is not None:
         staged.temp_file.unlink(missing_ok=True)
     return result
-

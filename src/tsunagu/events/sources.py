@@ -54,7 +54,9 @@ class SourceKeys:
 
     def authenticate(self, key: str | None) -> Source:
         if not key:
-            raise AuthError("write key missing: send it as the HTTP basic user name", field="writeKey")
+            raise AuthError(
+                "write key missing: send it as the HTTP basic user name", field="writeKey"
+            )
         digest = hash_key(key)
         source = self._known.get(digest)
         if source is None:

@@ -110,7 +110,9 @@ def detect_encoding(path: Path, given: str | None) -> str:
     except UnicodeDecodeError as exc:
         if exc.start > len(sample) - 4:  # a character cut at the end of the sample
             return "utf-8"
-    best = from_bytes(sample, cp_isolation=["cp932", "shift_jis", "euc_jp", "iso2022_jp", "utf_16"]).best()
+    best = from_bytes(
+        sample, cp_isolation=["cp932", "shift_jis", "euc_jp", "iso2022_jp", "utf_16"]
+    ).best()
     if best is None:
         return "cp932"
     name = codecs.lookup(best.encoding).name
@@ -121,9 +123,10 @@ def transcode(path: Path, encoding: str, workdir: Path) -> Path:
     """A UTF-8 copy of `path` (DuckDB reads UTF-8 only without extensions); bad bytes become U+FFFD."""
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"{path.name}.utf8.csv"
-    with path.open("r", encoding=encoding, errors="replace", newline="") as src, out.open(
-        "w", encoding="utf-8", newline=""
-    ) as dst:
+    with (
+        path.open("r", encoding=encoding, errors="replace", newline="") as src,
+        out.open("w", encoding="utf-8", newline="") as dst,
+    ):
         while chunk := src.read(1 << 22):
             dst.write(chunk)
     return out
@@ -161,7 +164,8 @@ def _parse_expr(column: Column, raw: str, timezone: str) -> str:
     if column.kind == "int":
         dec = f"try_cast({num} AS DECIMAL(38, 6))"
         # "12.0" is a whole number; "12.5" is not.
-        return f"coalesce(try_cast({num} AS BIGINT), CASE WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END)"
+        # Not try_cast(... AS BIGINT): DuckDB rounds "2.5" to 3.
+        return f"CASE WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END"
     if column.kind in ("number", "float"):
         return f"try_cast({num} AS DOUBLE)"
     if column.kind == "bool":
@@ -198,7 +202,9 @@ _KIND_WORDS = {
 
 
 def _file_format(path: Path) -> str:
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    suffix = (
+        "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    )
     if suffix.startswith(".parquet") or suffix == ".pq":
         return "parquet"
     if suffix.startswith((".jsonl", ".ndjson", ".json")):
@@ -247,12 +253,16 @@ def stage(
             f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
         )
     else:
-        raise InvalidInput(f"file: {spec.kind} imports take CSV or Parquet, not {path.suffix}", field="file")
+        raise InvalidInput(
+            f"file: {spec.kind} imports take CSV or Parquet, not {path.suffix}", field="file"
+        )
 
     mapping, extra = map_headers(headers, spec)
     defaults = defaults or {}
     missing = [
-        c.name for c in spec.columns if c.required and c.name not in mapping and c.name not in defaults
+        c.name
+        for c in spec.columns
+        if c.required and c.name not in mapping and c.name not in defaults
     ]
     if missing:
         names = ", ".join(missing)
@@ -306,10 +316,10 @@ def stage(
     for cond, reason in extra_reasons(mapping) if extra_reasons else []:
         reasons.append(f"WHEN {cond} THEN {_literal(reason)}")
     reason_sql = f"CASE {' '.join(reasons)} ELSE NULL END" if reasons else "NULL"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _src")
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _src"
+        f"CREATE OR REPLACE TEMP TABLE _in AS SELECT *, {reason_sql} AS _reason FROM _typed"
     )
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _in AS SELECT *, {reason_sql} AS _reason FROM _typed")
     cur.execute("DROP TABLE _src")
     cur.execute("DROP TABLE _typed")
     rows = int(cur.execute("SELECT count(*) FROM _in").fetchone()[0])  # type: ignore[index]
@@ -362,7 +372,9 @@ def write_rejects(
         f"{', ' + raw_cols if raw_cols else ''} FROM _in WHERE {where}"
     )
     for row, reason, text in malformed:
-        cur.execute("INSERT INTO _rejects (row, reason) VALUES (?, ?)", [row, f"{reason}: {text[:500]}"])
+        cur.execute(
+            "INSERT INTO _rejects (row, reason) VALUES (?, ?)", [row, f"{reason}: {text[:500]}"]
+        )
     count = int(cur.execute("SELECT count(*) FROM _rejects").fetchone()[0])  # type: ignore[index]
     if count:
         cur.execute(

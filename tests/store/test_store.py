@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tsunagu.events.normalize import normalize
+from tsunagu.exceptions import StoreBusy
+from tsunagu.store import Store
+from tsunagu.store.schema import SCHEMA_VERSION
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def rows(*ids: str):  # type: ignore[no-untyped-def]
+    return [
+        normalize(
+            {"type": "track", "event": "e", "userId": "u", "messageId": i},
+            received_at=NOW,
+            source="t",
+        )
+        for i in ids
+    ]
+
+
+def test_new_store_is_migrated_to_the_latest_version(store: Store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    tables = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables")}
+    assert {"events", "members", "products", "stores", "inventory", "sources", "imports"} <= tables
+
+
+def test_reopening_keeps_data_and_runs_no_migration_twice(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb"
+    with Store(path) as s:
+        s.insert_events(rows("a"))
+    with Store(path) as s:
+        assert s.scalar("SELECT count(*) FROM schema_version") == SCHEMA_VERSION
+        assert s.scalar("SELECT count(*) FROM events") == 1
+
+
+def test_insert_skips_message_ids_already_stored_or_repeated(store: Store) -> None:
+    assert store.insert_events(rows("a", "b", "b")) == 2
+    assert store.insert_events(rows("b", "c")) == 1
+    assert sorted(r[0] for r in store.query("SELECT message_id FROM events")) == ["a", "b", "c"]
+
+
+def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "db.duckdb"
+    with Store(path):
+        code = (
+            "import sys; from tsunagu.store import Store; from tsunagu.exceptions import StoreBusy\n"
+            f"try:\n    Store(__import__('pathlib').Path({str(path)!r}))\n"
+            "except StoreBusy as e:\n    print(e.message); sys.exit(3)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 3, done.stderr
+    assert "another process" in done.stdout or "server" in done.stdout
+    assert issubclass(StoreBusy, Exception)
+
+
+def test_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as cur:
+        cur.execute("INSERT INTO sources VALUES ('s', 'n', 'h', 'p', now()::timestamp, NULL)")
+        raise RuntimeError("boom")
+    assert store.scalar("SELECT count(*) FROM sources") == 0
