@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -60,7 +59,7 @@ async def _collect(
 ) -> Response:
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
     body = await _read_body(request, limit)
-    payload: Any = decode_body(body, encoding=request.headers.get("content-encoding"), limit=limit)
+    payload, size = decode_body(body, encoding=request.headers.get("content-encoding"), limit=limit)
     key = _basic_user(request.headers.get("authorization"))
     if key is None and isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
         key = payload["writeKey"]
@@ -74,7 +73,7 @@ async def _collect(
             raise InvalidEvent("body: must be a JSON object", field="body")
         messages, sent_at = [{**payload, "type": kind}], None
     rows, rejected = validate_messages(
-        messages, source=source.name, received_at=received_at, sent_at=sent_at
+        messages, source=source.name, received_at=received_at, sent_at=sent_at, body_size=size
     )
     await collector.write(rows)
     if not rejected:

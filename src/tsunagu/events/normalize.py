@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -132,6 +133,13 @@ def _resolve_timestamp(
     return received_at
 
 
+@lru_cache(maxsize=8)
+def _received_forms(received_at: datetime) -> tuple[datetime, datetime, str]:
+    """Aware, naive and ISO forms of a receipt time; a batch shares one, so compute it once."""
+    aware = _utc(received_at)
+    return aware, aware.replace(tzinfo=None), aware.isoformat().replace("+00:00", "Z")
+
+
 def content_message_id(raw: dict[str, Any]) -> str:
     """A stable id for a message sent without one, so re-sending it is still idempotent."""
     digest = hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=16)
@@ -168,7 +176,7 @@ def normalize(
     except ValidationError as exc:
         raise _validation_error(exc) from None
 
-    received_at = _utc(received_at)
+    received_at, received_naive, received_iso = _received_forms(received_at)
     timestamp = _resolve_timestamp(msg, received_at, batch_sent_at)
     if timestamp < EARLIEST or timestamp > received_at + FUTURE_SLACK:
         raise InvalidEvent(
@@ -185,7 +193,7 @@ def normalize(
     message_id = msg.message_id or content_message_id(raw)
     stored["messageId"] = message_id
     stored["timestamp"] = timestamp.isoformat().replace("+00:00", "Z")
-    stored["receivedAt"] = received_at.isoformat().replace("+00:00", "Z")
+    stored["receivedAt"] = received_iso
     stored["context"] = {**context, "channel": channel}
 
     event = getattr(msg, "event", None) or getattr(msg, "name", None)
@@ -198,7 +206,7 @@ def normalize(
         channel=channel,
         store_id=store_id,
         timestamp=timestamp.replace(tzinfo=None),
-        received_at=received_at.replace(tzinfo=None),
+        received_at=received_naive,
         source=source,
         raw=orjson.dumps(stored).decode(),
     )

@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
-from tsunagu.store import Store, insert_new_events, utcnow
+from tsunagu.store import Store, utcnow
 from tsunagu.store.files import (
     Column,
     ImportResult,
     TableSpec,
+    fixed_utc_offset,
     record_import,
     rejects_path,
     stage,
@@ -174,13 +175,14 @@ CREATE OR REPLACE TEMP MACRO iso_utc(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g') |
 # many tills restart their receipt numbers every day.
 _RECEIPTS = """
 CREATE OR REPLACE TEMP TABLE _lines AS
-SELECT *,
-       coalesce(unit_price, amount / quantity) AS price,
-       coalesce(discount, 0) AS line_discount,
-       strftime(CAST((sold_at AT TIME ZONE 'UTC') AT TIME ZONE {zone} AS DATE), '%Y%m%d') AS business_day
-FROM _in WHERE _reason IS NULL;
-ALTER TABLE _lines ADD COLUMN order_key VARCHAR;
-UPDATE _lines SET order_key = 'pos:' || store_id || ':' || business_day || ':' || receipt_id;
+SELECT *, 'pos:' || store_id || ':' || business_day || ':' || receipt_id AS order_key
+FROM (
+    SELECT *,
+           coalesce(unit_price, amount / quantity) AS price,
+           coalesce(discount, 0) AS line_discount,
+           strftime({local_sold_at}, '%Y%m%d') AS business_day
+    FROM _in WHERE _reason IS NULL
+);
 
 CREATE OR REPLACE TEMP TABLE _receipts AS
 SELECT order_key, store_id, receipt_id, business_day,
@@ -314,7 +316,13 @@ def import_pos(
                 f"no store column: every receipt is assigned to store {store_id}"
             )
         cur.execute(_RECEIPT_REASONS)
-        cur.execute(_RECEIPTS.format(zone=_lit(timezone)))
+        offset = fixed_utc_offset(timezone)
+        local_sold_at = (
+            f"sold_at + INTERVAL {int(offset.total_seconds())} SECOND"
+            if offset is not None
+            else f"(sold_at AT TIME ZONE 'UTC') AT TIME ZONE {_lit(timezone)}"
+        )
+        cur.execute(_RECEIPTS.format(local_sold_at=local_sold_at))
         cur.execute(_EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}")))
         # Receipts stored by an earlier import: their rows are duplicates, not imports.
         cur.execute(
@@ -326,7 +334,11 @@ def import_pos(
                 "SELECT count(*) FROM _lines WHERE order_key IN (SELECT message_id FROM _seen)"
             ).fetchone()[0]
         )
-        insert_new_events(cur, "_pos_events")
+        # Receipts are unique within the file, so new ones are exactly those not seen.
+        cur.execute(
+            "INSERT INTO events SELECT * FROM _pos_events "
+            "WHERE message_id NOT IN (SELECT message_id FROM _seen)"
+        )
         result.read = staged.rows + len(staged.malformed)
         result.rejected = write_rejects(
             cur,

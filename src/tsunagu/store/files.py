@@ -15,8 +15,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import duckdb
 from charset_normalizer import from_bytes
@@ -154,20 +156,38 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def fixed_utc_offset(timezone: str) -> timedelta | None:
+    """The zone's UTC offset if it has kept one offset since 1990 (Asia/Tokyo has), else None.
+
+    A fixed offset turns a local time into UTC by subtraction, much faster than a time-zone
+    lookup per row.
+    """
+    zone = ZoneInfo(timezone)
+    offsets = {
+        datetime(year, month, 15, tzinfo=zone).utcoffset()
+        for year in range(1990, 2041)
+        for month in (1, 4, 7, 10)
+    }
+    return offsets.pop() if len(offsets) == 1 else None
+
+
 def _parse_expr(column: Column, raw: str, timezone: str) -> str:
-    """SQL turning the text `raw` into the column's type, NULL when it does not parse."""
-    # Full-width digits and signs (０１２, －) are normal in Japanese spreadsheets.
-    num = f"replace(replace(nfc_normalize({raw}), ',', ''), '¥', '')"
-    num = f"translate({num}, '０１２３４５６７８９－．＋', '0123456789-.+')"
+    """SQL turning the text column `raw` (trimmed, NULL when empty) into the column's type, NULL
+    when it does not parse."""
+    # Full-width digits and signs (０１２, －), thousands separators and yen signs are normal
+    # in Japanese spreadsheets; the plain form is tried first because it is the common one.
+    num = f"translate(replace(replace({raw}, ',', ''), '¥', ''), '０１２３４５６７８９－．＋，', '0123456789-.+')"
     if column.kind == "text":
         return raw
     if column.kind == "int":
+        # Not try_cast(... AS BIGINT) on decimals: DuckDB rounds "2.5" to 3. "12.0" is whole.
         dec = f"try_cast({num} AS DECIMAL(38, 6))"
-        # "12.0" is a whole number; "12.5" is not.
-        # Not try_cast(... AS BIGINT): DuckDB rounds "2.5" to 3.
-        return f"CASE WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END"
+        return (
+            f"coalesce(CASE WHEN strpos({raw}, '.') = 0 THEN try_cast({raw} AS BIGINT) END, "
+            f"CASE WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END)"
+        )
     if column.kind in ("number", "float"):
-        return f"try_cast({num} AS DOUBLE)"
+        return f"coalesce(try_cast({raw} AS DOUBLE), try_cast({num} AS DOUBLE))"
     if column.kind == "bool":
         t = ", ".join(_literal(v) for v in _TRUE)
         f = ", ".join(_literal(v) for v in _FALSE if v)
@@ -180,13 +200,16 @@ def _parse_expr(column: Column, raw: str, timezone: str) -> str:
         return f"coalesce(try_cast({raw} AS DATE), try_strptime({raw}, {fmts})::DATE)"
     if column.kind == "timestamp":
         fmts = "[" + ", ".join(_literal(f) for f in _TIME_FORMATS) + "]"
-        zone = _literal(timezone)
+        local = f"coalesce(try_cast({raw} AS TIMESTAMP), try_strptime({raw}, {fmts}))"
+        offset = fixed_utc_offset(timezone)
+        if offset is not None:
+            to_utc = f"({local} - INTERVAL {int(offset.total_seconds())} SECOND)"
+        else:
+            to_utc = f"(({local} AT TIME ZONE {_literal(timezone)}) AT TIME ZONE 'UTC')"
         # With an offset (Z, +09:00): as given. Without: local time of the retailer's zone.
         return (
-            f"CASE WHEN regexp_matches({raw}, '(Z|[+-]\\d\\d:?\\d\\d)$') "
-            f"THEN try_cast({raw} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
-            f"ELSE (coalesce(try_cast({raw} AS TIMESTAMP), try_strptime({raw}, {fmts})) "
-            f"AT TIME ZONE {zone}) AT TIME ZONE 'UTC' END"
+            f"CASE WHEN regexp_matches({raw}, ':\\d\\d(\\.\\d+)?\\s?(Z|[+-]\\d\\d(:?\\d\\d)?)$') "
+            f"THEN try_cast({raw} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE {to_utc} END"
         )
     raise AssertionError(column.kind)
 
@@ -271,6 +294,8 @@ def stage(
             field=missing[0],
         )
 
+    # Two steps so that each cell is trimmed once however often the parsers look at it.
+    raw_selects = ["_row"]
     selects = ["_row"]
     reasons: list[str] = []
     for column in spec.columns:
@@ -280,14 +305,16 @@ def stage(
             raw = _literal(defaults[column.name])
         else:
             raw = "CAST(NULL AS VARCHAR)"
-        parsed = _parse_expr(column, raw, timezone)
-        selects.append(f"{parsed} AS {_quote(column.name)}")
-        selects.append(f"{raw} AS {_quote('_raw_' + column.name)}")
+        raw_name = _quote("_raw_" + column.name)
+        raw_selects.append(f"{raw} AS {raw_name}")
+        selects.append(f"{_parse_expr(column, raw_name, timezone)} AS {_quote(column.name)}")
+        selects.append(raw_name)
     if spec.keep_extra and extra:
         pairs = ", ".join(f"{_literal(h)}, {_quote(h)}" for h in extra)
-        selects.append(f"json_object({pairs}) AS _extra")
+        raw_selects.append(f"json_object({pairs}) AS _extra")
     else:
-        selects.append("CAST(NULL AS JSON) AS _extra")
+        raw_selects.append("CAST(NULL AS JSON) AS _extra")
+    selects.append("_extra")
 
     row_expr = "file_row_number + 2" if fmt == "parquet" else "row_number() OVER () + 1"
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT {row_expr} AS _row, * FROM {source}")
@@ -316,11 +343,15 @@ def stage(
     for cond, reason in extra_reasons(mapping) if extra_reasons else []:
         reasons.append(f"WHEN {cond} THEN {_literal(reason)}")
     reason_sql = f"CASE {' '.join(reasons)} ELSE NULL END" if reasons else "NULL"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _src")
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {', '.join(raw_selects)} FROM _src"
+    )
+    cur.execute("DROP TABLE _src")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _rawcols")
+    cur.execute("DROP TABLE _rawcols")
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE _in AS SELECT *, {reason_sql} AS _reason FROM _typed"
     )
-    cur.execute("DROP TABLE _src")
     cur.execute("DROP TABLE _typed")
     rows = int(cur.execute("SELECT count(*) FROM _in").fetchone()[0])  # type: ignore[index]
     return Staged(rows=rows, mapping=mapping, extra=extra, malformed=malformed, temp_file=temp_file)

@@ -1,0 +1,73 @@
+"""Rows/s for `tsunagu import pos` on a till export of N line items.
+
+Writes a POS CSV (one row per line item, ~3 lines per receipt, JST times, member cards on
+about half the receipts, a coupon on some) with DuckDB, imports it into a fresh store, imports
+it again (every receipt a duplicate), and prints rows/s for both.
+
+    .venv/bin/python benchmarks/import_pos.py [--rows 2000000] [--file existing.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from tsunagu.events.pos import import_pos
+from tsunagu.store import Store
+
+_WRITE = """
+COPY (
+    SELECT 'R' || lpad(CAST(i // 3 AS VARCHAR), 9, '0') AS receipt_id,
+           i % 3 + 1 AS line_no,
+           'S' || lpad(CAST((i // 3) % 50 + 1 AS VARCHAR), 3, '0') AS store_id,
+           strftime(TIMESTAMP '2026-01-01 10:00:00' + to_seconds((i // 3) * 7), '%Y-%m-%d %H:%M:%S') AS sold_at,
+           CASE WHEN (i // 3) % 2 = 0 THEN CAST(2000000000000 + (i // 3) % 400000 AS VARCHAR) END AS member_card,
+           'P' || lpad(CAST((i * 7919) % 3000 AS VARCHAR), 5, '0') AS sku,
+           1 + i % 2 AS quantity,
+           (1 + (i * 31) % 40) * 500 AS unit_price,
+           CASE WHEN i % 10 = 0 THEN 100 ELSE 0 END AS discount,
+           CASE (i // 3) % 4 WHEN 0 THEN 'cash' WHEN 1 THEN 'credit_card' WHEN 2 THEN 'qr' ELSE 'e_money' END AS payment_method,
+           CASE WHEN (i // 3) % 25 = 0 THEN 'CP' || ((i // 3) % 7) END AS coupon_code
+    FROM range({rows}) t(i)
+) TO '{path}' (HEADER, DELIMITER ',')
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--file", type=Path, help="import this POS file instead of a generated one")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tsunagu-bench-pos-"))
+    path = args.file
+    if path is None:
+        path = work / "pos.csv"
+        t0 = time.perf_counter()
+        duckdb.sql(_WRITE.format(rows=args.rows, path=path))
+        print(
+            f"wrote {args.rows:,} line items ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
+        )
+
+    with Store(work / "data" / "tsunagu.duckdb") as store:
+        for label in ("first import", "second import (all duplicates)"):
+            t0 = time.perf_counter()
+            result = import_pos(store=store, path=path)
+            wall = time.perf_counter() - t0
+            print(
+                f"{label}: {result.read:,} rows in {wall:.2f} s = {result.read / wall:,.0f} rows/s "
+                f"(imported {result.imported:,}, rejected {result.rejected:,}, duplicates {result.duplicates:,})"
+            )
+        events = store.scalar("SELECT count(*) FROM events")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"events stored {events:,}; peak RSS {peak:,.0f} MB; cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
