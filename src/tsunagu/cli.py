@@ -1,4 +1,8 @@
-"""`tsunagu ...`: a thin shell over the domains (see DESIGN.md for the command contract)."""
+"""`tsunagu ...`: a thin shell over the domains (see DESIGN.md for the command contract).
+
+While `tsunagu serve` runs it owns the store (DuckDB has one writer process); commands that need
+the store then go through the server's HTTP API on the same machine (see remote.py).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,22 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tsunagu.config import Settings, get_settings
-from tsunagu.exceptions import TsunaguError
+from tsunagu.exceptions import StoreBusy, TsunaguError
+from tsunagu.remote import RunningServer, call, running_server
 from tsunagu.store import Store
+from tsunagu.store.files import ImportResult
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="tsunagu",
@@ -26,9 +35,11 @@ app = typer.Typer(
 )
 sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+keys_app = typer.Typer(help="API keys (read / admin) for the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class ImportKind(StrEnum):
@@ -38,6 +49,11 @@ class ImportKind(StrEnum):
     products = "products"
     stores = "stores"
     inventory = "inventory"
+
+
+class KeyScope(StrEnum):
+    read = "read"
+    admin = "admin"
 
 
 @dataclasses.dataclass
@@ -67,9 +83,22 @@ def _fail(exc: TsunaguError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _open_store() -> Store:
+def _local_or_server(local: Callable[[Store], T], remote: Callable[[RunningServer], T]) -> T:
+    """Run `local` on the store, or `remote` against the server that holds it."""
     try:
-        return Store(state.settings.database_path)
+        store = Store(state.settings.database_path)
+    except StoreBusy as busy:
+        server = running_server(state.settings.server_file)
+        if server is None:
+            raise _fail(busy) from None
+        err.print(f"[dim]the server at {server.url} holds the store; asking it[/dim]")
+        try:
+            return remote(server)
+        except TsunaguError as exc:
+            raise _fail(exc) from None
+    try:
+        with store:
+            return local(store)
     except TsunaguError as exc:
         raise _fail(exc) from None
 
@@ -119,19 +148,22 @@ def import_(
     """Import a file; rejected rows go to FILE.rejects.csv with the reason, the rest is imported."""
     from tsunagu.imports import run_import
 
-    with _open_store() as store:
-        try:
-            result = run_import(
-                store=store,
-                kind=kind.value,
-                path=file,
-                encoding=encoding,
-                store_id=store_id,
-                timezone=state.settings.timezone,
-                progress_console=None if as_json else err,
-            )
-        except TsunaguError as exc:
-            raise _fail(exc) from None
+    def local(store: Store) -> ImportResult:
+        return run_import(
+            store=store,
+            kind=kind.value,
+            path=file,
+            encoding=encoding,
+            store_id=store_id,
+            timezone=state.settings.timezone,
+            progress_console=None if as_json else err,
+        )
+
+    def remote(server: RunningServer) -> ImportResult:
+        body = {"path": str(file.resolve()), "encoding": encoding, "store_id": store_id}
+        return ImportResult(**call(server, "POST", f"/v1/imports/{kind.value}", json=body))
+
+    result = _local_or_server(local, remote)
     if as_json:
         _print_json(dataclasses.asdict(result))
         return
@@ -178,7 +210,11 @@ def demo(
     from tsunagu.imports import DEMO_ORDER, run_import
 
     generate(customers=customers, days=days, seed=seed, out=out)
-    with _open_store() as store:
+    try:
+        store = Store(state.settings.database_path)
+    except TsunaguError as exc:
+        raise _fail(exc) from None
+    with store:
         for kind, name in DEMO_ORDER:
             result = run_import(
                 store=store,
@@ -191,12 +227,14 @@ def demo(
                 f"imported {name}: {result.imported:,} of {result.read:,} rows"
                 + (f" ({result.duplicates:,} already there)" if result.duplicates else "")
             )
-        if not any(s.name == "demo" for s in list_sources(store=store)):
-            _, key = create_source(store=store, name="demo")
-            key_file = state.settings.data_dir / "demo-write-key.txt"
+        key_file = state.settings.data_dir / "demo-write-key.txt"
+        if not key_file.exists():
+            taken = {s.name for s in list_sources(store=store)}
+            name = "demo" if "demo" not in taken else f"demo-{len(taken) + 1}"
+            _, key = create_source(store=store, name=name)
             key_file.write_text(key + "\n")
             os.chmod(key_file, 0o600)
-        key = (state.settings.data_dir / "demo-write-key.txt").read_text().strip()
+        key = key_file.read_text().strip()
     console.print(
         f"\n[bold]demo write key[/bold]: {key}\n"
         f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
@@ -210,13 +248,14 @@ def demo(
 @sources_app.command("create")
 def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, pos")]) -> None:
     """Create a source; its write key is printed once and stored hashed."""
-    from tsunagu.events.sources import create_source
+    from tsunagu.events.sources import Source, create_source
 
-    with _open_store() as store:
-        try:
-            source, key = create_source(store=store, name=name)
-        except TsunaguError as exc:
-            raise _fail(exc) from None
+    def remote(server: RunningServer) -> tuple[Source, str]:
+        answer = call(server, "POST", "/v1/sources", json={"name": name})
+        key = answer.pop("write_key")
+        return Source(**answer), key
+
+    source, key = _local_or_server(lambda store: create_source(store=store, name=name), remote)
     err.print(
         f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:"
     )
@@ -226,23 +265,49 @@ def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, 
 @sources_app.command("list")
 def sources_list() -> None:
     """List sources (their keys are not shown: only a prefix)."""
-    from tsunagu.events.sources import list_sources
+    from tsunagu.events.sources import Source, list_sources
 
-    with _open_store() as store:
-        rows = list_sources(store=store)
+    rows = _local_or_server(
+        lambda store: list_sources(store=store),
+        lambda server: [Source(**s) for s in call(server, "GET", "/v1/sources")],
+    )
     table = Table("name", "source id", "key starts with")
     for s in rows:
         table.add_row(s.name, s.source_id, s.key_prefix + "…")
     console.print(table)
 
 
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. bi-dashboard")],
+    scope: Annotated[
+        KeyScope, typer.Option(help="read: GET and analytics; admin: changes and erasure")
+    ] = KeyScope.read,
+) -> None:
+    """Create an API key; it is printed once and stored hashed."""
+    from tsunagu.keys import create_key
+
+    def remote(server: RunningServer) -> str:
+        return str(
+            call(server, "POST", "/v1/keys", json={"name": name, "scope": scope.value})["key"]
+        )
+
+    secret = _local_or_server(
+        lambda store: create_key(store=store, name=name, scope=scope.value)[1], remote
+    )
+    err.print(f"{scope.value} key {name!r} created; keep it, it is not shown again:")
+    console.print(secret)
+
+
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Counts of members, stores, products and events by channel."""
-    from tsunagu.catalog.overview import overview
+    from tsunagu.catalog.overview import Overview, overview
 
-    with _open_store() as store:
-        o = overview(store=store)
+    o = _local_or_server(
+        lambda store: overview(store=store),
+        lambda server: Overview(**call(server, "GET", "/v1/status")),
+    )
     if as_json:
         _print_json(dataclasses.asdict(o))
         return

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
+import secrets
 
 import uvicorn
 
 from tsunagu.api import create_app
 from tsunagu.config import Settings
+from tsunagu.remote import write_server_file
 from tsunagu.store import Store
 
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     """Open the store (failing clearly if another process holds it) and serve until stopped."""
     store = Store(settings.database_path)
+    local_key = "tsk_local_" + secrets.token_urlsafe(32)
     info = settings.server_file
-    info.write_text(json.dumps({"pid": os.getpid(), "url": f"http://{host}:{port}"}))
+    write_server_file(info, url=f"http://{host}:{port}", key=local_key)
     try:
         uvicorn.run(
-            create_app(settings, store=store),
+            create_app(
+                settings,
+                store=store,
+                local_admin_key=local_key,
+                on_stop=lambda: info.unlink(missing_ok=True),
+            ),
             host=host,
             port=port,
             log_level="info",

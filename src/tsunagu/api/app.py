@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from tsunagu import __version__
-from tsunagu.api import collector, errors, health
+from tsunagu.api import admin, collector, errors, health
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
+from tsunagu.keys import KeyRing
 from tsunagu.store import Store
 from tsunagu.web import pages
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
-    """Build the app. With `store`, the caller owns it; otherwise the app opens and closes it."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    local_admin_key: str | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Build the app. With `store`, the caller owns it; otherwise the app opens and closes it.
+
+    `local_admin_key` is an admin key valid for this process only, which `tsunagu serve` hands
+    to the CLI on the same machine through the server file. `on_stop` runs at shutdown, after
+    the last events are committed (uvicorn may end the process right after).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -26,6 +38,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.store = store or Store(settings.database_path)
         app.state.settings = settings
         app.state.source_keys = SourceKeys(app.state.store)
+        app.state.key_ring = KeyRing(app.state.store, local_admin_key=local_admin_key)
         app.state.collector = Collector(
             app.state.store,
             interval_ms=settings.commit_interval_ms,
@@ -36,6 +49,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             yield
         finally:
             app.state.collector.stop()
+            if on_stop is not None:
+                on_stop()
             if owned:
                 app.state.store.close()
 
@@ -48,5 +63,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(collector.router)
+    app.include_router(admin.router)
     app.include_router(pages.router)
     return app

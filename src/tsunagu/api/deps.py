@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tsunagu.config import Settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
+from tsunagu.keys import ApiKey, KeyRing
 from tsunagu.store import Store
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `tsunagu keys create`.")
 
 
 def get_store(request: Request) -> Store:
@@ -32,3 +36,25 @@ StoreDep = Annotated[Store, Depends(get_store)]
 CollectorDep = Annotated[Collector, Depends(get_collector)]
 SourceKeysDep = Annotated[SourceKeys, Depends(get_source_keys)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _key_ring(request: Request) -> KeyRing:
+    return request.app.state.key_ring
+
+
+def require_read(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    return _key_ring(request).authenticate(credentials and credentials.credentials, needs="read")
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    return _key_ring(request).authenticate(credentials and credentials.credentials, needs="admin")
+
+
+ReadKey = Annotated[ApiKey, Depends(require_read)]
+AdminKey = Annotated[ApiKey, Depends(require_admin)]

@@ -103,6 +103,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "API keys",
+        [
+            # Keys for everything but the collector; only a hash is kept.
+            """CREATE TABLE api_keys (
+                key_id     VARCHAR PRIMARY KEY,
+                name       VARCHAR NOT NULL,
+                scope      VARCHAR NOT NULL,
+                key_hash   VARCHAR NOT NULL UNIQUE,
+                key_prefix VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                revoked_at TIMESTAMP
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,131 @@
+"""Administration over HTTP: imports, sources, keys and the store's overview.
+
+The CLI uses these when a server holds the store (DuckDB has one writer process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.catalog.overview import overview
+from tsunagu.events.sources import create_source, list_sources
+from tsunagu.exceptions import InvalidInput
+from tsunagu.imports import KINDS, run_import
+from tsunagu.keys import create_key
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+
+
+class ImportRequest(BaseModel):
+    path: str = Field(description="A file on the server's machine.")
+    encoding: str | None = None
+    store_id: str | None = None
+
+
+class SourceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scope: str = Field(pattern="^(read|admin)$")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}", field="kind")
+
+
+@router.post("/imports/{kind}", summary="Import a file that is on the server's machine")
+def import_path(
+    kind: str, body: ImportRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    _check_kind(kind)
+    result = run_import(
+        store=store,
+        kind=kind,
+        path=Path(body.path),
+        encoding=body.encoding,
+        store_id=body.store_id,
+        timezone=settings.timezone,
+    )
+    return dataclasses.asdict(result)
+
+
+@router.put("/imports/{kind}/{filename}", summary="Upload a file and import it")
+async def import_upload(
+    kind: str,
+    filename: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: AdminKey,
+    encoding: str | None = None,
+    store_id: str | None = None,
+) -> dict[str, Any]:
+    """The body is the file. Rejected rows come back in `rejects` (CSV text) as well."""
+    from starlette.concurrency import run_in_threadpool
+
+    _check_kind(kind)
+    name = Path(filename).name
+    if not name or name.startswith("."):
+        raise InvalidInput("filename: not a file name", field="filename")
+    upload_dir = Path(tempfile.mkdtemp(prefix="upload-", dir=_tmp(settings)))
+    target = upload_dir / name
+    try:
+        with target.open("wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        result = await run_in_threadpool(
+            run_import,
+            store=store,
+            kind=kind,
+            path=target,
+            encoding=encoding,
+            store_id=store_id,
+            timezone=settings.timezone,
+        )
+        answer = dataclasses.asdict(result)
+        answer["file"] = name
+        if result.rejects_file:
+            answer["rejects"] = Path(result.rejects_file).read_text(encoding="utf-8")
+            answer["rejects_file"] = None
+        return answer
+    finally:
+        shutil.rmtree(upload_dir, ignore_errors=True)
+
+
+def _tmp(settings: Any) -> Path:
+    path = settings.data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@router.post("/sources", summary="Create a source; the write key is in the answer, once")
+def sources_create(body: SourceCreate, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+    source, key = create_source(store=store, name=body.name)
+    return {**dataclasses.asdict(source), "write_key": key}
+
+
+@router.get("/sources", summary="List sources (keys are not shown)")
+def sources_list(store: StoreDep, _: AdminKey) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(s) for s in list_sources(store=store)]
+
+
+@router.post("/keys", summary="Create an API key; the secret is in the answer, once")
+def keys_create(body: KeyCreate, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+    key, secret = create_key(store=store, name=body.name, scope=body.scope)
+    return {**dataclasses.asdict(key), "key": secret}
+
+
+@router.get("/status", summary="Counts of members, stores, products and events by channel")
+def status(store: StoreDep, _: ReadKey) -> dict[str, Any]:
+    return dataclasses.asdict(overview(store=store))

@@ -1,0 +1,85 @@
+"""API keys for everything but the collector: `read` for GET and analytics, `admin` for changes.
+
+Profiles are personal data, so every endpoint except /healthz and the collector (which takes
+source write keys) needs a key. Keys are shown once and stored as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from tsunagu.exceptions import AuthError, Forbidden, InvalidInput
+from tsunagu.store import Store, utcnow
+
+Scope = Literal["read", "admin"]
+SCOPES: tuple[str, ...] = ("read", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_id: str
+    name: str
+    scope: Scope
+    key_prefix: str
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(*, store: Store, name: str, scope: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret (not kept in clear)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("name: must be 1 to 100 characters", field="name")
+    if scope not in SCOPES:
+        raise InvalidInput(f"scope: must be one of {', '.join(SCOPES)}", field="scope")
+    secret = "tsk_" + secrets.token_urlsafe(32)
+    key = ApiKey(
+        key_id="key_" + secrets.token_hex(6), name=name, scope=scope, key_prefix=secret[:8]
+    )  # type: ignore[arg-type]
+    with store.transaction() as cur:
+        cur.execute(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            [key.key_id, name, scope, _hash(secret), key.key_prefix, utcnow()],
+        )
+    return key, secret
+
+
+class KeyRing:
+    """Checks bearer keys against the store (answers cached) and an optional local key that a
+    running server hands to the CLI on the same machine through its server file."""
+
+    def __init__(self, store: Store, *, local_admin_key: str | None = None) -> None:
+        self._store = store
+        self._local = local_admin_key
+        self._known: dict[str, ApiKey] = {}
+
+    def authenticate(self, secret: str | None, *, needs: Scope) -> ApiKey:
+        if not secret:
+            raise AuthError(
+                "API key missing: send it as 'Authorization: Bearer KEY' "
+                "(create one with `tsunagu keys create NAME --scope read|admin`)",
+                field="Authorization",
+            )
+        if self._local and hmac.compare_digest(secret, self._local):
+            key = ApiKey(key_id="local", name="local cli", scope="admin", key_prefix="local")
+        else:
+            digest = _hash(secret)
+            key = self._known.get(digest)  # type: ignore[assignment]
+            if key is None:
+                rows = self._store.query(
+                    "SELECT key_id, name, scope, key_prefix FROM api_keys "
+                    "WHERE key_hash = ? AND revoked_at IS NULL",
+                    [digest],
+                )
+                if not rows:
+                    raise AuthError("API key not recognised", field="Authorization")
+                key = self._known[digest] = ApiKey(*rows[0])
+        if needs == "admin" and key.scope != "admin":
+            raise Forbidden("this needs an admin key", field="Authorization")
+        return key

@@ -1,0 +1,81 @@
+"""The CLI as a user runs it: a real process, with and without a running server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+BIN = str(Path(sys.executable).parent / "tsunagu")
+
+
+def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_import_prints_counts_and_json(tmp_path: Path) -> None:
+    csv = tmp_path / "stores.csv"
+    csv.write_text(
+        "store_id,name,lat,lon\nS1,渋谷店,35.66,139.70\nS2,梅田店,999,135.5\n", encoding="utf-8"
+    )
+    done = run(tmp_path / "d", "import", "stores", str(csv), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["read"], result["imported"], result["rejected"]) == (2, 1, 1)
+    assert Path(result["rejects_file"]).exists()
+    bad = run(tmp_path / "d", "import", "stores", str(tmp_path / "missing.csv"))
+    assert bad.returncode != 0
+    assert "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    port = free_port()
+    server = subprocess.Popen(
+        [BIN, "--data-dir", str(data), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        csv = tmp_path / "products.csv"
+        csv.write_text("sku,name,price\nP1,靴,5000\nP2,鞄,abc\n", encoding="utf-8")
+        done = run(data, "import", "products", str(csv), "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["imported"] == 1
+        assert (tmp_path / "products.csv.rejects.csv").exists()
+        key = run(data, "sources", "create", "app")
+        assert key.returncode == 0, key.stderr
+        write_key = key.stdout.strip()
+        sent = httpx.post(
+            f"http://127.0.0.1:{port}/v1/track",
+            json={"userId": "M1", "event": "Product Viewed"},
+            auth=(write_key, ""),
+        )
+        assert sent.status_code == 200
+        status = run(data, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["products"] == 1
+        assert json.loads(status.stdout)["events"] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (data / "server.json").exists()
