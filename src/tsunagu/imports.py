@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -43,16 +44,30 @@ def run_import(
         return import_events(
             store=store, path=path, encoding=encoding, timezone=timezone, console=progress_console
         )
-    if kind == "pos":
-        from tsunagu.events.pos import import_pos
+    if kind not in ("pos", "members", "products", "stores", "inventory"):
+        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}", field="kind")
+    status = (
+        progress_console.status(f"importing {path.name}") if progress_console else nullcontext()
+    )
+    with status as shown:
 
-        return import_pos(
-            store=store, path=path, encoding=encoding, timezone=timezone, store_id=store_id
-        )
-    if kind in ("members", "products", "stores", "inventory"):
+        def step(text: str) -> None:
+            if shown is not None:
+                shown.update(f"{kind}: {text}")
+
+        if kind == "pos":
+            from tsunagu.events.pos import import_pos
+
+            return import_pos(
+                store=store,
+                path=path,
+                encoding=encoding,
+                timezone=timezone,
+                store_id=store_id,
+                progress=step,
+            )
         from tsunagu.catalog.imports import import_master
 
         return import_master(
-            store=store, kind=kind, path=path, encoding=encoding, timezone=timezone
+            store=store, kind=kind, path=path, encoding=encoding, timezone=timezone, progress=step
         )
-    raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}", field="kind")

@@ -173,3 +173,15 @@ def test_empty_and_missing_files(store: Store, tmp_path: Path) -> None:
         import_pos(store=store, path=write(tmp_path / "e.csv", ""))
     with pytest.raises(InvalidInput):
         import_pos(store=store, path=tmp_path / "nope.csv")
+
+
+def test_a_line_exported_twice_is_skipped_as_a_duplicate(store: Store, tmp_path: Path) -> None:
+    text = HEADER + GOOD + "R1,2,S001,2026-03-01 14:05:09,1234567890123,P002,1,3300,300,cash,\n"
+    result = import_pos(store=store, path=write(tmp_path / "pos.csv", text))
+    assert (result.read, result.imported, result.rejected, result.duplicates) == (4, 3, 0, 1)
+    revenue = store.scalar(
+        "SELECT json_extract(raw, '$.properties.revenue')::INT FROM events "
+        "WHERE json_extract_string(raw, '$.properties.order_id') = 'R1' AND event = 'Order Completed'"
+    )
+    assert revenue == 2 * 1200 + 3300 - 300
+    assert result.rejects_file is None

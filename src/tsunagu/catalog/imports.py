@@ -6,6 +6,7 @@ the same file twice changes nothing. Columns the spec does not know are kept in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tsunagu.store import Store, utcnow
@@ -194,9 +195,12 @@ def import_master(
     path: Path,
     encoding: str | None = None,
     timezone: str = "Asia/Tokyo",
+    progress: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Upsert the rows of `path` into the `kind` table; rejects go to `FILE.rejects.csv`."""
     spec, key = SPECS[kind]
+    if progress is not None:
+        progress(f"reading {path.name}")
     started = now = utcnow()
     result = ImportResult(kind=kind, file=str(path))
     names = [c.name for c in spec.columns]

@@ -12,6 +12,7 @@ duplicate).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
@@ -277,13 +278,16 @@ def import_pos(
     encoding: str | None = None,
     timezone: str = "Asia/Tokyo",
     store_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Import a POS export (see docs/data-formats.md); rejected rows go to `FILE.rejects.csv`.
 
     `store_id` fills in the store for exports that have no store column (one file per store).
     Importing the same file twice adds nothing: a receipt's message id is derived from its store,
-    business day and receipt number.
+    business day and receipt number. `progress` hears which step the import is at.
     """
+    step = progress or (lambda _: None)
+    step(f"reading {path.name}")
     started = utcnow()
     result = ImportResult(kind="pos", file=str(path))
     received_at = utcnow()
@@ -316,6 +320,16 @@ def import_pos(
                 f"no store column: every receipt is assigned to store {store_id}"
             )
         cur.execute(_RECEIPT_REASONS)
+        # A line number repeated within a receipt is the same line exported twice: skip it.
+        cur.execute(
+            "UPDATE _in SET _reason = '~duplicate' WHERE _row IN (SELECT _row FROM ("
+            "  SELECT _row, row_number() OVER (PARTITION BY store_id, receipt_id, line_no ORDER BY _row) AS n"
+            "  FROM _in WHERE _reason IS NULL AND line_no IS NOT NULL) WHERE n > 1)"
+        )
+        repeated_lines = int(
+            cur.execute("SELECT count(*) FROM _in WHERE _reason = '~duplicate'").fetchone()[0]  # type: ignore[index]
+        )
+        step("grouping line items into receipts")
         offset = fixed_utc_offset(timezone)
         local_sold_at = (
             f"sold_at + INTERVAL {int(offset.total_seconds())} SECOND"
@@ -329,11 +343,12 @@ def import_pos(
             "CREATE OR REPLACE TEMP TABLE _seen AS SELECT message_id FROM _pos_events "
             "WHERE message_id IN (SELECT message_id FROM events)"
         )
-        result.duplicates = int(
+        result.duplicates = repeated_lines + int(
             cur.execute(  # type: ignore[index]
                 "SELECT count(*) FROM _lines WHERE order_key IN (SELECT message_id FROM _seen)"
             ).fetchone()[0]
         )
+        step("storing events")
         # Receipts are unique within the file, so new ones are exactly those not seen.
         cur.execute(
             "INSERT INTO events SELECT * FROM _pos_events "
@@ -344,6 +359,7 @@ def import_pos(
             cur,
             rejects_path(path),
             malformed=staged.malformed,
+            where="_reason IS NOT NULL AND _reason <> '~duplicate'",
             columns=[c.name for c in POS_SPEC.columns if c.name in staged.mapping],
         )
         result.imported = result.read - result.rejected - result.duplicates
