@@ -71,7 +71,9 @@ async def _collect(
     else:
         if not isinstance(payload, dict):
             raise InvalidEvent("body: must be a JSON object", field="body")
-        messages, sent_at = [{**payload, "type": kind}], None
+        # The write key authenticates; it is not part of the event (and never stored).
+        message = {k: v for k, v in payload.items() if k != "writeKey"}
+        messages, sent_at = [{**message, "type": kind}], None
     rows, rejected = validate_messages(
         messages, source=source.name, received_at=received_at, sent_at=sent_at, body_size=size
     )

@@ -94,7 +94,9 @@ def messages_of_batch(payload: Any) -> tuple[list[Any], datetime | None]:
     if isinstance(context, dict) and context:
         # Batch-level context fills in what a message's own context leaves out.
         batch = [
-            {**m, "context": {**context, **(m.get("context") or {})}} if isinstance(m, dict) else m
+            {**m, "context": {**context, **(m.get("context") or {})}}
+            if isinstance(m, dict) and isinstance(m.get("context") or {}, dict)
+            else m  # a message whose context is not an object is rejected on its own
             for m in batch
         ]
     return batch, sent_at
@@ -119,7 +121,7 @@ def validate_messages(
     small = body_size is not None and body_size <= MAX_MESSAGE_BYTES
     for index, raw in enumerate(messages):
         try:
-            size = 0 if small else len(orjson.dumps(raw))
+            size = 0 if small else _encoded_size(raw)
             rows.append(
                 normalize(
                     raw,
@@ -133,6 +135,13 @@ def validate_messages(
         except TsunaguError as exc:
             rejected.append(Rejection(index=index, field=exc.field, message=exc.message))
     return rows, rejected
+
+
+def _encoded_size(raw: Any) -> int:
+    try:
+        return len(orjson.dumps(raw))
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+        raise InvalidEvent(f"message: cannot be stored ({exc})", field="message") from None
 
 
 class Collector:

@@ -11,7 +11,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 
 class Channel(StrEnum):
@@ -88,7 +95,10 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str | None, BeforeValidator(_id_to_str), Field(max_length=1024)]
+# The length bound applies to the string only: null and "" are "absent", not errors.
+Id = Annotated[
+    Annotated[str, StringConstraints(max_length=1024)] | None, BeforeValidator(_id_to_str)
+]
 
 
 class _Message(BaseModel):

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from tsunagu.events.model import CHANNELS, MESSAGE_TYPES, MODELS, _Message
-from tsunagu.exceptions import InvalidEvent, PayloadTooLarge
+from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
 
 MAX_EVENT_BYTES = 32 * 1024
 """Segment's limit for one message."""
@@ -161,6 +161,33 @@ def normalize(
         InvalidEvent: naming the field and the reason.
         PayloadTooLarge: the message is over Segment's 32 KB.
     """
+    try:
+        return _normalize(
+            raw,
+            received_at=received_at,
+            source=source,
+            batch_sent_at=batch_sent_at,
+            default_type=default_type,
+            size=size,
+        )
+    except (OverflowError, RecursionError, TypeError, ValueError) as exc:
+        if isinstance(exc, TsunaguError):
+            raise
+        # Times past the calendar's ends, JSON nested deeper than can be stored, ...: the
+        # message is bad, never the server.
+        field = "timestamp" if isinstance(exc, OverflowError) else "message"
+        raise InvalidEvent(f"{field}: cannot be stored ({exc})", field=field) from None
+
+
+def _normalize(
+    raw: Any,
+    *,
+    received_at: datetime,
+    source: str,
+    batch_sent_at: datetime | None = None,
+    default_type: str | None = None,
+    size: int | None = None,
+) -> EventRow:
     if not isinstance(raw, dict):
         raise InvalidEvent("message: must be a JSON object", field="message")
     kind = raw.get("type", default_type)
