@@ -253,7 +253,7 @@ def import_master(
             rejects_path(path),
             malformed=staged.malformed,
             where="_reason IS NOT NULL AND _reason NOT LIKE 'duplicate key%'",
-            columns=[n for n in names if n in staged.mapping],
+            columns={n: staged.raw_refs[n] for n in names if n in staged.mapping},
         )
         result.duplicates = unchanged + in_file_dupes
         result.imported = result.read - result.rejected - result.duplicates

@@ -175,21 +175,12 @@ CREATE OR REPLACE TEMP MACRO iso_utc(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g') |
 # Line items that passed the row checks, one receipt per (store, receipt number, business day):
 # many tills restart their receipt numbers every day.
 _RECEIPTS = """
-CREATE OR REPLACE TEMP TABLE _lines AS
-SELECT *, 'pos:' || store_id || ':' || business_day || ':' || receipt_id AS order_key
-FROM (
-    SELECT *,
-           coalesce(unit_price, amount / quantity) AS price,
-           coalesce(discount, 0) AS line_discount,
-           strftime({local_sold_at}, '%Y%m%d') AS business_day
-    FROM _in WHERE _reason IS NULL
-);
-
 CREATE OR REPLACE TEMP TABLE _receipts AS
-SELECT order_key, store_id, receipt_id, business_day,
+SELECT 'pos:' || store_id || ':' || business_day || ':' || receipt_id AS order_key,
+       store_id, receipt_id, business_day,
+       count(*) AS lines,
        min(_row) AS first_row,
        min(sold_at) AS sold_at,
-       count(DISTINCT member_card) AS cards,
        any_value(member_card) AS member_card,
        any_value(payment_method) AS payment_method,
        any_value(coupon_code) AS coupon_code,
@@ -200,8 +191,14 @@ SELECT order_key, store_id, receipt_id, business_day,
            'product_id', sku, 'sku', sku, 'name', name, 'quantity', quantity,
            'price', money(price), 'discount', money(line_discount)
        ) ORDER BY coalesce(line_no, _row))) AS products
-FROM _lines
-GROUP BY order_key, store_id, receipt_id, business_day;
+FROM (
+    SELECT *,
+           coalesce(unit_price, amount / quantity) AS price,
+           coalesce(discount, 0) AS line_discount,
+           strftime({local_sold_at}, '%Y%m%d') AS business_day
+    FROM _in WHERE _reason IS NULL
+)
+GROUP BY store_id, receipt_id, business_day;
 """
 
 # Rows of a receipt that cannot be imported whole are rejected with it.
@@ -345,7 +342,8 @@ def import_pos(
         )
         result.duplicates = repeated_lines + int(
             cur.execute(  # type: ignore[index]
-                "SELECT count(*) FROM _lines WHERE order_key IN (SELECT message_id FROM _seen)"
+                "SELECT coalesce(sum(lines), 0) FROM _receipts "
+                "WHERE order_key IN (SELECT message_id FROM _seen)"
             ).fetchone()[0]
         )
         step("storing events")
@@ -360,11 +358,11 @@ def import_pos(
             rejects_path(path),
             malformed=staged.malformed,
             where="_reason IS NOT NULL AND _reason <> '~duplicate'",
-            columns=[c.name for c in POS_SPEC.columns if c.name in staged.mapping],
+            columns={c: staged.raw_refs[c] for c in staged.mapping},
         )
         result.imported = result.read - result.rejected - result.duplicates
         result.rejects_file = str(rejects_path(path)) if result.rejected else None
-        for table in ("_in", "_lines", "_receipts", "_pos_events", "_seen"):
+        for table in ("_in", "_receipts", "_pos_events", "_seen"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
         record_import(cur, result, started)
     if staged.temp_file is not None:

@@ -71,6 +71,8 @@ class Staged:
     rows: int
     mapping: dict[str, str]
     extra: list[str]
+    raw_refs: dict[str, str]
+    """Spec column → the column of `_in` holding its text as read (for the rejects file)."""
     malformed: list[tuple[int, str, str]] = field(default_factory=list)
     """Rows the CSV parser could not split: (row, reason, text)."""
     temp_file: Path | None = None
@@ -297,6 +299,7 @@ def stage(
     # Two steps so that each cell is trimmed once however often the parsers look at it.
     raw_selects = ["_row"]
     selects = ["_row"]
+    raw_refs: dict[str, str] = {}
     reasons: list[str] = []
     for column in spec.columns:
         if column.name in mapping:
@@ -307,8 +310,13 @@ def stage(
             raw = "CAST(NULL AS VARCHAR)"
         raw_name = _quote("_raw_" + column.name)
         raw_selects.append(f"{raw} AS {raw_name}")
-        selects.append(f"{_parse_expr(column, raw_name, timezone)} AS {_quote(column.name)}")
-        selects.append(raw_name)
+        if column.kind == "text":  # the text is the value: keep one copy
+            selects.append(f"{raw_name} AS {_quote(column.name)}")
+            raw_refs[column.name] = _quote(column.name)
+        else:
+            selects.append(f"{_parse_expr(column, raw_name, timezone)} AS {_quote(column.name)}")
+            selects.append(raw_name)
+            raw_refs[column.name] = raw_name
     if spec.keep_extra and extra:
         pairs = ", ".join(f"{_literal(h)}, {_quote(h)}" for h in extra)
         raw_selects.append(f"json_object({pairs}) AS _extra")
@@ -317,7 +325,10 @@ def stage(
     selects.append("_extra")
 
     row_expr = "file_row_number + 2" if fmt == "parquet" else "row_number() OVER () + 1"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _src AS SELECT {row_expr} AS _row, * FROM {source}")
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {', '.join(raw_selects)} "
+        f"FROM (SELECT {row_expr} AS _row, * FROM {source})"
+    )
     if fmt == "csv":
         malformed = _malformed_rows(cur)
         if malformed:
@@ -325,7 +336,7 @@ def stage(
 
     for column in spec.columns:
         name = _quote(column.name)
-        raw = _quote("_raw_" + column.name)
+        raw = raw_refs[column.name]
         label = column.name
         if column.required:
             reasons.append(f"WHEN {raw} IS NULL THEN {_literal(label + ': required')}")
@@ -343,10 +354,8 @@ def stage(
     for cond, reason in extra_reasons(mapping) if extra_reasons else []:
         reasons.append(f"WHEN {cond} THEN {_literal(reason)}")
     reason_sql = f"CASE {' '.join(reasons)} ELSE NULL END" if reasons else "NULL"
-    cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {', '.join(raw_selects)} FROM _src"
-    )
-    cur.execute("DROP TABLE _src")
+    # Parsed values are materialised before the reasons look at them: in one statement DuckDB
+    # would parse each cell again for every reason that mentions it.
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {', '.join(selects)} FROM _rawcols")
     cur.execute("DROP TABLE _rawcols")
     cur.execute(
@@ -354,7 +363,14 @@ def stage(
     )
     cur.execute("DROP TABLE _typed")
     rows = int(cur.execute("SELECT count(*) FROM _in").fetchone()[0])  # type: ignore[index]
-    return Staged(rows=rows, mapping=mapping, extra=extra, malformed=malformed, temp_file=temp_file)
+    return Staged(
+        rows=rows,
+        mapping=mapping,
+        extra=extra,
+        raw_refs=raw_refs,
+        malformed=malformed,
+        temp_file=temp_file,
+    )
 
 
 def _malformed_rows(cur: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
@@ -380,8 +396,8 @@ def _renumber(cur: duckdb.DuckDBPyConnection, rejected_lines: list[int]) -> None
     """
     bounds = ", ".join(str(r - i) for i, r in enumerate(sorted(rejected_lines)))
     cur.execute(
-        f"UPDATE _src SET _row = _row + "
-        f"(SELECT count(*) FROM unnest([{bounds}]) AS t(b) WHERE t.b <= _src._row)"
+        f"UPDATE _rawcols SET _row = _row + "
+        f"(SELECT count(*) FROM unnest([{bounds}]) AS t(b) WHERE t.b <= _rawcols._row)"
     )
 
 
@@ -391,13 +407,13 @@ def write_rejects(
     *,
     malformed: Sequence[tuple[int, str, str]] = (),
     where: str = "_reason IS NOT NULL",
-    columns: Sequence[str] = (),
+    columns: dict[str, str] | None = None,
 ) -> int:
     """Write rejected rows (row number, reason, the row as read) to `target`; returns the count.
 
     Removes an old rejects file when there is nothing to reject, so a stale one never misleads.
     """
-    raw_cols = ", ".join(_quote("_raw_" + c) + " AS " + _quote(c) for c in columns)
+    raw_cols = ", ".join(f"{ref} AS {_quote(name)}" for name, ref in (columns or {}).items())
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE _rejects AS SELECT _row AS row, _reason AS reason"
         f"{', ' + raw_cols if raw_cols else ''} FROM _in WHERE {where}"
