@@ -129,7 +129,8 @@ def generate(
             progress=lambda done: progress.update(task, completed=done),
         )
     err.print(
-        f"wrote {out}: " + ", ".join(f"{k} {v:,}" for k, v in dataclasses.asdict(summary).items())
+        f"wrote {out} ({summary.start} .. {summary.end}, JST): "
+        + ", ".join(f"{name} {rows:,}" for name, rows in summary.files.items())
     )
 
 

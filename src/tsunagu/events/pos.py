@@ -222,6 +222,8 @@ _EVENTS = """
 CREATE OR REPLACE TEMP TABLE _pos_events AS
 WITH orders AS (
     SELECT order_key AS message_id,
+           -- The same id as a redemption reported by the till over the API: stored once.
+           'redeem:' || store_id || ':' || receipt_id || ':' || coupon_code AS redeem_id,
            CASE WHEN units < 0 THEN 'Order Refunded' ELSE 'Order Completed' END AS event,
            CASE WHEN member_card IS NOT NULL THEN 'card:' || member_card
                 ELSE 'receipt:' || store_id || ':' || business_day || ':' || receipt_id END AS anonymous_id,
@@ -244,16 +246,17 @@ WITH orders AS (
            ) AS raw
     FROM orders
     UNION ALL
-    SELECT message_id || ':coupon', 'track', 'Coupon Redeemed', NULL, anonymous_id, 'store',
+    SELECT redeem_id, 'track', 'Coupon Redeemed', NULL, anonymous_id, 'store',
            store_id, sold_at, first_row, json_object(
-               'type', 'track', 'event', 'Coupon Redeemed', 'messageId', message_id || ':coupon',
+               'type', 'track', 'event', 'Coupon Redeemed', 'messageId', redeem_id,
                'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
                'receivedAt', iso_utc({received_at}),
                'context', json_object('channel', 'store', 'traits',
                    CASE WHEN member_card IS NULL THEN json_object()
                         ELSE json_object('member_card', member_card) END),
                'properties', json_object(
-                   'coupon_id', coupon_code, 'order_id', receipt_id, 'store_id', store_id,
+                   'coupon_id', coupon_code, 'code', coupon_code, 'order_id', receipt_id,
+                   'store_id', store_id,
                    'discount', money(discount), 'currency', 'JPY')
            )
     FROM orders WHERE coupon_code IS NOT NULL AND event = 'Order Completed'
