@@ -38,7 +38,7 @@ app.add_typer(sources_app, name="sources")
 keys_app = typer.Typer(help="API keys (read / admin) for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -185,3 +185,22 @@ def test_a_line_exported_twice_is_skipped_as_a_duplicate(store: Store, tmp_path:
     )
     assert revenue == 2 * 1200 + 3300 - 300
     assert result.rejects_file is None
+
+
+def test_megabyte_cells_and_overlong_lines_are_rejected(store: Store, tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + GOOD
+        + (
+            "R5,1,S001,2026-03-01 16:00:00,," + "X" * 1_000_000 + ",1,100,0,cash,\n"
+            "R6,1,S001,2026-03-01 16:00:00,," + "Y" * 3_000_000 + ",1,100,0,cash,\n"
+            "R7,1,S001,2026-03-01 16:00:00,,P7,1,100,0,cash,\n"
+        )
+    )
+    result = import_pos(store=store, path=write(tmp_path / "pos.csv", text))
+    assert (result.read, result.imported, result.rejected) == (6, 4, 2)
+    with open(result.rejects_file or "", encoding="utf-8") as fh:
+        csv.field_size_limit(10_000_000)
+        rejects = {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
+    assert rejects[5] == "sku: longer than 1,000 characters"
+    assert "line size" in rejects[6]

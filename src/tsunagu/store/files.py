@@ -54,6 +54,8 @@ class Column:
     check: str | None = None
     """SQL condition on the parsed value `{v}` that must hold, e.g. `{v} >= 0`."""
     check_reason: str = "out of range"
+    max_length: int = 1000
+    """Longer text is refused: a megabyte in a name is a broken export, not a name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +342,10 @@ def stage(
         label = column.name
         if column.required:
             reasons.append(f"WHEN {raw} IS NULL THEN {_literal(label + ': required')}")
+        reasons.append(
+            f"WHEN length({raw}) > {column.max_length} THEN "
+            f"{_literal(f'{label}: longer than {column.max_length:,} characters')}"
+        )
         if column.kind != "text":
             why = f"{label}: not {_KIND_WORDS[column.kind]}: "
             reasons.append(
