@@ -164,8 +164,13 @@ def test_foreign_purchase_log_columns_and_decimal_prices(store: Store, tmp_path:
 def test_missing_required_column_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as info:
         import_pos(store=store, path=write(tmp_path / "p.csv", "receipt_id,sku\nR1,P1\n"))
-    assert info.value.field == "store_id"
+    assert info.value.field == "sold_at"
     assert "not found" in info.value.message
+    with pytest.raises(InvalidInput) as info:
+        import_pos(
+            store=store, path=write(tmp_path / "q.csv", "receipt_id,sold_at\nR1,2026-03-01\n")
+        )
+    assert info.value.field == "unit_price"
 
 
 def test_empty_and_missing_files(store: Store, tmp_path: Path) -> None:
@@ -204,3 +209,19 @@ def test_megabyte_cells_and_overlong_lines_are_rejected(store: Store, tmp_path: 
         rejects = {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
     assert rejects[5] == "sku: longer than 1,000 characters"
     assert "line size" in rejects[6]
+
+
+def test_a_bare_purchase_log_imports_with_stated_assumptions(store: Store, tmp_path: Path) -> None:
+    # The shape of the purchase logs of the customer-base literature: who, when, how many, how much.
+    text = "customer_id,date,quantity,amount\n00001,19970101,1,11.77\n00002,19970112,1,12.00\n00002,19970112,5,77.00\n00003,19970102,2,20.76\n"
+    result = import_pos(store=store, path=write(tmp_path / "cdnow.csv", text))
+    assert (result.read, result.imported, result.rejected) == (4, 4, 0)
+    assert any("no receipt column" in w for w in result.warnings)
+    assert any("store unknown" in w for w in result.warnings)
+    orders = [e for e in events(store) if e["event"] == "Order Completed"]
+    # Customer 00002's two rows on one day are one purchase.
+    assert len(orders) == 3
+    by_card = {o["context"]["traits"]["member_card"]: o for o in orders}
+    assert by_card["00002"]["properties"]["revenue"] == pytest.approx(89.0)
+    assert by_card["00001"]["timestamp"] == "1996-12-31T15:00:00.000Z"
+    assert by_card["00003"]["properties"]["store_id"] == "unknown"

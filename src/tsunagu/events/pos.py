@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
 from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
+from tsunagu.exceptions import InvalidInput
 from tsunagu.store import Store, utcnow
 from tsunagu.store.files import (
     Column,
@@ -34,6 +37,7 @@ POS_SPEC = TableSpec(
         Column(
             "receipt_id",
             required=True,
+            may_be_absent=True,
             aliases=(
                 "receipt",
                 "receipt_no",
@@ -60,6 +64,7 @@ POS_SPEC = TableSpec(
         Column(
             "store_id",
             required=True,
+            may_be_absent=True,
             aliases=(
                 "store",
                 "store_code",
@@ -115,6 +120,7 @@ POS_SPEC = TableSpec(
         Column(
             "sku",
             required=True,
+            may_be_absent=True,
             aliases=(
                 "product_id",
                 "item_id",
@@ -135,6 +141,7 @@ POS_SPEC = TableSpec(
             "quantity",
             "int",
             required=True,
+            may_be_absent=True,
             aliases=("qty", "quantity_sold", "数量", "個数", "点数"),
             check="{v} <> 0",
             check_reason="must not be 0",
@@ -267,6 +274,40 @@ FROM messages ORDER BY timestamp, first_row;
 """
 
 
+UNKNOWN_STORE = "unknown"
+"""The store of receipts from an export with no store column and no --store-id."""
+
+
+def _fill_absent_columns(
+    cur: duckdb.DuckDBPyConnection, mapping: dict[str, str], store_id: str | None
+) -> list[str]:
+    """Purchase logs often lack POS columns; say what was assumed for each one missing."""
+    if "unit_price" not in mapping and "amount" not in mapping:
+        raise InvalidInput(
+            "header: no unit_price column (nor an amount column with the line total)",
+            field="unit_price",
+        )
+    notes = []
+    if "store_id" not in mapping:
+        notes.append(
+            f"no store column: every receipt is assigned to store {store_id or UNKNOWN_STORE}"
+            + ("" if store_id else " (name one with --store-id)")
+        )
+    if "quantity" not in mapping:
+        notes.append("no quantity column: every row counts as 1 item")
+    if "sku" not in mapping:
+        notes.append("no product column: orders carry no SKUs")
+    if "receipt_id" not in mapping:
+        # One receipt per customer (or anonymous row), store and moment of sale.
+        cur.execute(
+            "UPDATE _in SET receipt_id = 'auto-' || CASE WHEN member_card IS NULL "
+            "THEN 'row' || _row ELSE member_card END || '-' || strftime(sold_at, '%Y%m%d%H%M%S') "
+            "WHERE sold_at IS NOT NULL"
+        )
+        notes.append("no receipt column: rows of one member card at the same time form one receipt")
+    return notes
+
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -303,7 +344,7 @@ def import_pos(
             encoding=encoding,
             timezone=timezone,
             workdir=store.path.parent / "tmp",
-            defaults={"store_id": store_id} if store_id else None,
+            defaults={"store_id": store_id or UNKNOWN_STORE, "quantity": "1"},
             extra_reasons=lambda mapping: [
                 (
                     "unit_price IS NULL AND amount IS NULL",
@@ -315,10 +356,7 @@ def import_pos(
                 ),
             ],
         )
-        if "store_id" not in staged.mapping and store_id:
-            result.warnings.append(
-                f"no store column: every receipt is assigned to store {store_id}"
-            )
+        result.warnings.extend(_fill_absent_columns(cur, staged.mapping, store_id))
         cur.execute(_RECEIPT_REASONS)
         # A line number repeated within a receipt is the same line exported twice: skip it.
         cur.execute(

@@ -56,6 +56,9 @@ class Column:
     check_reason: str = "out of range"
     max_length: int = 1000
     """Longer text is refused: a megabyte in a name is a broken export, not a name."""
+    may_be_absent: bool = False
+    """A required column that a file may lack altogether (the importer fills it in); when
+    present, its cells are still required."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,7 @@ def stage(
     missing = [
         c.name
         for c in spec.columns
-        if c.required and c.name not in mapping and c.name not in defaults
+        if c.required and not c.may_be_absent and c.name not in mapping and c.name not in defaults
     ]
     if missing:
         names = ", ".join(missing)
@@ -340,7 +343,7 @@ def stage(
         name = _quote(column.name)
         raw = raw_refs[column.name]
         label = column.name
-        if column.required:
+        if column.required and (column.name in mapping or column.name in defaults):
             reasons.append(f"WHEN {raw} IS NULL THEN {_literal(label + ': required')}")
         reasons.append(
             f"WHEN length({raw}) > {column.max_length} THEN "
