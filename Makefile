@@ -32,8 +32,10 @@ demo: install ## generate a sample retailer, import it and serve http://127.0.0.
 test: install-test ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-lint: install-test ## ruff on src/ and tests/
+lint: install-test ## ruff (check, format) and mypy
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src --ignore-missing-imports
 
 bench: install-test ## run the benchmarks (prints figures; takes minutes)
 	$(BIN)/python benchmarks/ingest_http.py

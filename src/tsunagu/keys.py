@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from tsunagu.exceptions import AuthError, Forbidden, InvalidInput
 from tsunagu.store import Store, utcnow
@@ -40,8 +40,11 @@ def create_key(*, store: Store, name: str, scope: str) -> tuple[ApiKey, str]:
         raise InvalidInput(f"scope: must be one of {', '.join(SCOPES)}", field="scope")
     secret = "tsk_" + secrets.token_urlsafe(32)
     key = ApiKey(
-        key_id="key_" + secrets.token_hex(6), name=name, scope=scope, key_prefix=secret[:8]
-    )  # type: ignore[arg-type]
+        key_id="key_" + secrets.token_hex(6),
+        name=name,
+        scope=cast(Scope, scope),
+        key_prefix=secret[:8],
+    )
     with store.transaction() as cur:
         cur.execute(
             "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",

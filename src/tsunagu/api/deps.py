@@ -42,18 +42,22 @@ def _key_ring(request: Request) -> KeyRing:
     return request.app.state.key_ring
 
 
+def _secret(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials else None
+
+
 def require_read(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    return _key_ring(request).authenticate(credentials and credentials.credentials, needs="read")
+    return _key_ring(request).authenticate(_secret(credentials), needs="read")
 
 
 def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    return _key_ring(request).authenticate(credentials and credentials.credentials, needs="admin")
+    return _key_ring(request).authenticate(_secret(credentials), needs="admin")
 
 
 ReadKey = Annotated[ApiKey, Depends(require_read)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tsunagu.store import Store, utcnow
+from tsunagu.store import Store, count, utcnow
 from tsunagu.store.files import (
     Column,
     ImportResult,
@@ -216,11 +216,7 @@ def import_master(
             + " AND ".join(f"b.{k} = _in.{k}" for k in key)
             + ")"
         )
-        in_file_dupes = int(
-            cur.execute("SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'").fetchone()[
-                0
-            ]
-        )  # type: ignore[index]
+        in_file_dupes = count(cur, "SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'")  # type: ignore[index]
         # Rows identical to what is stored are duplicates: nothing to write.
         compare = " AND ".join(
             # A count without a time is the same count as the stored one.
@@ -229,10 +225,10 @@ def import_master(
             else f"t.{n} IS NOT DISTINCT FROM i.{n}"
             for n in names
         )
-        unchanged = int(
-            cur.execute(  # type: ignore[index]
-                f"SELECT count(*) FROM _in i JOIN {kind} t USING ({key_list}) WHERE i._reason IS NULL AND {compare}"
-            ).fetchone()[0]
+        unchanged = count(
+            cur,
+            f"SELECT count(*) FROM _in i JOIN {kind} t USING ({key_list}) "
+            f"WHERE i._reason IS NULL AND {compare}",
         )
         extra = "" if kind == "inventory" else ", attributes"
         extra_value = "" if kind == "inventory" else ", _extra"

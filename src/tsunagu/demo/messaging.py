@@ -181,7 +181,8 @@ class Contacts:
     def do_coupon(self, t: int, payload: tuple[str, dict[str, Any]]) -> None:
         channel, coupon = payload
         assert self.user is not None
-        ident, ctx = self.user, {"channel": channel}
+        ident: Ident = self.user
+        ctx: dict[str, Any] = {"channel": channel}
         if channel == "line":
             ident = Ident(user_id=self.user.fields["userId"])
             ident.ids[("line_user_id", self.p.line_user_id)] = None

@@ -7,6 +7,7 @@ means the same whichever way it arrived.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -70,7 +71,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _field_of(error: dict[str, Any]) -> str:
+def _field_of(error: Mapping[str, Any]) -> str:
     loc = [str(part) for part in error.get("loc", ())]
     if loc:
         return ".".join(loc)

@@ -19,7 +19,7 @@ import duckdb
 
 from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
 from tsunagu.exceptions import InvalidInput
-from tsunagu.store import Store, utcnow
+from tsunagu.store import Store, count, utcnow
 from tsunagu.store.files import (
     Column,
     ImportResult,
@@ -364,9 +364,7 @@ def import_pos(
             "  SELECT _row, row_number() OVER (PARTITION BY store_id, receipt_id, line_no ORDER BY _row) AS n"
             "  FROM _in WHERE _reason IS NULL AND line_no IS NOT NULL) WHERE n > 1)"
         )
-        repeated_lines = int(
-            cur.execute("SELECT count(*) FROM _in WHERE _reason = '~duplicate'").fetchone()[0]  # type: ignore[index]
-        )
+        repeated_lines = count(cur, "SELECT count(*) FROM _in WHERE _reason = '~duplicate'")
         step("grouping line items into receipts")
         offset = fixed_utc_offset(timezone)
         local_sold_at = (
@@ -381,11 +379,9 @@ def import_pos(
             "CREATE OR REPLACE TEMP TABLE _seen AS SELECT message_id FROM _pos_events "
             "WHERE message_id IN (SELECT message_id FROM events)"
         )
-        result.duplicates = repeated_lines + int(
-            cur.execute(  # type: ignore[index]
-                "SELECT coalesce(sum(lines), 0) FROM _receipts "
-                "WHERE order_key IN (SELECT message_id FROM _seen)"
-            ).fetchone()[0]
+        result.duplicates = repeated_lines + count(
+            cur,
+            "SELECT sum(lines) FROM _receipts WHERE order_key IN (SELECT message_id FROM _seen)",
         )
         step("storing events")
         # Receipts are unique within the file, so new ones are exactly those not seen.

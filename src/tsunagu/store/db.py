@@ -160,13 +160,18 @@ class Store:
                 cur.unregister("_event_batch")
 
 
+def count(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> int:
+    """The single integer a `SELECT count(*) ...` (or an INSERT's row count) answers."""
+    row = cur.execute(sql, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def insert_new_events(cur: duckdb.DuckDBPyConnection, relation: str) -> int:
     """Insert the rows of `relation` (events columns) whose messageId is new; returns the count.
 
     Runs inside the caller's transaction.
     """
-    inserted = cur.execute(_INSERT_NEW_EVENTS.format(batch=relation)).fetchone()
-    return int(inserted[0]) if inserted else 0
+    return count(cur, _INSERT_NEW_EVENTS.format(batch=relation))
 
 
 def _busy_message(path: Path, exc: Exception) -> str:

@@ -24,6 +24,7 @@ import duckdb
 from charset_normalizer import from_bytes
 
 from tsunagu.exceptions import InvalidInput
+from tsunagu.store.db import count
 
 Kind = Literal["text", "int", "number", "bool", "date", "timestamp", "float"]
 
@@ -371,7 +372,7 @@ def stage(
         f"CREATE OR REPLACE TEMP TABLE _in AS SELECT *, {reason_sql} AS _reason FROM _typed"
     )
     cur.execute("DROP TABLE _typed")
-    rows = int(cur.execute("SELECT count(*) FROM _in").fetchone()[0])  # type: ignore[index]
+    rows = count(cur, "SELECT count(*) FROM _in")
     return Staged(
         rows=rows,
         mapping=mapping,
@@ -431,15 +432,15 @@ def write_rejects(
         cur.execute(
             "INSERT INTO _rejects (row, reason) VALUES (?, ?)", [row, f"{reason}: {text[:500]}"]
         )
-    count = int(cur.execute("SELECT count(*) FROM _rejects").fetchone()[0])  # type: ignore[index]
-    if count:
+    rejected = count(cur, "SELECT count(*) FROM _rejects")
+    if rejected:
         cur.execute(
             f"COPY (SELECT * FROM _rejects ORDER BY row) TO {_literal(str(target))} (HEADER, DELIMITER ',')"
         )
     elif target.exists():
         target.unlink()
     cur.execute("DROP TABLE _rejects")
-    return count
+    return rejected
 
 
 @dataclass(slots=True)
