@@ -67,12 +67,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--data-dir", type=Path, help="an existing store to ingest into (default: a new one)"
+    )
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
     env = {**os.environ, "TSUNAGU_DATA_DIR": str(data_dir)}
     key = subprocess.run(
-        [str(BIN), "sources", "create", "bench"],
+        [str(BIN), "sources", "create", f"bench-{uuid.uuid4().hex[:6]}"],
         env=env,
         capture_output=True,
         text=True,
@@ -144,8 +147,12 @@ def main() -> None:
     from tsunagu.store import Store
 
     with Store(data_dir / "tsunagu.duckdb") as store:
-        stored = store.scalar("SELECT count(*) FROM events")
-    print(f"stored {stored:,} events (expected {args.events:,}); cores: {os.cpu_count()}")
+        stored = store.scalar("SELECT count(*) FROM events WHERE source LIKE 'bench-%'")
+        total = store.scalar("SELECT count(*) FROM events")
+    print(
+        f"stored {stored:,} events (expected {args.events:,}) in a store of {total:,}; "
+        f"cores: {os.cpu_count()}"
+    )
 
 
 if __name__ == "__main__":
