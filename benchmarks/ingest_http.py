@@ -74,8 +74,9 @@ def main() -> None:
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
     env = {**os.environ, "TSUNAGU_DATA_DIR": str(data_dir)}
+    source = f"bench-{uuid.uuid4().hex[:6]}"
     key = subprocess.run(
-        [str(BIN), "sources", "create", f"bench-{uuid.uuid4().hex[:6]}"],
+        [str(BIN), "sources", "create", source],
         env=env,
         capture_output=True,
         text=True,
@@ -147,7 +148,7 @@ def main() -> None:
     from tsunagu.store import Store
 
     with Store(data_dir / "tsunagu.duckdb") as store:
-        stored = store.scalar("SELECT count(*) FROM events WHERE source LIKE 'bench-%'")
+        stored = store.scalar("SELECT count(*) FROM events WHERE source = ?", [source])
         total = store.scalar("SELECT count(*) FROM events")
     print(
         f"stored {stored:,} events (expected {args.events:,}) in a store of {total:,}; "
