@@ -104,3 +104,35 @@ def test_csv_and_parquet_event_files(store: Store, tmp_path: Path) -> None:
     assert store.query(
         "SELECT json_extract_string(raw, '$.properties.sku') FROM events WHERE anonymous_id = 'a2'"
     ) == [("P2",)]
+
+
+def test_worker_processes_give_the_same_result_as_inline(tmp_path: Path) -> None:
+    lines = []
+    for i in range(3000):
+        if i % 500 == 7:
+            lines.append(b"{not json\n")
+        elif i % 500 == 9:
+            lines.append(line(type="track", userId=f"u{i}"))  # no event
+        else:
+            lines.append(
+                line(
+                    type="track",
+                    event="Product Viewed",
+                    userId=f"u{i % 40}",
+                    messageId=f"m{i % 2900}",
+                )
+            )
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(lines))
+    answers = []
+    for workers in (0, 2):
+        with Store(tmp_path / f"w{workers}" / "db.duckdb") as store:
+            result = import_events(store=store, path=path, workers=workers)
+            ids = [r[0] for r in store.query("SELECT message_id FROM events ORDER BY message_id")]
+        rejects = Path(result.rejects_file or "").read_text(encoding="utf-8")
+        answers.append(
+            (result.read, result.imported, result.rejected, result.duplicates, ids, rejects)
+        )
+    assert answers[0] == answers[1]
+    # m7 and m9 first appear at rows 2907 and 2909 (rows 7 and 9 were rejected).
+    assert answers[0][:4] == (3000, 2890, 12, 98)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -47,8 +46,10 @@ COLUMNS: tuple[str, ...] = (
 """Columns of the events table in insertion order (see store/schema.py)."""
 
 
-@dataclass(slots=True)
-class EventRow:
+class EventRow(NamedTuple):
+    """One row of the events table, fields in column order (a tuple: cheap to build and to
+    turn into columns)."""
+
     message_id: str
     type: str
     event: str | None
@@ -59,10 +60,7 @@ class EventRow:
     timestamp: datetime  # naive UTC
     received_at: datetime  # naive UTC
     source: str
-    raw: str
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, c) for c in COLUMNS)
+    raw: bytes  # UTF-8 JSON; bytes go into Arrow without re-encoding
 
 
 def _utc(value: datetime) -> datetime:
@@ -236,5 +234,5 @@ def _normalize(
         timestamp=timestamp.replace(tzinfo=None),
         received_at=received_naive,
         source=source,
-        raw=orjson.dumps(stored).decode(),
+        raw=orjson.dumps(stored),
     )

@@ -54,8 +54,8 @@ def utcnow() -> datetime:
 
 def events_table(rows: Sequence[EventRow]) -> pa.Table:
     """Rows as an Arrow table in the events table's column order."""
-    columns = {name: [getattr(r, name) for r in rows] for name in COLUMNS}
-    return pa.table(columns, schema=_EVENT_SCHEMA)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
+    return pa.table(dict(zip(COLUMNS, columns, strict=True)), schema=_EVENT_SCHEMA)
 
 
 class Store:
