@@ -69,3 +69,28 @@ def test_failed_transaction_leaves_nothing(store: Store) -> None:
         cur.execute("INSERT INTO sources VALUES ('s', 'n', 'h', 'p', now()::timestamp, NULL)")
         raise RuntimeError("boom")
     assert store.scalar("SELECT count(*) FROM sources") == 0
+
+
+def test_message_id_index_catches_repeats_across_reopen_and_hash_collisions(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "db.duckdb"
+    with Store(path) as s:
+        assert s.insert_events(rows("a", "b")) == 2
+    with Store(path) as s:  # the index is rebuilt from the table
+        assert s.insert_events(rows("b", "c", "c")) == 1
+        # A hash that is present for a different id (as a collision would be) must not drop it.
+        with s.transaction() as cur:
+            s._message_ids(cur).add(np.array([hash_of(cur, "d")], dtype=np.uint64))
+        assert s.insert_events(rows("d")) == 1
+        assert s.insert_events(rows("d")) == 0
+        assert sorted(r[0] for r in s.query("SELECT message_id FROM events")) == [
+            "a",
+            "b",
+            "c",
+            "d",
+        ]
+
+
+def hash_of(cur, message_id: str) -> int:  # type: ignore[no-untyped-def]
+    return int(cur.execute("SELECT hash(?::VARCHAR)", [message_id]).fetchone()[0])

@@ -177,6 +177,7 @@ class Collector:
         return await future
 
     def _run(self) -> None:
+        self._store.warm()  # the first commit should not pay for loading the messageId index
         stopping = False
         while not stopping:
             item = self._queue.get()

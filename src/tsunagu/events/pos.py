@@ -375,20 +375,17 @@ def import_pos(
         cur.execute(_RECEIPTS.format(local_sold_at=local_sold_at))
         cur.execute(_EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}")))
         # Receipts stored by an earlier import: their rows are duplicates, not imports.
+        stored = store.stored_among(cur, "_pos_events")
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _seen AS SELECT message_id FROM _pos_events "
-            "WHERE message_id IN (SELECT message_id FROM events)"
+            "CREATE OR REPLACE TEMP TABLE _seen AS SELECT unnest(?::VARCHAR[]) AS message_id",
+            [stored],
         )
         result.duplicates = repeated_lines + count(
             cur,
             "SELECT sum(lines) FROM _receipts WHERE order_key IN (SELECT message_id FROM _seen)",
         )
         step("storing events")
-        # Receipts are unique within the file, so new ones are exactly those not seen.
-        cur.execute(
-            "INSERT INTO events SELECT * FROM _pos_events "
-            "WHERE message_id NOT IN (SELECT message_id FROM _seen)"
-        )
+        store.insert_new_events(cur, "_pos_events", stored)
         result.read = staged.rows + len(staged.malformed)
         result.rejected = write_rejects(
             cur,

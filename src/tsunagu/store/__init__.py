@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tsunagu.store.db import Store, count, insert_new_events, utcnow
+from tsunagu.store.db import Store, count, utcnow
 
-__all__ = ["Store", "count", "insert_new_events", "utcnow"]
+__all__ = ["Store", "count", "utcnow"]

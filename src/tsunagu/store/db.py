@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from tsunagu.events.normalize import COLUMNS, EventRow
 from tsunagu.exceptions import StoreBusy
+from tsunagu.store.message_ids import MessageIds
 from tsunagu.store.schema import MIGRATIONS
 
 _EVENT_SCHEMA = pa.schema(
@@ -37,13 +39,14 @@ _EVENT_SCHEMA = pa.schema(
     ]
 )
 
-# New rows only: a messageId already stored, or repeated inside the batch, is skipped.
+# New rows only: a messageId already stored (given as $1), or repeated inside the batch, is
+# skipped.
 _INSERT_NEW_EVENTS = f"""
 INSERT INTO events ({", ".join(COLUMNS)})
 SELECT {", ".join(COLUMNS)} FROM (
     SELECT * FROM {{batch}} QUALIFY row_number() OVER (PARTITION BY message_id) = 1
 ) AS b
-WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.message_id = b.message_id)
+WHERE b.message_id NOT IN (SELECT unnest($1::VARCHAR[]))
 """
 
 
@@ -71,6 +74,7 @@ class Store:
         except duckdb.IOException as exc:
             raise StoreBusy(_busy_message(path, exc)) from None
         self._write_lock = threading.Lock()
+        self._ids: MessageIds | None = None
         if not read_only:
             self._migrate()
 
@@ -144,6 +148,50 @@ class Store:
                 )
 
     # -- events ------------------------------------------------------------------------------
+    def _message_ids(self, cur: duckdb.DuckDBPyConnection) -> MessageIds:
+        if self._ids is None:
+            self._ids = MessageIds(cur)
+        return self._ids
+
+    def warm(self) -> None:
+        """Load the messageId index now rather than at the first write (the server does this)."""
+        with self.transaction() as cur:
+            self._message_ids(cur)
+
+    def stored_among(self, cur: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+        """The messageIds of `relation` that the events table already holds (exact).
+
+        Runs inside the caller's write transaction.
+        """
+        columns = cur.execute(
+            f"SELECT message_id, hash(message_id) AS h FROM {relation}"
+        ).fetchnumpy()
+        maybe = self._message_ids(cur).maybe_stored(np.asarray(columns["h"], dtype=np.uint64))
+        if not maybe.any():
+            return []
+        candidates = [str(m) for m in np.asarray(columns["message_id"])[maybe]]
+        rows = cur.execute(
+            "SELECT DISTINCT message_id FROM events WHERE message_id IN (SELECT unnest(?::VARCHAR[]))",
+            [candidates],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def insert_new_events(
+        self, cur: duckdb.DuckDBPyConnection, relation: str, stored: list[str] | None = None
+    ) -> int:
+        """Insert the rows of `relation` (events columns) whose messageId is new; returns the
+        count. `stored`: the result of `stored_among`, when the caller has it already.
+
+        Runs inside the caller's write transaction.
+        """
+        if stored is None:
+            stored = self.stored_among(cur, relation)
+        inserted = count(cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored])
+        hashes = cur.execute(f"SELECT hash(message_id) AS h FROM {relation}").fetchnumpy()["h"]
+        # Rolled back later? Then these are false alarms for the index, checked exactly.
+        self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))
+        return inserted
+
     def insert_events(self, rows: Sequence[EventRow] | pa.Table) -> int:
         """Store events not stored before (by messageId) in one commit; returns how many were new.
 
@@ -155,7 +203,7 @@ class Store:
         with self.transaction() as cur:
             cur.register("_event_batch", table)
             try:
-                return insert_new_events(cur, "_event_batch")
+                return self.insert_new_events(cur, "_event_batch")
             finally:
                 cur.unregister("_event_batch")
 
@@ -164,14 +212,6 @@ def count(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None
     """The single integer a `SELECT count(*) ...` (or an INSERT's row count) answers."""
     row = cur.execute(sql, params).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
-
-
-def insert_new_events(cur: duckdb.DuckDBPyConnection, relation: str) -> int:
-    """Insert the rows of `relation` (events columns) whose messageId is new; returns the count.
-
-    Runs inside the caller's transaction.
-    """
-    return count(cur, _INSERT_NEW_EVENTS.format(batch=relation))
 
 
 def _busy_message(path: Path, exc: Exception) -> str:
