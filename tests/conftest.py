@@ -6,11 +6,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from tsunagu.api import create_app
 from tsunagu.config import Settings
@@ -43,15 +45,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(settings: Settings, store: Store) -> Iterator[LiveServer]:
-    """A real uvicorn server on a free loopback port, owning `store`."""
-    _, key = create_source(store=store, name="test")
+@contextmanager
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Run `app` on a real uvicorn server on a free loopback port; yields its URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -60,9 +58,15 @@ def live_server(settings: Settings, store: Store) -> Iterator[LiveServer]:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(
-            url=f"http://127.0.0.1:{port}", write_key=key, store=store, settings=settings
-        )
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server(settings: Settings, store: Store) -> Iterator[LiveServer]:
+    """A real uvicorn server on a free loopback port, owning `store`."""
+    _, key = create_source(store=store, name="test")
+    with serve_app(create_app(settings, store=store)) as url:
+        yield LiveServer(url=url, write_key=key, store=store, settings=settings)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -14,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
+from tests.conftest import serve_app
 from tsunagu.api import create_app
 from tsunagu.config import Settings
 from tsunagu.events.sources import create_source
@@ -72,12 +69,6 @@ class AppServer:
         return self.app.state.collector
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class _Running:
     url: str
@@ -88,21 +79,9 @@ class _Running:
 
 @contextmanager
 def _serve(settings: Settings, store: Store) -> Iterator[_Running]:
-    port = _free_port()
     app = create_app(settings, store=store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
-        yield _Running(url=f"http://127.0.0.1:{port}", store=store, settings=settings, app=app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_app(app) as url:
+        yield _Running(url=url, store=store, settings=settings, app=app)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tsunagu.store import Store, count, utcnow
+from tsunagu.store import Store, columns, count, utcnow
 from tsunagu.store.files import (
     Column,
     ImportResult,
@@ -31,13 +31,13 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
                 Column(
                     "store_id",
                     required=True,
-                    aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID"),
+                    aliases=columns.STORE_ID,
                 ),
                 Column("name", required=True, aliases=("store_name", "店舗名")),
-                Column("prefecture", aliases=("都道府県",)),
+                Column("prefecture", aliases=columns.PREFECTURE),
                 Column("city", aliases=("市区町村",)),
-                Column("address", aliases=("住所",)),
-                Column("postcode", aliases=("zip", "zipcode", "postal_code", "郵便番号")),
+                Column("address", aliases=columns.ADDRESS),
+                Column("postcode", aliases=columns.POSTCODE),
                 Column(
                     "lat",
                     "float",
@@ -65,16 +65,7 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
                 Column(
                     "sku",
                     required=True,
-                    aliases=(
-                        "product_id",
-                        "item_id",
-                        "item_code",
-                        "jan",
-                        "jan_code",
-                        "商品コード",
-                        "JANコード",
-                        "品番",
-                    ),
+                    aliases=columns.SKU,
                 ),
                 Column(
                     "name",
@@ -108,14 +99,7 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
                 ),
                 Column(
                     "member_card",
-                    aliases=(
-                        "card",
-                        "card_no",
-                        "member_card_no",
-                        "会員番号",
-                        "会員カード番号",
-                        "カード番号",
-                    ),
+                    aliases=columns.MEMBER_CARD,
                 ),
                 Column("name", aliases=("full_name", "氏名", "名前")),
                 Column("name_kana", aliases=("kana", "furigana", "氏名カナ", "フリガナ", "カナ")),
@@ -127,9 +111,9 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
                 Column("line_user_id", aliases=("line_id", "LINE ID", "LINEユーザーID")),
                 Column("birth_date", "date", aliases=("birthday", "dob", "生年月日", "誕生日")),
                 Column("gender", aliases=("sex", "性別")),
-                Column("postcode", aliases=("zip", "zipcode", "postal_code", "郵便番号")),
-                Column("prefecture", aliases=("都道府県",)),
-                Column("address", aliases=("住所",)),
+                Column("postcode", aliases=columns.POSTCODE),
+                Column("prefecture", aliases=columns.PREFECTURE),
+                Column("address", aliases=columns.ADDRESS),
                 Column(
                     "home_store_id", aliases=("home_store", "store_id", "登録店舗", "よく行く店舗")
                 ),
@@ -153,19 +137,12 @@ SPECS: dict[str, tuple[TableSpec, tuple[str, ...]]] = {
                 Column(
                     "store_id",
                     required=True,
-                    aliases=("store", "store_code", "shop_id", "店舗コード", "店舗ID"),
+                    aliases=columns.STORE_ID,
                 ),
                 Column(
                     "sku",
                     required=True,
-                    aliases=(
-                        "product_id",
-                        "item_id",
-                        "item_code",
-                        "jan",
-                        "商品コード",
-                        "JANコード",
-                    ),
+                    aliases=columns.SKU,
                 ),
                 Column(
                     "quantity",

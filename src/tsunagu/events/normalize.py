@@ -7,7 +7,8 @@ means the same whichever way it arrived.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -145,6 +146,19 @@ def content_message_id(raw: dict[str, Any]) -> str:
     return "tsg-" + digest.hexdigest()
 
 
+@contextmanager
+def _bad_message_not_server() -> Iterator[None]:
+    """Times past the calendar's ends, JSON nested deeper than can be stored, ...: the message
+    is bad, never the server."""
+    try:
+        yield
+    except TsunaguError:
+        raise
+    except (OverflowError, RecursionError, TypeError, ValueError) as exc:
+        field = "timestamp" if isinstance(exc, OverflowError) else "message"
+        raise InvalidEvent(f"{field}: cannot be stored ({exc})", field=field) from None
+
+
 def normalize(
     raw: Any,
     *,
@@ -160,32 +174,17 @@ def normalize(
         InvalidEvent: naming the field and the reason.
         PayloadTooLarge: the message is over Segment's 32 KB.
     """
-    try:
-        return _normalize(
-            raw,
-            received_at=received_at,
-            source=source,
-            batch_sent_at=batch_sent_at,
-            default_type=default_type,
-            size=size,
-        )
-    except (OverflowError, RecursionError, TypeError, ValueError) as exc:
-        if isinstance(exc, TsunaguError):
-            raise
-        # Times past the calendar's ends, JSON nested deeper than can be stored, ...: the
-        # message is bad, never the server.
-        field = "timestamp" if isinstance(exc, OverflowError) else "message"
-        raise InvalidEvent(f"{field}: cannot be stored ({exc})", field=field) from None
+    with _bad_message_not_server():
+        return _normalize(raw, received_at, source, batch_sent_at, default_type, size)
 
 
 def _normalize(
     raw: Any,
-    *,
     received_at: datetime,
     source: str,
-    batch_sent_at: datetime | None = None,
-    default_type: str | None = None,
-    size: int | None = None,
+    batch_sent_at: datetime | None,
+    default_type: str | None,
+    size: int | None,
 ) -> EventRow:
     if not isinstance(raw, dict):
         raise InvalidEvent("message: must be a JSON object", field="message")

@@ -19,7 +19,7 @@ import duckdb
 
 from tsunagu.events.normalize import EARLIEST, FUTURE_SLACK
 from tsunagu.exceptions import InvalidInput
-from tsunagu.store import Store, count, utcnow
+from tsunagu.store import Store, columns, count, utcnow
 from tsunagu.store.files import (
     Column,
     ImportResult,
@@ -65,17 +65,7 @@ POS_SPEC = TableSpec(
             "store_id",
             required=True,
             may_be_absent=True,
-            aliases=(
-                "store",
-                "store_code",
-                "shop_id",
-                "shop_code",
-                "shop",
-                "店舗コード",
-                "店舗ID",
-                "店舗番号",
-                "店舗",
-            ),
+            aliases=columns.STORE_ID,
         ),
         Column(
             "sold_at",
@@ -102,39 +92,13 @@ POS_SPEC = TableSpec(
         ),
         Column(
             "member_card",
-            aliases=(
-                "card",
-                "card_no",
-                "card_number",
-                "member_card_no",
-                "member_no",
-                "customer_id",
-                "customerid",
-                "customer",
-                "会員番号",
-                "会員カード番号",
-                "カード番号",
-                "会員ID",
-            ),
+            aliases=(*columns.MEMBER_CARD, "customer_id", "customerid", "customer", "会員ID"),
         ),
         Column(
             "sku",
             required=True,
             may_be_absent=True,
-            aliases=(
-                "product_id",
-                "item_id",
-                "item_code",
-                "product_code",
-                "stock_code",
-                "stockcode",
-                "jan",
-                "jan_code",
-                "商品コード",
-                "JANコード",
-                "品番",
-                "商品ID",
-            ),
+            aliases=columns.SKU,
         ),
         Column("name", aliases=("description", "product_name", "item_name", "商品名")),
         Column(
