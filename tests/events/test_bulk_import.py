@@ -136,3 +136,12 @@ def test_worker_processes_give_the_same_result_as_inline(tmp_path: Path) -> None
     assert answers[0] == answers[1]
     # m7 and m9 first appear at rows 2907 and 2909 (rows 7 and 9 were rejected).
     assert answers[0][:4] == (3000, 2890, 12, 98)
+
+
+def test_gzipped_jsonl(store: Store, tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(line(type="track", event="e", userId="u") + b"oops\n"))
+    result = import_events(store=store, path=path)
+    assert (result.read, result.imported, result.rejected) == (2, 1, 1)

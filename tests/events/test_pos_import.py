@@ -225,3 +225,17 @@ def test_a_bare_purchase_log_imports_with_stated_assumptions(store: Store, tmp_p
     assert by_card["00002"]["properties"]["revenue"] == pytest.approx(89.0)
     assert by_card["00001"]["timestamp"] == "1996-12-31T15:00:00.000Z"
     assert by_card["00003"]["properties"]["store_id"] == "unknown"
+
+
+def test_gzipped_shift_jis_export_and_spreadsheets(store: Store, tmp_path: Path) -> None:
+    import gzip
+
+    text = "レシート番号,店舗コード,取引日時,商品コード,数量,単価\nA1,S010,2026/03/05 18:30:00,J1,1,29800\n"
+    path = tmp_path / "pos.csv.gz"
+    path.write_bytes(gzip.compress(text.encode("cp932")))
+    result = import_pos(store=store, path=path)
+    assert (result.imported, result.rejected) == (1, 0)
+    xlsx = write(tmp_path / "pos.xlsx", "PK\x03\x04 not really a spreadsheet")
+    with pytest.raises(InvalidInput) as info:
+        import_pos(store=store, path=xlsx)
+    assert "save it as CSV" in info.value.message

@@ -30,8 +30,11 @@ from tsunagu.store import Store, utcnow
 from tsunagu.store.db import events_table
 from tsunagu.store.files import (
     ImportResult,
+    data_suffix,
     detect_encoding,
     header_key,
+    open_binary,
+    open_text,
     record_import,
     rejects_path,
 )
@@ -67,7 +70,7 @@ Item = tuple[int, int, Any, str | None]
 
 def _jsonl(path: Path) -> Iterator[Item]:
     """Lines are handed on unparsed: parsing happens in `normalize_chunk`, maybe in a worker."""
-    with path.open("rb") as fh:
+    with open_binary(path) as fh:
         done = 0
         for number, line in enumerate(fh, start=1):
             done += len(line)
@@ -115,7 +118,7 @@ def flat_to_message(row: dict[str, Any]) -> dict[str, Any]:
 
 def _csv_rows(path: Path, encoding: str | None) -> Iterator[Item]:
     enc = detect_encoding(path, encoding)
-    with path.open("r", encoding=enc, errors="replace", newline="") as fh:
+    with open_text(path, enc) as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames:
             raise InvalidInput(f"{path.name}: the file is empty", field="file")
@@ -137,7 +140,7 @@ def _parquet_rows(path: Path) -> Iterator[Item]:
 
 
 def _source_rows(path: Path, encoding: str | None) -> Iterator[Item]:
-    suffix = path.suffix.lower()
+    suffix = data_suffix(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _jsonl(path)
     if suffix in (".parquet", ".pq"):

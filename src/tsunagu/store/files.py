@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
+import io
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal, cast
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -112,7 +114,7 @@ def detect_encoding(path: Path, given: str | None) -> str:
             return codecs.lookup(given).name
         except LookupError:
             raise InvalidInput(f"encoding: unknown encoding {given!r}", field="encoding") from None
-    with path.open("rb") as fh:
+    with open_binary(path) as fh:
         sample = fh.read(1 << 20)
     try:
         sample.decode("utf-8")
@@ -134,7 +136,7 @@ def transcode(path: Path, encoding: str, workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"{path.name}.utf8.csv"
     with (
-        path.open("r", encoding=encoding, errors="replace", newline="") as src,
+        open_text(path, encoding) as src,
         out.open("w", encoding="utf-8", newline="") as dst,
     ):
         while chunk := src.read(1 << 22):
@@ -143,7 +145,7 @@ def transcode(path: Path, encoding: str, workdir: Path) -> Path:
 
 
 def _csv_headers(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+    with open_text(path, "utf-8") as fh:
         sample = fh.read(1 << 16)
     if not sample.strip():
         raise InvalidInput(f"{path.name}: the file is empty", field="file")
@@ -232,14 +234,36 @@ _KIND_WORDS = {
 }
 
 
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped when it is gzip (`.gz`)."""
+    if path.suffix.lower() == ".gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def open_text(path: Path, encoding: str) -> IO[str]:
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors="replace", newline="")
+
+
+def data_suffix(path: Path) -> str:
+    """`.csv` for data.csv and data.csv.gz."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
 def _file_format(path: Path) -> str:
-    suffix = (
-        "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
-    )
-    if suffix.startswith(".parquet") or suffix == ".pq":
+    suffix = data_suffix(path)
+    if suffix in (".parquet", ".pq"):
         return "parquet"
-    if suffix.startswith((".jsonl", ".ndjson", ".json")):
+    if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
+    if suffix in (".xlsx", ".xls", ".xlsm", ".numbers"):
+        raise InvalidInput(
+            f"file: {path.name} is a spreadsheet; save it as CSV (UTF-8 or Shift_JIS) and import that",
+            field="file",
+        )
     return "csv"
 
 
@@ -275,7 +299,7 @@ def stage(
         if len(set(headers)) != len(headers):
             dupes = sorted({h for h in headers if headers.count(h) > 1})
             raise InvalidInput(f"header: column {dupes[0]!r} appears twice", field="header")
-        with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        with open_text(path, "utf-8") as fh:
             delim = _delimiter(fh.read(1 << 16))
         columns = ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in headers)
         source = (
