@@ -86,7 +86,7 @@ def _fail(exc: TsunaguError) -> typer.Exit:
 def _local_or_server(local: Callable[[Store], T], remote: Callable[[RunningServer], T]) -> T:
     """Run `local` on the store, or `remote` against the server that holds it."""
     try:
-        store = Store(state.settings.database_path)
+        store = Store.open(state.settings)
     except StoreBusy as busy:
         server = running_server(state.settings.server_file)
         if server is None:
@@ -212,7 +212,7 @@ def demo(
 
     generate(customers=customers, days=days, seed=seed, out=out)
     try:
-        store = Store(state.settings.database_path)
+        store = Store.open(state.settings)
     except TsunaguError as exc:
         raise _fail(exc) from None
     with store:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_commit_events: int = Field(default=20_000, ge=1)
     """Upper bound of events written in one group commit."""
 
+    memory_limit: str = "4GB"
+    """DuckDB's memory budget; beyond it, large imports and queries spill to disk."""
+
     timezone: str = "Asia/Tokyo"
     """Zone for times given without an offset (tills) and for display."""
 

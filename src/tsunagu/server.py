@@ -14,7 +14,7 @@ from tsunagu.store import Store
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     """Open the store (failing clearly if another process holds it) and serve until stopped."""
-    store = Store(settings.database_path)
+    store = Store.open(settings)
     local_key = "tsk_local_" + secrets.token_urlsafe(32)
     info = settings.server_file
     write_server_file(info, url=f"http://{host}:{port}", key=local_key)

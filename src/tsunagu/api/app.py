@@ -35,7 +35,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
-        app.state.store = store or Store(settings.database_path)
+        app.state.store = store or Store.open(settings)
         app.state.settings = settings
         app.state.source_keys = SourceKeys(app.state.store)
         app.state.key_ring = KeyRing(app.state.store, local_admin_key=local_admin_key)

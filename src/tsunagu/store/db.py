@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from tsunagu.config import Settings
 from tsunagu.events.normalize import COLUMNS, EventRow
 from tsunagu.exceptions import StoreBusy
 from tsunagu.store.message_ids import MessageIds
@@ -64,19 +65,29 @@ def events_table(rows: Sequence[EventRow]) -> pa.Table:
 class Store:
     """A DuckDB database with tsunagu's schema, migrated on open."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, memory_limit: str | None = None
+    ) -> None:
         self.path = path
         self.read_only = read_only
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": memory_limit} if memory_limit else {}
+        )
         try:
-            self._con = duckdb.connect(str(path), read_only=read_only)
+            self._con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             raise StoreBusy(_busy_message(path, exc)) from None
         self._write_lock = threading.Lock()
         self._ids: MessageIds | None = None
         if not read_only:
             self._migrate()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """The store of `settings`' data dir, with its memory budget."""
+        return cls(settings.database_path, memory_limit=settings.memory_limit)
 
     # -- connections -------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
