@@ -146,3 +146,27 @@ def test_message_without_id_gets_a_stable_one() -> None:
     a, b = norm(dict(raw)), normalize(dict(raw), received_at=NOW + timedelta(hours=1), source="x")
     assert a.message_id == b.message_id == content_message_id(raw)
     assert norm({**raw, "event": "f"}).message_id != a.message_id
+
+
+def test_identifiers_beside_user_and_anonymous_id_are_columns() -> None:
+    row = norm(
+        {
+            "type": "identify",
+            "userId": "M1",
+            "traits": {"email": " Taro@Example.JP ", "phone": 9012345678, "member_card": {"x": 1}},
+            "context": {
+                "device": {"id": "D-1"},
+                "traits": {"line_user_id": "U1", "email": "old@x.jp"},
+            },
+        }
+    )
+    # Kept as sent (identity resolution normalises); identify traits win over context.traits.
+    assert (row.device_id, row.email, row.phone, row.line_user_id, row.member_card) == (
+        "D-1",
+        "Taro@Example.JP",
+        "9012345678",
+        "U1",
+        None,
+    )
+    alias = norm({"type": "alias", "userId": "M1", "previousId": "anon-1"})
+    assert alias.previous_id == "anon-1"

@@ -94,3 +94,29 @@ def test_message_id_index_catches_repeats_across_reopen_and_hash_collisions(tmp_
 
 def hash_of(cur, message_id: str) -> int:  # type: ignore[no-untyped-def]
     return int(cur.execute("SELECT hash(?::VARCHAR)", [message_id]).fetchone()[0])
+
+
+def test_identifier_columns_are_backfilled_from_raw_json(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb"
+    with Store(path) as s:
+        s.insert_events(
+            [
+                normalize(
+                    {
+                        "type": "track",
+                        "event": "e",
+                        "anonymousId": "a",
+                        "context": {"device": {"id": "D9"}, "traits": {"member_card": "123"}},
+                    },
+                    received_at=NOW,
+                    source="t",
+                )
+            ]
+        )
+        # Back to schema 2, as a database written before the identifier columns existed.
+        s.query("DELETE FROM schema_version WHERE version = 3")
+        for name in ("device_id", "email", "phone", "line_user_id", "member_card", "previous_id"):
+            s.query(f"ALTER TABLE events DROP COLUMN {name}")
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        assert s.query("SELECT device_id, member_card FROM events") == [("D9", "123")]

@@ -42,6 +42,12 @@ COLUMNS: tuple[str, ...] = (
     "timestamp",
     "received_at",
     "source",
+    "device_id",
+    "email",
+    "phone",
+    "line_user_id",
+    "member_card",
+    "previous_id",
     "raw",
 )
 """Columns of the events table in insertion order (see store/schema.py)."""
@@ -61,6 +67,14 @@ class EventRow(NamedTuple):
     timestamp: datetime  # naive UTC
     received_at: datetime  # naive UTC
     source: str
+    # Identifiers the message carries besides userId / anonymousId, as sent (identity
+    # resolution normalises them): context.device.id, traits (identify) or context.traits.
+    device_id: str | None
+    email: str | None
+    phone: str | None
+    line_user_id: str | None
+    member_card: str | None
+    previous_id: str | None  # alias
     raw: bytes  # UTF-8 JSON; bytes go into Arrow without re-encoding
 
 
@@ -222,6 +236,11 @@ def _normalize(
     stored["context"] = {**context, "channel": channel}
 
     event = getattr(msg, "event", None) or getattr(msg, "name", None)
+    traits = getattr(msg, "traits", None) or {}
+    context_traits = context.get("traits")
+    if isinstance(context_traits, dict) and context_traits:
+        traits = {**context_traits, **traits}
+    device = context.get("device")
     return EventRow(
         message_id=message_id,
         type=kind,
@@ -233,5 +252,21 @@ def _normalize(
         timestamp=timestamp.replace(tzinfo=None),
         received_at=received_naive,
         source=source,
+        device_id=_text(device.get("id")) if isinstance(device, dict) else None,
+        email=_text(traits.get("email")),
+        phone=_text(traits.get("phone")),
+        line_user_id=_text(traits.get("line_user_id")),
+        member_card=_text(traits.get("member_card")),
+        previous_id=getattr(msg, "previous_id", None),
         raw=orjson.dumps(stored),
     )
+
+
+def _text(value: Any) -> str | None:
+    """An identifier as text: numbers become strings; blanks, objects and lists are absent."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value[:1024] or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None

@@ -202,7 +202,7 @@ WITH orders AS (
     FROM _receipts
 ), messages AS (
     SELECT message_id, 'track' AS type, event, NULL AS user_id, anonymous_id, 'store' AS channel,
-           store_id, sold_at AS timestamp, first_row, json_object(
+           store_id, sold_at AS timestamp, first_row, member_card, json_object(
                'type', 'track', 'event', event, 'messageId', message_id,
                'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
                'receivedAt', iso_utc({received_at}),
@@ -218,7 +218,7 @@ WITH orders AS (
     FROM orders
     UNION ALL
     SELECT redeem_id, 'track', 'Coupon Redeemed', NULL, anonymous_id, 'store',
-           store_id, sold_at, first_row, json_object(
+           store_id, sold_at, first_row, member_card, json_object(
                'type', 'track', 'event', 'Coupon Redeemed', 'messageId', redeem_id,
                'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
                'receivedAt', iso_utc({received_at}),
@@ -233,7 +233,10 @@ WITH orders AS (
     FROM orders WHERE coupon_code IS NOT NULL AND event = 'Order Completed'
 )
 SELECT message_id, type, event, user_id, anonymous_id, channel, store_id, timestamp,
-       {received_at} AS received_at, {source} AS source, raw
+       {received_at} AS received_at, {source} AS source,
+       CAST(NULL AS VARCHAR) AS device_id, CAST(NULL AS VARCHAR) AS email,
+       CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS line_user_id, member_card,
+       CAST(NULL AS VARCHAR) AS previous_id, raw
 FROM messages ORDER BY timestamp, first_row;
 """
 

@@ -36,6 +36,12 @@ _EVENT_SCHEMA = pa.schema(
         ("timestamp", pa.timestamp("us")),
         ("received_at", pa.timestamp("us")),
         ("source", pa.string()),
+        ("device_id", pa.string()),
+        ("email", pa.string()),
+        ("phone", pa.string()),
+        ("line_user_id", pa.string()),
+        ("member_card", pa.string()),
+        ("previous_id", pa.string()),
         ("raw", pa.string()),
     ]
 )

@@ -118,6 +118,35 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "identifier columns on events",
+        [
+            # Identifiers besides userId / anonymousId, as sent, so identity resolution reads
+            # columns instead of parsing every message's JSON.
+            *(
+                f"ALTER TABLE events ADD COLUMN {name} VARCHAR"
+                for name in (
+                    "device_id",
+                    "email",
+                    "phone",
+                    "line_user_id",
+                    "member_card",
+                    "previous_id",
+                )
+            ),
+            """UPDATE events SET
+                device_id = json_extract_string(raw, '$.context.device.id'),
+                email = coalesce(json_extract_string(raw, '$.traits.email'),
+                                 json_extract_string(raw, '$.context.traits.email')),
+                phone = coalesce(json_extract_string(raw, '$.traits.phone'),
+                                 json_extract_string(raw, '$.context.traits.phone')),
+                line_user_id = coalesce(json_extract_string(raw, '$.traits.line_user_id'),
+                                        json_extract_string(raw, '$.context.traits.line_user_id')),
+                member_card = coalesce(json_extract_string(raw, '$.traits.member_card'),
+                                       json_extract_string(raw, '$.context.traits.member_card')),
+                previous_id = json_extract_string(raw, '$.previousId')""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
