@@ -37,6 +37,10 @@ sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is
 app.add_typer(sources_app, name="sources")
 keys_app = typer.Typer(help="API keys (read / admin) for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+identity_app = typer.Typer(
+    help="One customer across identifiers: build, export, evaluate.", no_args_is_help=True
+)
+app.add_typer(identity_app, name="identity")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -298,6 +302,74 @@ def keys_create(
     )
     err.print(f"{scope.value} key {name!r} created; keep it, it is not shown again:")
     console.print(secret)
+
+
+def _local_only(run: Callable[[Store], T]) -> T:
+    """Commands that need the store itself (not yet offered by the server's API)."""
+    try:
+        store = Store.open(state.settings)
+    except TsunaguError as exc:
+        raise _fail(exc) from None
+    try:
+        with store:
+            return run(store)
+    except TsunaguError as exc:
+        raise _fail(exc) from None
+
+
+@identity_app.command("build")
+def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Rebuild the identity graph from every event and member record."""
+    from tsunagu.identity.graph import build_graph
+    from tsunagu.identity.rules import load_rules
+
+    rules = load_rules(state.settings.data_dir)
+    report = _local_only(lambda store: build_graph(store=store, rules=rules))
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    console.print(
+        f"{report.identifiers:,} identifiers in {report.profiles:,} profiles "
+        f"({report.records:,} distinct records, {report.seconds:.1f} s); "
+        f"{report.refused_links:,} links refused by the merge limits "
+        f"(see the identity_audit table)"
+    )
+
+
+@identity_app.command("export")
+def identity_export(file: Annotated[Path, typer.Argument(help="CSV to write")]) -> None:
+    """Write identifier_type,identifier_value,profile_id for every identifier."""
+    from tsunagu.identity.evaluate import export_identifiers
+
+    rows = _local_only(lambda store: export_identifiers(store=store, path=file))
+    err.print(f"wrote {rows:,} identifiers to {file}")
+
+
+@identity_app.command("evaluate")
+def identity_evaluate(
+    truth: Annotated[Path, typer.Option(help="identifier_type,identifier_value,person_id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pairwise precision, recall and F1 of the profiles against a truth file."""
+    from tsunagu.identity.evaluate import evaluate
+    from tsunagu.identity.rules import load_rules
+
+    rules = load_rules(state.settings.data_dir)
+    result = _local_only(lambda store: evaluate(store=store, truth=truth, rules=rules))
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+        return
+    table = Table("", "value")
+    table.add_row("identifiers", f"{result.identifiers:,}")
+    table.add_row("true pairs", f"{result.true_pairs:,}")
+    table.add_row("predicted pairs", f"{result.predicted_pairs:,}")
+    table.add_row("correct pairs", f"{result.correct_pairs:,}")
+    table.add_row("precision", f"{result.precision:.4f}")
+    table.add_row("recall", f"{result.recall:.4f}")
+    table.add_row("F1", f"{result.f1:.4f}")
+    for kind, figures in result.by_type.items():
+        table.add_row(f"recall of pairs with {kind}", f"{figures['recall']:.4f}")
+    console.print(table)
 
 
 @app.command()

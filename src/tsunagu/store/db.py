@@ -227,8 +227,8 @@ class Store:
 
 def count(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> int:
     """The single integer a `SELECT count(*) ...` (or an INSERT's row count) answers."""
-    row = cur.execute(sql, params).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    rows = cur.execute(sql, params).fetchall()  # all: DuckDB 2 keeps a half-read result open
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def _busy_message(path: Path, exc: Exception) -> str:

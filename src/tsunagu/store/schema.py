@@ -147,6 +147,32 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 previous_id = json_extract_string(raw, '$.previousId')""",
         ],
     ),
+    (
+        "identity graph",
+        [
+            # Every normalised identifier and the profile it belongs to. Written sorted by
+            # (type, value), so DuckDB's min/max per block finds one identifier quickly.
+            """CREATE TABLE identity_nodes (
+                type       VARCHAR NOT NULL,
+                value      VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                first_seen TIMESTAMP
+            )""",
+            # Links refused (and, outside full builds, merges and splits), with the reason.
+            """CREATE TABLE identity_audit (
+                recorded_at TIMESTAMP NOT NULL,
+                kind        VARCHAR NOT NULL,
+                seen_at     TIMESTAMP,
+                type        VARCHAR,
+                value       VARCHAR,
+                other_type  VARCHAR,
+                other_value VARCHAR,
+                reason      VARCHAR NOT NULL,
+                at_build    BOOLEAN NOT NULL
+            )""",
+            "CREATE TABLE identity_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,293 @@
+"""The deterministic identity graph: identifiers are nodes, appearing together is an edge, and a
+connected component is one customer (a profile) — unless that would break a limit.
+
+Build (`build_graph`): every identifier seen in events, member records and alias calls is
+normalised and blocked values dropped (rules.py). Connected components come from scipy over
+all edges at once. A component that breaks no limit (the vast majority) is a profile as it is;
+since every part of it breaks no limit either, processing its records one by one would give the
+same answer. Only components that break a limit (a family tablet, a shared demo device) are
+replayed record by record in time order, each record joining the profile of its
+highest-priority identifier and lower identifiers staying out where they would break a limit;
+each refusal is written to `identity_audit` with its reason.
+
+Update (`update_graph`): events received since the last build or update are replayed the same
+way against the stored graph, so new events extend profiles without a rebuild and, for events
+arriving in time order, give what a rebuild gives.
+
+A profile's id is derived from its anchor (highest-priority identifier, earliest seen), so it
+is the same after every rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store, count, utcnow
+
+# Identifier columns of a record, in events and in the member master.
+_EVENT_IDS = """
+WITH combos AS (
+    SELECT user_id, anonymous_id, device_id, email, phone, line_user_id, member_card, previous_id,
+           min(timestamp) AS ts
+    FROM events {where}
+    GROUP BY ALL
+)
+SELECT ts,
+       tg_norm('user_id', user_id) AS user_id,
+       tg_norm('anonymous_id', anonymous_id) AS anonymous_id,
+       tg_norm('device_id', device_id) AS device_id,
+       tg_norm('email', email) AS email,
+       tg_norm('phone', phone) AS phone,
+       tg_norm('line_user_id', line_user_id) AS line_user_id,
+       tg_norm('member_card', member_card) AS member_card,
+       tg_norm('anonymous_id', previous_id) AS previous_id
+FROM combos
+"""
+
+_MEMBER_IDS = """
+SELECT coalesce(registered_at, TIMESTAMP '1970-01-01') AS ts,
+       tg_norm('user_id', member_id) AS user_id,
+       CAST(NULL AS VARCHAR) AS anonymous_id,
+       CAST(NULL AS VARCHAR) AS device_id,
+       tg_norm('email', email) AS email,
+       tg_norm('phone', phone) AS phone,
+       tg_norm('line_user_id', line_user_id) AS line_user_id,
+       tg_norm('member_card', member_card) AS member_card,
+       CAST(NULL AS VARCHAR) AS previous_id
+FROM members
+"""
+
+# One row per (record, identifier); an alias's previousId is an anonymous id.
+_OCCURRENCES = """
+CREATE OR REPLACE TEMP TABLE _occ AS
+SELECT rec, ts, CASE WHEN t = 'previous_id' THEN 'anonymous_id' ELSE t END AS t, v
+FROM (UNPIVOT _records
+      ON user_id, anonymous_id, device_id, email, phone, line_user_id, member_card, previous_id
+      INTO NAME t VALUE v)
+"""
+
+
+@dataclass(slots=True)
+class BuildReport:
+    identifiers: int = 0
+    profiles: int = 0
+    records: int = 0
+    replayed_components: int = 0
+    refused_links: int = 0
+    seconds: float = 0.0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def profile_id_for(kind: str, value: str) -> str:
+    """The id of the profile anchored at this identifier."""
+    return "p_" + hashlib.md5(f"{kind}:{value}".encode()).hexdigest()[:16]
+
+
+class _Replay:
+    """Record-by-record union with limits, for components that break a limit as a whole."""
+
+    def __init__(self, rules: IdentityRules, kinds: dict[int, str]) -> None:
+        self.rules = rules
+        self.kinds = kinds
+        self.parent: dict[int, int] = {}
+        self.counts: dict[int, Counter[str]] = {}
+        self.refusals: list[tuple[int, int, int, str]] = []
+
+    def find(self, node: int) -> int:
+        parent = self.parent.setdefault(node, node)
+        if parent == node:
+            self.counts.setdefault(node, Counter({self.kinds[node]: 1}))
+            return node
+        root = self.find(parent)
+        self.parent[node] = root
+        return root
+
+    def record(self, rec: int, nodes: Sequence[int]) -> None:
+        """`nodes` in priority order: the first decides the profile."""
+        root = self.find(nodes[0])
+        for node in nodes[1:]:
+            other = self.find(node)
+            if other == root:
+                continue
+            joined = self.counts[root] + self.counts[other]
+            broken = next(
+                (k for k, n in joined.items() if n > self.rules.limit(k)),
+                None,
+            )
+            if broken is not None:
+                reason = (
+                    f"would give one profile {joined[broken]} {broken} values "
+                    f"(limit {self.rules.limit(broken)})"
+                )
+                self.refusals.append((rec, nodes[0], node, reason))
+                continue
+            self.parent[other] = root
+            self.counts[root] = joined
+            del self.counts[other]
+
+
+def _limits_table(rules: IdentityRules) -> str:
+    rows = ", ".join(f"('{k}', {rules.limit(k)})" for k in rules.priority)
+    return f"(VALUES {rows}) AS lim(t, max_values)"
+
+
+def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
+    """Rebuild the identity graph from scratch (see module doc)."""
+    started = utcnow()
+    report = BuildReport()
+    with store.transaction() as cur:
+        cur.execute(rules.macros())
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _records AS "
+            f"SELECT row_number() OVER () AS rec, * FROM ({_EVENT_IDS.format(where='')} "
+            f"UNION ALL {_MEMBER_IDS})"
+        )
+        report.records = count(cur, "SELECT count(*) FROM _records")
+        cur.execute(_OCCURRENCES)
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _nodes AS "
+            "SELECT (row_number() OVER (ORDER BY t, v) - 1)::BIGINT AS node, t, v, first_seen "
+            "FROM (SELECT t, v, min(ts) AS first_seen FROM _occ GROUP BY t, v)"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _occn AS "
+            "SELECT o.rec, o.ts, n.node, n.t FROM _occ o JOIN _nodes n USING (t, v)"
+        )
+        nodes = count(cur, "SELECT count(*) FROM _nodes")
+        edges = cur.execute(
+            "SELECT DISTINCT o.node AS a, f.first AS b FROM _occn o "
+            "JOIN (SELECT rec, min(node) AS first FROM _occn GROUP BY rec) f USING (rec) "
+            "WHERE o.node <> f.first"
+        ).fetchnumpy()
+        a = np.asarray(edges["a"], dtype=np.int64)
+        b = np.asarray(edges["b"], dtype=np.int64)
+        graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(nodes, nodes))
+        _, labels = connected_components(graph, directed=False)
+        label_table = pa.table(
+            {"node": np.arange(nodes, dtype=np.int64), "comp": labels.astype(np.int64)}
+        )
+        cur.register("_labels", label_table)
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _comp AS "
+            "SELECT n.node, n.t, n.v, n.first_seen, l.comp FROM _nodes n JOIN _labels l USING (node)"
+        )
+        cur.unregister("_labels")
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _bad AS SELECT DISTINCT c.comp FROM "
+            f"(SELECT comp, t, count(*) AS n FROM _comp GROUP BY comp, t) c "
+            f"JOIN {_limits_table(rules)} USING (t) WHERE c.n > lim.max_values"
+        )
+        refusals = _replay_components(cur, rules)
+        report.replayed_components = count(cur, "SELECT count(*) FROM _bad")
+        report.refused_links = len(refusals)
+        _write_profiles(cur, rules)
+        cur.execute("DELETE FROM identity_audit WHERE kind = 'refused' AND at_build")
+        _audit(cur, refusals, at_build=True)
+        _set_state(cur, "built_at", started.isoformat())
+        _set_state(cur, "updated_to", _max_received(cur))
+        report.identifiers = nodes
+        report.profiles = count(cur, "SELECT count(DISTINCT profile_id) FROM identity_nodes")
+        report.by_type = dict(
+            cur.execute(
+                "SELECT type, count(*) FROM identity_nodes GROUP BY type ORDER BY type"
+            ).fetchall()
+        )
+        for table in ("_records", "_occ", "_nodes", "_occn", "_comp", "_bad"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+    report.seconds = (utcnow() - started).total_seconds()
+    return report
+
+
+def _replay_components(
+    cur: duckdb.DuckDBPyConnection, rules: IdentityRules
+) -> list[tuple[datetime, str, str, str, str, str]]:
+    """Split the components in `_bad` record by record; rewrite their labels in `_comp`."""
+    rows = cur.execute(
+        "SELECT o.rec, min(o.ts) AS ts, list(o.node ORDER BY tg_rank(o.t), o.node) AS nodes "
+        "FROM _occn o JOIN _comp c USING (node) WHERE c.comp IN (SELECT comp FROM _bad) "
+        "GROUP BY o.rec ORDER BY ts, o.rec"
+    ).fetchall()
+    if not rows:
+        return []
+    kinds = dict(
+        cur.execute("SELECT node, t FROM _comp WHERE comp IN (SELECT comp FROM _bad)").fetchall()
+    )
+    replay = _Replay(rules, kinds)
+    for rec, _, nodes in rows:
+        replay.record(rec, nodes)
+    # New labels above every scipy label, one per replayed root.
+    offset = count(cur, "SELECT max(comp) + 1 FROM _comp")
+    relabel = pa.table(
+        {
+            "node": np.fromiter(kinds, dtype=np.int64),
+            "comp": np.array([offset + replay.find(n) for n in kinds], dtype=np.int64),
+        }
+    )
+    cur.register("_relabel", relabel)
+    cur.execute("UPDATE _comp SET comp = r.comp FROM _relabel r WHERE _comp.node = r.node")
+    cur.unregister("_relabel")
+    at = {rec: ts for rec, ts, _ in rows}
+    described = dict(
+        (node, (t, v))
+        for node, t, v in cur.execute(
+            "SELECT node, t, v FROM _comp WHERE node IN (SELECT unnest(?::BIGINT[]))",
+            [sorted({n for r in replay.refusals for n in r[1:3]})],
+        ).fetchall()
+    )
+    return [
+        (at[rec], *described[kept], *described[left], reason)
+        for rec, kept, left, reason in replay.refusals
+    ]
+
+
+def _write_profiles(cur: duckdb.DuckDBPyConnection, rules: IdentityRules) -> None:
+    """identity_nodes from `_comp`: each component's anchor names the profile."""
+    cur.execute("DELETE FROM identity_nodes")
+    cur.execute(
+        """INSERT INTO identity_nodes (type, value, profile_id, first_seen)
+        SELECT c.t, c.v, a.profile_id, c.first_seen
+        FROM _comp c JOIN (
+            SELECT comp, 'p_' || left(md5(arg_min(t || ':' || v, (tg_rank(t), first_seen, v))), 16)
+                   AS profile_id
+            FROM _comp GROUP BY comp
+        ) a USING (comp)
+        ORDER BY c.t, c.v"""
+    )
+
+
+def _audit(
+    cur: duckdb.DuckDBPyConnection,
+    rows: Iterable[tuple[datetime, str, str, str, str, str]],
+    *,
+    at_build: bool,
+    kind: str = "refused",
+) -> None:
+    rows = list(rows)
+    if not rows:
+        return
+    cur.executemany(
+        "INSERT INTO identity_audit (recorded_at, kind, seen_at, type, value, other_type, "
+        "other_value, reason, at_build) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(utcnow(), kind, *row, at_build) for row in rows],
+    )
+
+
+def _set_state(cur: duckdb.DuckDBPyConnection, key: str, value: str | None) -> None:
+    cur.execute("DELETE FROM identity_state WHERE key = ?", [key])
+    cur.execute("INSERT INTO identity_state VALUES (?, ?)", [key, value])
+
+
+def _max_received(cur: duckdb.DuckDBPyConnection) -> str | None:
+    rows = cur.execute("SELECT max(received_at) FROM events").fetchall()
+    return rows[0][0].isoformat() if rows and rows[0][0] else None

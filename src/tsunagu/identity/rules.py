@@ -1,0 +1,163 @@
+"""Identity rules: how identifiers are normalised, which values never link people, and how many
+values of each type one profile may hold.
+
+Merging two different people is worse than missing a merge, so the defaults are careful:
+a profile holds at most one member id and one member card (as Segment Unify holds one user_id),
+at most five of anything else, and values that tills and forms fill in when the customer gives
+nothing (`noemail@example.com`, `000-0000-0000`, `unknown`) are never identifiers.
+
+Everything here becomes SQL (DuckDB macros), so normalising five million identifiers is one
+query, and a single lookup normalises its value the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from tsunagu.events.model import IdentifierType
+
+TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
+
+_FULL = (
+    "".join(chr(c) for c in range(0xFF01, 0xFF5F))
+    + "\u3000\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
+)
+_HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " " + "-" * 8
+# Full-width ASCII (Ｔａｒｏ＠…, ０９０), the ideographic space and the many dashes people type
+# in phone numbers, as their ASCII forms: NFKC for the characters identifiers are made of.
+
+
+class IdentityRules(BaseModel):
+    """The rules identity resolution follows; stored as `identity-rules.json` in the data dir."""
+
+    limits: dict[str, int] = Field(
+        default_factory=lambda: {
+            "user_id": 1,
+            "member_card": 1,
+            "email": 5,
+            "phone": 5,
+            "line_user_id": 5,
+            "device_id": 5,
+            "anonymous_id": 5,
+        }
+    )
+    """Most values of a type one profile may hold; a link that would exceed it is refused."""
+
+    priority: list[str] = Field(
+        default_factory=lambda: [
+            "user_id",
+            "member_card",
+            "line_user_id",
+            "email",
+            "phone",
+            "device_id",
+            "anonymous_id",
+        ]
+    )
+    """Highest first. When a record's identifiers cannot all join one profile, the profile is
+    the one of its highest-priority identifier, and lower ones that would break a limit stay
+    out."""
+
+    blocked: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)(null|none|nil|unknown|undefined|n/?a|na|-+|0+|test|dummy|x+|\?+)",
+        ]
+    )
+    """Regular expressions (full match, RE2) of values that never identify anyone, any type."""
+
+    blocked_by_type: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "email": [
+                r"(?i)(no-?e?-?mail|nomail|none|null|unknown|dummy|test|sample|noreply|no-reply"
+                r"|x+|a+|abc|na|n/a|mail|email)@.*",
+                r"(?i)[^@]*@(example\.invalid|none\.com|test\.com|nomail\.com|noemail\.com)",
+            ],
+            # One digit repeated (+81000000000, +819000000000) or a run like 1234567890.
+            "phone": [
+                r"\+81(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)",
+                r"\+81(90|80|70)?(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)",
+                r"\+81[0-9]?0?123456789[0-9]?",
+            ],
+            "member_card": [r"(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)"],
+        }
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(TYPES)
+        if unknown:
+            raise ValueError(f"unknown identifier type {sorted(unknown)[0]!r}")
+        if any(v < 1 for v in value.values()):
+            raise ValueError("a limit must be at least 1")
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _complete_priority(cls, value: list[str]) -> list[str]:
+        if sorted(value) != sorted(TYPES):
+            raise ValueError(f"priority must list each of {', '.join(TYPES)} once")
+        return value
+
+    def limit(self, kind: str) -> int:
+        return self.limits.get(kind, 5)
+
+    def rank(self, kind: str) -> int:
+        """0 for the highest priority."""
+        return self.priority.index(kind)
+
+    # -- SQL -----------------------------------------------------------------------------------
+    def macros(self) -> str:
+        """DuckDB macros: `tg_norm(type, value)` (NULL when the value is unusable or blocked) and
+        `tg_rank(type)`."""
+        blocked_any = " OR ".join(f"regexp_full_match(v, {_lit(p)})" for p in self.blocked)
+        per_type = []
+        for kind, patterns in self.blocked_by_type.items():
+            cond = " OR ".join(f"regexp_full_match(v, {_lit(p)})" for p in patterns)
+            per_type.append(f"(t = {_lit(kind)} AND ({cond}))")
+        blocked = " OR ".join([f"({blocked_any})", *per_type]) if blocked_any else "false"
+        ranks = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(self.priority))
+        return f"""
+CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS translate(x, {_lit(_FULL)}, {_lit(_HALF)});
+CREATE OR REPLACE TEMP MACRO tg_digits(x) AS regexp_replace(tg_halfwidth(x), '[^0-9]', '', 'g');
+CREATE OR REPLACE TEMP MACRO tg_email(x) AS
+    CASE WHEN regexp_full_match(lower(trim(tg_halfwidth(x))), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')
+         THEN lower(trim(tg_halfwidth(x))) END;
+CREATE OR REPLACE TEMP MACRO tg_phone(x) AS
+    CASE
+        WHEN starts_with(trim(tg_halfwidth(x)), '+') AND length(tg_digits(x)) BETWEEN 8 AND 15
+            THEN '+' || tg_digits(x)
+        WHEN starts_with(tg_digits(x), '00') THEN NULL
+        WHEN starts_with(tg_digits(x), '0') AND length(tg_digits(x)) IN (10, 11)
+            THEN '+81' || substr(tg_digits(x), 2)
+        WHEN starts_with(tg_digits(x), '81') AND length(tg_digits(x)) IN (11, 12)
+            THEN '+' || tg_digits(x)
+    END;
+CREATE OR REPLACE TEMP MACRO tg_clean(t, x) AS
+    CASE t
+        WHEN 'email' THEN tg_email(x)
+        WHEN 'phone' THEN tg_phone(x)
+        WHEN 'member_card' THEN nullif(regexp_replace(tg_halfwidth(x), '[\\s-]', '', 'g'), '')
+        ELSE nullif(trim(x), '')
+    END;
+CREATE OR REPLACE TEMP MACRO tg_blocked(t, v) AS ({blocked});
+CREATE OR REPLACE TEMP MACRO tg_norm(t, x) AS
+    CASE WHEN tg_clean(t, x) IS NULL OR tg_blocked(t, tg_clean(t, x)) THEN NULL
+         ELSE tg_clean(t, x) END;
+CREATE OR REPLACE TEMP MACRO tg_rank(t) AS CASE t {ranks} ELSE 99 END;
+"""
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def load_rules(data_dir: Path) -> IdentityRules:
+    """`identity-rules.json` in the data dir, or the defaults."""
+    path = data_dir / "identity-rules.json"
+    if not path.exists():
+        return IdentityRules()
+    return IdentityRules.model_validate(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tsunagu.events.normalize import normalize
+from tsunagu.identity.graph import build_graph, profile_id_for
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+MEMBERS = (
+    "member_id,member_card,name,email,phone,registered_at\n"
+    "M1,2000000000011,山田 太郎,Taro@Example.jp,090-1234-5678,2025-01-01 10:00:00\n"
+    "M2,2000000000028,佐藤 花子,hanako@example.jp,,2025-01-02 10:00:00\n"
+    "M3,2000000000035,佐藤 一郎,ichiro@example.jp,,2025-01-03 10:00:00\n"
+    "M4,2000000000042,鈴木 次郎,noemail@example.com,000-0000-0000,2025-01-04 10:00:00\n"
+    "M5,2000000000059,高橋 三郎,noemail@example.com,000-0000-0000,2025-01-05 10:00:00\n"
+)
+
+
+def events(*messages: dict) -> list:  # type: ignore[type-arg]
+    return [
+        normalize(
+            {**m, "timestamp": (T0 + timedelta(minutes=i)).isoformat()},
+            received_at=T0 + timedelta(days=1),
+            source="t",
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+@pytest.fixture
+def graph_store(store: Store, tmp_path: Path) -> Store:
+    from tsunagu.catalog.imports import import_master
+
+    members = tmp_path / "members.csv"
+    members.write_text(MEMBERS, encoding="utf-8")
+    import_master(store=store, kind="members", path=members)
+    store.insert_events(
+        events(
+            {"type": "page", "anonymousId": "a1", "name": "Top"},
+            {"type": "identify", "userId": "M1", "anonymousId": "a1"},
+            # The app: device D1, logged in as M1.
+            {
+                "type": "screen",
+                "anonymousId": "a2",
+                "name": "Home",
+                "context": {"device": {"id": "D1"}},
+            },
+            {
+                "type": "identify",
+                "userId": "M1",
+                "anonymousId": "a2",
+                "context": {"device": {"id": "D1"}},
+            },
+            # A phone number in full width, from a call-centre record, on an anonymous id.
+            {
+                "type": "track",
+                "event": "Call",
+                "anonymousId": "a7",
+                "context": {"traits": {"phone": "０９０－１２３４－５６７８"}},
+            },
+            {"type": "alias", "previousId": "a9", "userId": "M1"},
+            # The family tablet T: M2 logs in, later M3 on the same device.
+            {
+                "type": "identify",
+                "userId": "M2",
+                "anonymousId": "t1",
+                "context": {"device": {"id": "T"}},
+            },
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "anonymousId": "t1",
+                "context": {"device": {"id": "T"}},
+            },
+            {
+                "type": "identify",
+                "userId": "M3",
+                "anonymousId": "t1",
+                "context": {"device": {"id": "T"}},
+            },
+            # A till record with the member card, from the POS import.
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "anonymousId": "card:2000000000011",
+                "context": {"channel": "store", "traits": {"member_card": "2000-0000-0001-1"}},
+            },
+        )
+    )
+    return store
+
+
+def profiles(store: Store) -> dict[tuple[str, str], str]:
+    return {
+        (t, v): p for t, v, p in store.query("SELECT type, value, profile_id FROM identity_nodes")
+    }
+
+
+def test_one_customer_across_web_app_alias_call_centre_and_till(graph_store: Store) -> None:
+    build_graph(store=graph_store, rules=IdentityRules())
+    nodes = profiles(graph_store)
+    m1 = nodes[("user_id", "M1")]
+    assert m1 == profile_id_for("user_id", "M1")
+    for key in [
+        ("anonymous_id", "a1"),
+        ("anonymous_id", "a2"),
+        ("device_id", "D1"),
+        ("anonymous_id", "a7"),
+        ("anonymous_id", "a9"),
+        ("email", "taro@example.jp"),
+        ("phone", "+819012345678"),
+        ("member_card", "2000000000011"),
+        ("anonymous_id", "card:2000000000011"),
+    ]:
+        assert nodes[key] == m1, key
+
+
+def test_shared_tablet_does_not_glue_two_members_and_the_refusal_is_audited(
+    graph_store: Store,
+) -> None:
+    report = build_graph(store=graph_store, rules=IdentityRules())
+    nodes = profiles(graph_store)
+    assert nodes[("user_id", "M2")] != nodes[("user_id", "M3")]
+    # The tablet stays with the member who used it first.
+    assert nodes[("device_id", "T")] == nodes[("user_id", "M2")]
+    assert report.refused_links >= 1
+    audit = graph_store.query(
+        "SELECT type, value, other_type, other_value, reason FROM identity_audit"
+    )
+    assert (
+        "user_id",
+        "M3",
+        "anonymous_id",
+        "t1",
+        "would give one profile 2 user_id values (limit 1)",
+    ) in audit
+
+
+def test_placeholder_email_and_phone_never_link_people(graph_store: Store) -> None:
+    build_graph(store=graph_store, rules=IdentityRules())
+    nodes = profiles(graph_store)
+    assert nodes[("user_id", "M4")] != nodes[("user_id", "M5")]
+    assert ("email", "noemail@example.com") not in nodes
+    assert not any(t == "phone" and v.startswith("+8100") for t, v in nodes)
+
+
+def test_rebuild_gives_the_same_answer(graph_store: Store) -> None:
+    build_graph(store=graph_store, rules=IdentityRules())
+    first = profiles(graph_store)
+    refusals = graph_store.query(
+        "SELECT type, value, other_type, other_value FROM identity_audit ORDER BY ALL"
+    )
+    build_graph(store=graph_store, rules=IdentityRules())
+    assert profiles(graph_store) == first
+    # Refusals of a rebuild replace those of the one before.
+    assert (
+        graph_store.query(
+            "SELECT type, value, other_type, other_value FROM identity_audit ORDER BY ALL"
+        )
+        == refusals
+    )
+
+
+def test_limits_are_configurable(graph_store: Store) -> None:
+    # Two members on one tablet are one profile only if it may hold two member ids and cards.
+    rules = IdentityRules(limits={**IdentityRules().limits, "user_id": 2, "member_card": 2})
+    build_graph(store=graph_store, rules=rules)
+    nodes = profiles(graph_store)
+    assert nodes[("user_id", "M2")] == nodes[("user_id", "M3")]
+
+
+def test_rules_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="unknown identifier type"):
+        IdentityRules(limits={"shoe_size": 1})
+    with pytest.raises(ValueError, match="priority"):
+        IdentityRules(priority=["user_id"])
