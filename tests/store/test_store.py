@@ -114,9 +114,11 @@ def test_identifier_columns_are_backfilled_from_raw_json(tmp_path: Path) -> None
             ]
         )
         # Back to schema 2, as a database written before the identifier columns existed.
-        s.query("DELETE FROM schema_version WHERE version = 3")
+        s.query("DELETE FROM schema_version WHERE version >= 3")
         for name in ("device_id", "email", "phone", "line_user_id", "member_card", "previous_id"):
             s.query(f"ALTER TABLE events DROP COLUMN {name}")
+        for table in ("identity_nodes", "identity_audit", "identity_state"):
+            s.query(f"DROP TABLE {table}")
     with Store(path) as s:
         assert s.schema_version == SCHEMA_VERSION
         assert s.query("SELECT device_id, member_card FROM events") == [("D9", "123")]
