@@ -336,6 +336,26 @@ def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     )
 
 
+@identity_app.command("update")
+def identity_update(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Fold events and member changes since the last build or update into the graph."""
+    from tsunagu.identity.graph import update_graph
+    from tsunagu.identity.rules import load_rules
+
+    rules = load_rules(state.settings.data_dir)
+    report = _local_only(lambda store: update_graph(store=store, rules=rules))
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    if report.rebuilt:
+        console.print("no graph yet: built it from scratch")
+        return
+    console.print(
+        f"{report.records:,} new records: {report.new_identifiers:,} new identifiers, "
+        f"{report.merged_profiles:,} profiles merged, {report.refused_links:,} links refused"
+    )
+
+
 @identity_app.command("export")
 def identity_export(file: Annotated[Path, typer.Argument(help="CSV to write")]) -> None:
     """Write identifier_type,identifier_value,profile_id for every identifier."""

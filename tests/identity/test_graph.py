@@ -179,3 +179,63 @@ def test_rules_refuse_nonsense() -> None:
         IdentityRules(limits={"shoe_size": 1})
     with pytest.raises(ValueError, match="priority"):
         IdentityRules(priority=["user_id"])
+
+
+def later(*messages: dict, days: int = 10) -> list:  # type: ignore[type-arg]
+    received = T0 + timedelta(days=days + 1)
+    return [
+        normalize(
+            {**m, "timestamp": (T0 + timedelta(days=days, minutes=i)).isoformat()},
+            received_at=received,
+            source="t",
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+def test_new_events_update_the_graph_as_a_rebuild_would(graph_store: Store) -> None:
+    from tsunagu.identity.graph import update_graph
+
+    rules = IdentityRules()
+    assert update_graph(store=graph_store, rules=rules).rebuilt  # no graph yet: a build
+    graph_store.insert_events(
+        later(
+            # A new browser of M2, then M2 logs in on it.
+            {"type": "page", "anonymousId": "b1", "name": "Top"},
+            {
+                "type": "identify",
+                "userId": "M2",
+                "anonymousId": "b1",
+                "traits": {"email": "hanako.new@example.jp"},
+            },
+            # A guest who later turns out to be M2: two profiles become one.
+            {"type": "identify", "anonymousId": "g1", "traits": {"email": "guest1@example.jp"}},
+            {"type": "identify", "userId": "M2", "anonymousId": "g1"},
+            # M1 already holds five anonymous ids (the limit): a sixth stays apart.
+            {"type": "identify", "userId": "M1", "anonymousId": "a6"},
+            # M4 on the family tablet too: refused.
+            {
+                "type": "identify",
+                "userId": "M4",
+                "anonymousId": "t1",
+                "context": {"device": {"id": "T"}},
+            },
+        )
+    )
+    report = update_graph(store=graph_store, rules=rules)
+    assert report.records >= 4 and report.merged_profiles >= 1 and report.refused_links >= 1
+    updated = profiles(graph_store)
+    assert updated[("anonymous_id", "b1")] == updated[("user_id", "M2")]
+    assert updated[("email", "guest1@example.jp")] == updated[("user_id", "M2")]
+    assert updated[("anonymous_id", "a6")] != updated[("user_id", "M1")]
+    assert updated[("user_id", "M4")] != updated[("device_id", "T")]
+    kinds = {
+        k
+        for (k,) in graph_store.query("SELECT DISTINCT kind FROM identity_audit WHERE NOT at_build")
+    }
+    assert kinds == {"merged", "refused"}
+    build_graph(store=graph_store, rules=rules)
+    assert profiles(graph_store) == updated
+    # Nothing new: nothing changes.
+    assert update_graph(store=graph_store, rules=rules).merged_profiles == 0
+    assert profiles(graph_store) == updated

@@ -115,7 +115,15 @@ def test_identifier_columns_are_backfilled_from_raw_json(tmp_path: Path) -> None
         )
         # Back to schema 2, as a database written before the identifier columns existed.
         s.query("DELETE FROM schema_version WHERE version >= 3")
-        for name in ("device_id", "email", "phone", "line_user_id", "member_card", "previous_id"):
+        for name in (
+            "device_id",
+            "email",
+            "phone",
+            "line_user_id",
+            "member_card",
+            "previous_id",
+            "stored_at",
+        ):
             s.query(f"ALTER TABLE events DROP COLUMN {name}")
         for table in ("identity_nodes", "identity_audit", "identity_state"):
             s.query(f"DROP TABLE {table}")

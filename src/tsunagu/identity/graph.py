@@ -195,7 +195,7 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
         cur.execute("DELETE FROM identity_audit WHERE kind = 'refused' AND at_build")
         _audit(cur, refusals, at_build=True)
         _set_state(cur, "built_at", started.isoformat())
-        _set_state(cur, "updated_to", _max_received(cur))
+        _set_watermarks(cur)
         report.identifiers = nodes
         report.profiles = count(cur, "SELECT count(DISTINCT profile_id) FROM identity_nodes")
         report.by_type = dict(
@@ -288,6 +288,167 @@ def _set_state(cur: duckdb.DuckDBPyConnection, key: str, value: str | None) -> N
     cur.execute("INSERT INTO identity_state VALUES (?, ?)", [key, value])
 
 
-def _max_received(cur: duckdb.DuckDBPyConnection) -> str | None:
-    rows = cur.execute("SELECT max(received_at) FROM events").fetchall()
-    return rows[0][0].isoformat() if rows and rows[0][0] else None
+def _set_watermarks(cur: duckdb.DuckDBPyConnection) -> None:
+    """What the graph has seen: events up to this commit stamp, members up to this change."""
+    ((events_to, members_to),) = cur.execute(
+        "SELECT (SELECT max(stored_at) FROM events), (SELECT max(updated_at) FROM members)"
+    ).fetchall()
+    _set_state(cur, "updated_to", events_to.isoformat() if events_to else None)
+    _set_state(cur, "members_to", members_to.isoformat() if members_to else None)
+
+
+@dataclass(slots=True)
+class UpdateReport:
+    records: int = 0
+    new_identifiers: int = 0
+    merged_profiles: int = 0
+    refused_links: int = 0
+    rebuilt: bool = False
+
+
+def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
+    """Fold events received (and members changed) since the last build or update into the
+    stored graph, record by record in time order (see module doc)."""
+    with store.transaction() as cur:
+        state = dict(cur.execute("SELECT key, value FROM identity_state").fetchall())
+    if "updated_to" not in state:
+        build_graph(store=store, rules=rules)
+        return UpdateReport(rebuilt=True)
+    since = state["updated_to"] or "1970-01-01"
+    members_since = state.get("members_to") or "1970-01-01"
+    report = UpdateReport()
+    with store.transaction() as cur:
+        cur.execute(rules.macros())
+        # stored_at is the commit stamp, increasing with every commit (store/db.py), so
+        # nothing committed after the last update is missed and nothing is applied twice.
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _records AS "
+            "SELECT row_number() OVER (ORDER BY ts) AS rec, * FROM ("
+            + _EVENT_IDS.format(where="WHERE stored_at > CAST(? AS TIMESTAMP)")
+            + " UNION ALL "
+            + _MEMBER_IDS
+            + " WHERE updated_at > CAST(? AS TIMESTAMP))",
+            [since, members_since],
+        )
+        cur.execute(_OCCURRENCES)
+        rows = cur.execute(
+            "SELECT rec, min(ts), list(struct_pack(t := t, v := v) ORDER BY tg_rank(t), v) "
+            "FROM _occ GROUP BY rec ORDER BY min(ts), rec"
+        ).fetchall()
+        report.records = len(rows)
+        if rows:
+            _apply_records(cur, rules, rows, report)
+        _set_watermarks(cur)
+        cur.execute("DROP TABLE IF EXISTS _records")
+        cur.execute("DROP TABLE IF EXISTS _occ")
+    return report
+
+
+def _apply_records(
+    cur: duckdb.DuckDBPyConnection,
+    rules: IdentityRules,
+    rows: list[tuple[int, datetime, list[dict[str, str]]]],
+    report: UpdateReport,
+) -> None:
+    """Replay `rows` (rec, ts, identifiers in priority order) against the stored graph."""
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _touched AS "
+        "SELECT n.type, n.value, n.profile_id, n.first_seen FROM identity_nodes n "
+        "WHERE n.profile_id IN (SELECT DISTINCT i.profile_id FROM identity_nodes i "
+        "JOIN (SELECT DISTINCT t, v FROM _occ) o ON i.type = o.t AND i.value = o.v)"
+    )
+    stored = cur.execute("SELECT type, value, profile_id, first_seen FROM _touched").fetchall()
+    # Node keys: existing identifiers hang under a root per existing profile.
+    keys: dict[tuple[str, str], int] = {}
+    kinds: dict[int, str] = {}
+    first_seen: dict[int, datetime | None] = {}
+    profile_root: dict[str, int] = {}
+    replay = _Replay(rules, kinds)
+
+    def key_of(kind: str, value: str, seen: datetime | None) -> int:
+        node = keys.get((kind, value))
+        if node is None:
+            node = keys[(kind, value)] = len(keys)
+            kinds[node] = kind
+            first_seen[node] = seen
+        return node
+
+    for kind, value, profile_id, seen in stored:
+        node = key_of(kind, value, seen)
+        root = profile_root.setdefault(profile_id, node)
+        if root != node:
+            replay.find(root)
+            replay.find(node)
+            replay.parent[node] = root
+            replay.counts[root] = replay.counts[root] + replay.counts.pop(node)
+    known = len(keys)
+    at: dict[int, datetime] = {}
+    merges: list[tuple[datetime, str, str, str, str, str]] = []
+    for rec, ts, identifiers in rows:
+        seen_before = len(keys)  # identifiers first met in this very message join, not merge
+        nodes = [key_of(i["t"], i["v"], ts) for i in identifiers]
+        at[rec] = ts
+        before = {replay.find(n) for n in nodes if n < seen_before}
+        replay.record(rec, nodes)
+        after = {replay.find(n) for n in nodes if n < seen_before}
+        if len(after) < len(before):
+            report.merged_profiles += len(before) - len(after)
+            first, last = identifiers[0], identifiers[-1]
+            merges.append(
+                (
+                    ts,
+                    first["t"],
+                    first["v"],
+                    last["t"],
+                    last["v"],
+                    f"{len(before)} profiles met in one message",
+                )
+            )
+    report.new_identifiers = len(keys) - known
+    report.refused_links = len(replay.refusals)
+    by_node = {node: key for key, node in keys.items()}
+    old_profile = {keys[(k, v)]: p for k, v, p, _ in stored}
+    groups: dict[int, list[int]] = {}
+    for node in by_node:
+        groups.setdefault(replay.find(node), []).append(node)
+    changes: list[tuple[str, str, str, datetime | None]] = []
+    for members in groups.values():
+        anchor = min(
+            members,
+            key=lambda n: (rules.rank(kinds[n]), first_seen[n] or datetime.max, by_node[n][1]),
+        )
+        profile = profile_id_for(kinds[anchor], by_node[anchor][1])
+        for node in members:
+            if old_profile.get(node) != profile:
+                kind, value = by_node[node]
+                changes.append((kind, value, profile, first_seen[node]))
+    if changes:
+        cur.register(
+            "_changes",
+            pa.table(
+                {
+                    "type": [c[0] for c in changes],
+                    "value": [c[1] for c in changes],
+                    "profile_id": [c[2] for c in changes],
+                    "first_seen": pa.array([c[3] for c in changes], pa.timestamp("us")),
+                }
+            ),
+        )
+        cur.execute(
+            "DELETE FROM identity_nodes n USING _changes c "
+            "WHERE n.type = c.type AND n.value = c.value"
+        )
+        cur.execute(
+            "INSERT INTO identity_nodes SELECT type, value, profile_id, first_seen FROM _changes"
+        )
+        cur.unregister("_changes")
+    _audit(
+        cur,
+        [
+            (at[rec], *by_node[kept], *by_node[left], reason)
+            for rec, kept, left, reason in replay.refusals
+        ],
+        at_build=False,
+    )
+    _audit(cur, merges, at_build=False, kind="merged")
+    cur.execute("DROP TABLE _touched")

@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,10 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 # New rows only: a messageId already stored (given as $1), or repeated inside the batch, is
-# skipped.
+# skipped. $2 is the commit stamp.
 _INSERT_NEW_EVENTS = f"""
-INSERT INTO events ({", ".join(COLUMNS)})
-SELECT {", ".join(COLUMNS)} FROM (
+INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
+SELECT {", ".join(COLUMNS)}, $2::TIMESTAMP FROM (
     SELECT * FROM {{batch}} QUALIFY row_number() OVER (PARTITION BY message_id) = 1
 ) AS b
 WHERE b.message_id NOT IN (SELECT unnest($1::VARCHAR[]))
@@ -87,6 +87,7 @@ class Store:
             raise StoreBusy(_busy_message(path, exc)) from None
         self._write_lock = threading.Lock()
         self._ids: MessageIds | None = None
+        self._last_stamp: datetime | None = None
         if not read_only:
             self._migrate()
 
@@ -170,6 +171,14 @@ class Store:
             self._ids = MessageIds(cur)
         return self._ids
 
+    def _stamp(self, cur: duckdb.DuckDBPyConnection) -> datetime:
+        """A commit stamp later than every one before, even if the clock steps back."""
+        if self._last_stamp is None:
+            rows = cur.execute("SELECT max(stored_at) FROM events").fetchall()
+            self._last_stamp = rows[0][0] or datetime.min
+        self._last_stamp = max(utcnow(), self._last_stamp + timedelta(microseconds=1))
+        return self._last_stamp
+
     def warm(self) -> None:
         """Load the messageId index now rather than at the first write (the server does this)."""
         with self.transaction() as cur:
@@ -203,7 +212,7 @@ class Store:
         """
         if stored is None:
             stored = self.stored_among(cur, relation)
-        inserted = count(cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored])
+        inserted = count(cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored, self._stamp(cur)])
         hashes = cur.execute(f"SELECT hash(message_id) AS h FROM {relation}").fetchnumpy()["h"]
         # Rolled back later? Then these are false alarms for the index, checked exactly.
         self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))

@@ -173,6 +173,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE TABLE identity_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
         ],
     ),
+    (
+        "commit stamps on events",
+        [
+            # When the row was committed; increases with every commit (unlike received_at,
+            # which a long import sets at its start), so readers can pick up what is new.
+            "ALTER TABLE events ADD COLUMN stored_at TIMESTAMP",
+            "UPDATE events SET stored_at = received_at",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
