@@ -35,46 +35,37 @@ from scipy.sparse.csgraph import connected_components
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, count, utcnow
 
-# Identifier columns of a record, in events and in the member master.
+# Identifier columns of a record, as sent, in events (one record per distinct combination)
+# and in the member master.
 _EVENT_IDS = """
-WITH combos AS (
-    SELECT user_id, anonymous_id, device_id, email, phone, line_user_id, member_card, previous_id,
-           min(timestamp) AS ts
-    FROM events {where}
-    GROUP BY ALL
-)
-SELECT ts,
-       tg_norm('user_id', user_id) AS user_id,
-       tg_norm('anonymous_id', anonymous_id) AS anonymous_id,
-       tg_norm('device_id', device_id) AS device_id,
-       tg_norm('email', email) AS email,
-       tg_norm('phone', phone) AS phone,
-       tg_norm('line_user_id', line_user_id) AS line_user_id,
-       tg_norm('member_card', member_card) AS member_card,
-       tg_norm('anonymous_id', previous_id) AS previous_id
-FROM combos
+SELECT min(timestamp) AS ts, user_id, anonymous_id, device_id, email, phone, line_user_id,
+       member_card, previous_id
+FROM events {where}
+GROUP BY ALL
 """
 
 _MEMBER_IDS = """
-SELECT coalesce(registered_at, TIMESTAMP '1970-01-01') AS ts,
-       tg_norm('user_id', member_id) AS user_id,
-       CAST(NULL AS VARCHAR) AS anonymous_id,
-       CAST(NULL AS VARCHAR) AS device_id,
-       tg_norm('email', email) AS email,
-       tg_norm('phone', phone) AS phone,
-       tg_norm('line_user_id', line_user_id) AS line_user_id,
-       tg_norm('member_card', member_card) AS member_card,
-       CAST(NULL AS VARCHAR) AS previous_id
+SELECT coalesce(registered_at, TIMESTAMP '1970-01-01') AS ts, member_id AS user_id,
+       CAST(NULL AS VARCHAR) AS anonymous_id, CAST(NULL AS VARCHAR) AS device_id, email, phone,
+       line_user_id, member_card, CAST(NULL AS VARCHAR) AS previous_id
 FROM members
 """
 
-# One row per (record, identifier); an alias's previousId is an anonymous id.
+# One row per (record, identifier), normalised: each distinct value is normalised once (far
+# fewer than records), and an alias's previousId is an anonymous id.
 _OCCURRENCES = """
-CREATE OR REPLACE TEMP TABLE _occ AS
-SELECT rec, ts, CASE WHEN t = 'previous_id' THEN 'anonymous_id' ELSE t END AS t, v
+CREATE OR REPLACE TEMP TABLE _raw AS
+SELECT rec, ts, CASE WHEN t = 'previous_id' THEN 'anonymous_id' ELSE t END AS t, v AS raw
 FROM (UNPIVOT _records
       ON user_id, anonymous_id, device_id, email, phone, line_user_id, member_card, previous_id
-      INTO NAME t VALUE v)
+      INTO NAME t VALUE v);
+CREATE OR REPLACE TEMP TABLE _clean AS
+SELECT t, raw, tg_clean(t, raw) AS v FROM (SELECT DISTINCT t, raw FROM _raw);
+DELETE FROM _clean WHERE v IS NULL OR tg_blocked(t, v);
+CREATE OR REPLACE TEMP TABLE _occ AS
+SELECT r.rec, r.ts, r.t, c.v FROM _raw r JOIN _clean c USING (t, raw);
+DROP TABLE _raw;
+DROP TABLE _clean;
 """
 
 
@@ -157,7 +148,7 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
         cur.execute(_OCCURRENCES)
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _nodes AS "
-            "SELECT (row_number() OVER (ORDER BY t, v) - 1)::BIGINT AS node, t, v, first_seen "
+            "SELECT (row_number() OVER () - 1)::BIGINT AS node, t, v, first_seen "
             "FROM (SELECT t, v, min(ts) AS first_seen FROM _occ GROUP BY t, v)"
         )
         cur.execute(
@@ -214,7 +205,8 @@ def _replay_components(
 ) -> list[tuple[datetime, str, str, str, str, str]]:
     """Split the components in `_bad` record by record; rewrite their labels in `_comp`."""
     rows = cur.execute(
-        "SELECT o.rec, min(o.ts) AS ts, list(o.node ORDER BY tg_rank(o.t), o.node) AS nodes "
+        # Node numbers are arbitrary; the order within a record is by priority, then value.
+        "SELECT o.rec, min(o.ts) AS ts, list(o.node ORDER BY tg_rank(o.t), c.v) AS nodes "
         "FROM _occn o JOIN _comp c USING (node) WHERE c.comp IN (SELECT comp FROM _bad) "
         "GROUP BY o.rec ORDER BY ts, o.rec"
     ).fetchall()

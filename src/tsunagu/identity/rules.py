@@ -121,7 +121,9 @@ class IdentityRules(BaseModel):
         blocked = " OR ".join([f"({blocked_any})", *per_type]) if blocked_any else "false"
         ranks = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(self.priority))
         return f"""
-CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS translate(x, {_lit(_FULL)}, {_lit(_HALF)});
+CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS
+    CASE WHEN regexp_matches(x, '[^\x01-\x7f]') THEN translate(x, {_lit(_FULL)}, {_lit(_HALF)})
+         ELSE x END;
 CREATE OR REPLACE TEMP MACRO tg_digits(x) AS regexp_replace(tg_halfwidth(x), '[^0-9]', '', 'g');
 CREATE OR REPLACE TEMP MACRO tg_email(x) AS
     CASE WHEN regexp_full_match(lower(trim(tg_halfwidth(x))), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')
