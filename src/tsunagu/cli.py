@@ -392,6 +392,43 @@ def identity_evaluate(
     console.print(table)
 
 
+profile_app = typer.Typer(help="Unified customer profiles.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("show")
+def profile_show(
+    identifier: Annotated[
+        str,
+        typer.Argument(help="Any identifier: a member id, card, e-mail, phone, ... or TYPE:VALUE"),
+    ],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A customer's identifiers, traits and cross-channel figures, from any identifier."""
+    from tsunagu.identity.profiles import get_profile, lookup
+    from tsunagu.identity.rules import TYPES, load_rules
+
+    rules = load_rules(state.settings.data_dir)
+    kind, _, rest = identifier.partition(":")
+    kind_arg, value = (kind, rest) if rest and kind in TYPES else (None, identifier)
+
+    def run(store: Store) -> Any:
+        return get_profile(
+            store=store, profile_id=lookup(store=store, rules=rules, kind=kind_arg, value=value)
+        )
+
+    profile = _local_only(run)
+    if as_json:
+        _print_json(dataclasses.asdict(profile))
+        return
+    table = Table(title=f"profile {profile.profile_id}", show_header=False)
+    for kind_name, values in profile.identifiers.items():
+        table.add_row(kind_name, ", ".join(values))
+    for key, item in {**profile.traits, **profile.computed}.items():
+        table.add_row(key, str(item))
+    console.print(table)
+
+
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Counts of members, stores, products and events by channel."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tsunagu import __version__
-from tsunagu.api import admin, collector, errors, health
+from tsunagu.api import admin, collector, errors, health, profiles
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
@@ -64,5 +64,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(collector.router)
     app.include_router(admin.router)
+    app.include_router(profiles.router)
     app.include_router(pages.router)
     return app

@@ -1,0 +1,34 @@
+"""Profiles: personal data, so every route needs an API key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep
+from tsunagu.identity.profiles import get_profile, lookup
+from tsunagu.identity.rules import load_rules
+
+router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
+
+
+@router.get(
+    "/lookup", summary="The profile holding an identifier (what a POS or staff screen calls)"
+)
+def lookup_profile(
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    value: str = Query(min_length=1, max_length=1024),
+    type: str | None = Query(default=None, description="identifier type; every type when omitted"),
+) -> dict[str, Any]:
+    rules = load_rules(settings.data_dir)
+    profile_id = lookup(store=store, rules=rules, kind=type, value=value)
+    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id))
+
+
+@router.get("/{profile_id}", summary="Identifiers, traits and computed traits of a profile")
+def read_profile(profile_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
+    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id))
