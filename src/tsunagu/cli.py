@@ -232,6 +232,19 @@ def demo(
                 f"imported {name}: {result.imported:,} of {result.read:,} rows"
                 + (f" ({result.duplicates:,} already there)" if result.duplicates else "")
             )
+        from tsunagu.identity.graph import build_graph
+        from tsunagu.identity.rules import load_rules
+
+        report = build_graph(store=store, rules=load_rules(state.settings.data_dir))
+        err.print(f"identity: {report.identifiers:,} identifiers in {report.profiles:,} profiles")
+        api_key_file = state.settings.data_dir / "demo-api-key.txt"
+        if not api_key_file.exists():
+            from tsunagu.keys import create_key
+
+            api_key_file.write_text(create_key(store=store, name="demo", scope="read")[1] + "\n")
+            os.chmod(api_key_file, 0o600)
+        api_key = api_key_file.read_text().strip()
+        member = store.scalar("SELECT min(member_id) FROM members") or "MEMBER_ID"
         key_file = state.settings.data_dir / "demo-write-key.txt"
         if not key_file.exists():
             taken = {s.name for s in list_sources(store=store)}
@@ -243,9 +256,12 @@ def demo(
     console.print(
         f"\n[bold]demo write key[/bold]: {key}\n"
         f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
-        f'-d \'{{"userId":"M000001","event":"Product Viewed","properties":{{"sku":"P0001"}}}}\' '
+        f'-d \'{{"userId":"{member}","event":"Product Viewed","properties":{{"sku":"P0001"}}}}\' '
         f"http://{host}:{port}/v1/track\n"
         f"dashboard:    http://{host}:{port}/\n"
+        f"[bold]demo read API key[/bold]: {api_key}\n"
+        f"a profile:    curl -H 'Authorization: Bearer {api_key}' "
+        f"'http://{host}:{port}/v1/profiles/lookup?type=user_id&value={member}'\n"
     )
     serve(host=host, port=port)
 
