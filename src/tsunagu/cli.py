@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tsunagu.config import Settings, get_settings
-from tsunagu.exceptions import StoreBusy, TsunaguError
+from tsunagu.exceptions import InvalidInput, StoreBusy, TsunaguError
 from tsunagu.remote import RunningServer, call, running_server
 from tsunagu.store import Store
 from tsunagu.store.files import ImportResult
@@ -370,6 +370,79 @@ def identity_update(as_json: Annotated[bool, typer.Option("--json")] = False) ->
         f"{report.records:,} new records: {report.new_identifiers:,} new identifiers, "
         f"{report.merged_profiles:,} profiles merged, {report.refused_links:,} links refused"
     )
+
+
+@identity_app.command("match")
+def identity_match(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: record_id plus any of name, name_kana, birth_date, postcode, address, phone, email"
+        ),
+    ],
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Match at or above this probability.")
+    ] = 0.9,
+    review_threshold: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Keep pairs from here up to the threshold for review."),
+    ] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Link records without a shared identifier to members and to each other (Fellegi–Sunter)."""
+    from tsunagu.identity.matching import match_records, save_matches
+    from tsunagu.identity.rules import load_rules
+
+    if review_threshold > threshold:
+        raise _fail(
+            InvalidInput("review-threshold: must not exceed --threshold", field="review_threshold")
+        )
+    rules = load_rules(state.settings.data_dir)
+
+    def run(store: Store) -> Any:
+        result = match_records(
+            store=store,
+            path=file,
+            rules=rules,
+            threshold=threshold,
+            review_threshold=review_threshold,
+        )
+        save_matches(store=store, file=str(file.resolve()), result=result)
+        return result
+
+    result = _local_only(run)
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+        return
+    kinds = {
+        k: sum(1 for m in result.matches if m.matched == k) for k in ("member", "records", "new")
+    }
+    console.print(
+        f"{result.records:,} records: {kinds['member']:,} linked to members, "
+        f"{kinds['records']:,} to other records, {kinds['new']:,} new; "
+        f"{len(result.review):,} pairs to review (tsunagu identity review)"
+    )
+
+
+@identity_app.command("review")
+def identity_review(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Pairs scored just below the match threshold, for a person to decide."""
+    from tsunagu.identity.matching import review_candidates
+
+    rows = _local_only(lambda store: review_candidates(store=store))
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("left", "right", "probability", "weight", "file")
+    for r in rows:
+        table.add_row(
+            r["left"],
+            r["right"],
+            f"{r['match_probability']:.3f}",
+            f"{r['match_weight']:.1f}",
+            r["file"],
+        )
+    console.print(table)
 
 
 @identity_app.command("export")

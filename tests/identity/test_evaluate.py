@@ -8,24 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tsunagu.demo import generate
 from tsunagu.identity.evaluate import evaluate, export_identifiers
 from tsunagu.identity.graph import build_graph
 from tsunagu.identity.rules import IdentityRules
-from tsunagu.imports import DEMO_ORDER, run_import
 from tsunagu.store import Store
 
 BIN = str(Path(sys.executable).parent / "tsunagu")
-
-
-@pytest.fixture(scope="module")
-def retailer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("retailer")
-    generate(out_dir=root / "files", customers=1500, days=120, seed=11)
-    with Store(root / "data" / "tsunagu.duckdb") as store:
-        for kind, name in DEMO_ORDER:
-            run_import(store=store, kind=kind, path=root / "files" / name)
-    return root / "files", root / "data"
 
 
 def test_profiles_match_the_truth_of_the_sample_retailer(retailer: tuple[Path, Path]) -> None:

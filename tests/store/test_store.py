@@ -96,37 +96,48 @@ def hash_of(cur, message_id: str) -> int:  # type: ignore[no-untyped-def]
     return int(cur.execute("SELECT hash(?::VARCHAR)", [message_id]).fetchone()[0])
 
 
-def test_identifier_columns_are_backfilled_from_raw_json(tmp_path: Path) -> None:
+def test_identifier_columns_are_backfilled_from_raw_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+
+    from tsunagu.store import db
+    from tsunagu.store.schema import MIGRATIONS
+
     path = tmp_path / "db.duckdb"
+    # A database written before the identifier columns existed: schema 2.
+    monkeypatch.setattr(db, "MIGRATIONS", MIGRATIONS[:2])
     with Store(path) as s:
-        s.insert_events(
-            [
-                normalize(
-                    {
-                        "type": "track",
-                        "event": "e",
-                        "anonymousId": "a",
-                        "context": {"device": {"id": "D9"}, "traits": {"member_card": "123"}},
-                    },
-                    received_at=NOW,
-                    source="t",
-                )
-            ]
+        row = normalize(
+            {
+                "type": "track",
+                "event": "e",
+                "anonymousId": "a",
+                "context": {"device": {"id": "D9"}, "traits": {"member_card": "123"}},
+            },
+            received_at=NOW,
+            source="t",
         )
-        # Back to schema 2, as a database written before the identifier columns existed.
-        s.query("DELETE FROM schema_version WHERE version >= 3")
-        for name in (
-            "device_id",
-            "email",
-            "phone",
-            "line_user_id",
-            "member_card",
-            "previous_id",
-            "stored_at",
-        ):
-            s.query(f"ALTER TABLE events DROP COLUMN {name}")
-        for table in ("identity_nodes", "identity_audit", "identity_state"):
-            s.query(f"DROP TABLE {table}")
+        old = (
+            "message_id",
+            "type",
+            "event",
+            "user_id",
+            "anonymous_id",
+            "channel",
+            "store_id",
+            "timestamp",
+            "received_at",
+            "source",
+            "raw",
+        )
+        with s.transaction() as cur:
+            values = {c: [getattr(row, c)] for c in old} | {"raw": [row.raw.decode()]}
+            cur.register("_old", pa.table(values))
+            cur.execute(f"INSERT INTO events ({', '.join(old)}) SELECT * FROM _old")
+    monkeypatch.undo()
     with Store(path) as s:
         assert s.schema_version == SCHEMA_VERSION
-        assert s.query("SELECT device_id, member_card FROM events") == [("D9", "123")]
+        assert s.query("SELECT device_id, member_card, stored_at IS NOT NULL FROM events") == [
+            ("D9", "123", True)
+        ]

@@ -182,6 +182,30 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "UPDATE events SET stored_at = received_at",
         ],
     ),
+    (
+        "probabilistic matches",
+        [
+            # Records without a shared identifier (identity match), and the profile each joined.
+            """CREATE TABLE identity_matches (
+                file              VARCHAR NOT NULL,
+                record_id         VARCHAR NOT NULL,
+                profile_id        VARCHAR NOT NULL,
+                match_probability DOUBLE,
+                matched           VARCHAR NOT NULL,
+                member_id         VARCHAR,
+                matched_at        TIMESTAMP NOT NULL
+            )""",
+            # Pairs scored between the review and the match threshold, for a person to decide.
+            """CREATE TABLE identity_review (
+                file              VARCHAR NOT NULL,
+                left_id           VARCHAR NOT NULL,
+                right_id          VARCHAR NOT NULL,
+                match_probability DOUBLE NOT NULL,
+                match_weight      DOUBLE NOT NULL,
+                found_at          TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
