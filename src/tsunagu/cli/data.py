@@ -1,0 +1,258 @@
+"""Getting data in and the server up: generate, import, serve, demo, sources, keys, status."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tsunagu.cli.common import (
+    ImportKind,
+    KeyScope,
+    app,
+    console,
+    err,
+    fail,
+    keys_app,
+    local_or_server,
+    print_json,
+    sources_app,
+    state,
+)
+from tsunagu.exceptions import TsunaguError
+from tsunagu.remote import RunningServer, call
+from tsunagu.store import Store
+from tsunagu.store.files import ImportResult
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="How many people to simulate.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history.")] = 180,
+    seed: Annotated[int, typer.Option(help="Same seed, byte-identical files.")] = 42,
+    out: Annotated[Path, typer.Option(help="Directory for the files.")] = Path("./demo-data"),
+) -> None:
+    """Write a synthetic Japanese retailer (stores, products, inventory, members, events, POS, truth)."""
+    from rich.progress import Progress
+
+    from tsunagu.demo import generate as run
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating", total=customers)
+        summary = run(
+            out_dir=out,
+            customers=customers,
+            days=days,
+            seed=seed,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    err.print(
+        f"wrote {out} ({summary.start} .. {summary.end}, JST): "
+        + ", ".join(f"{name} {rows:,}" for name, rows in summary.files.items())
+    )
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet, or JSONL (events).")],
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding, e.g. cp932; detected when omitted.")
+    ] = None,
+    store_id: Annotated[
+        str | None, typer.Option("--store-id", help="pos: store for exports with no store column.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Import a file; rejected rows go to FILE.rejects.csv with the reason, the rest is imported."""
+    from tsunagu.imports import run_import
+
+    def local(store: Store) -> ImportResult:
+        return run_import(
+            store=store,
+            kind=kind.value,
+            path=file,
+            encoding=encoding,
+            store_id=store_id,
+            timezone=state.settings.timezone,
+            progress_console=None if as_json else err,
+        )
+
+    def remote(server: RunningServer) -> ImportResult:
+        body = {"path": str(file.resolve()), "encoding": encoding, "store_id": store_id}
+        return ImportResult(**call(server, "POST", f"/v1/imports/{kind.value}", json=body))
+
+    result = local_or_server(local, remote)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
+    table = Table(title=f"import {kind.value}: {file.name}", show_header=True)
+    for column in ("read", "imported", "rejected", "duplicates skipped"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{n:,}" for n in (result.read, result.imported, result.rejected, result.duplicates))
+    )
+    console.print(table)
+    for warning in result.warnings:
+        err.print(f"[yellow]note:[/yellow] {warning}")
+    if result.rejects_file:
+        err.print(f"rejected rows and reasons: {result.rejects_file}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the collector, the API and the dashboard."""
+    from tsunagu.server import run_server
+
+    try:
+        run_server(state.settings, host=host, port=port)
+    except TsunaguError as exc:
+        raise fail(exc) from None
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1)] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 180,
+    seed: Annotated[int, typer.Option()] = 42,
+    out: Annotated[Path, typer.Option(help="Directory for the generated files.")] = Path(
+        "./demo-data"
+    ),
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Generate a sample retailer, import it, create a demo source and serve the dashboard."""
+    from tsunagu.events.sources import create_source, list_sources
+    from tsunagu.imports import DEMO_ORDER, run_import
+
+    generate(customers=customers, days=days, seed=seed, out=out)
+    try:
+        store = Store.open(state.settings)
+    except TsunaguError as exc:
+        raise fail(exc) from None
+    with store:
+        for kind, name in DEMO_ORDER:
+            result = run_import(
+                store=store,
+                kind=kind,
+                path=out / name,
+                timezone=state.settings.timezone,
+                progress_console=err,
+            )
+            err.print(
+                f"imported {name}: {result.imported:,} of {result.read:,} rows"
+                + (f" ({result.duplicates:,} already there)" if result.duplicates else "")
+            )
+        from tsunagu.identity.graph import build_graph
+        from tsunagu.identity.rules import load_rules
+
+        report = build_graph(store=store, rules=load_rules(state.settings.data_dir))
+        err.print(f"identity: {report.identifiers:,} identifiers in {report.profiles:,} profiles")
+        api_key_file = state.settings.data_dir / "demo-api-key.txt"
+        if not api_key_file.exists():
+            from tsunagu.keys import create_key
+
+            api_key_file.write_text(create_key(store=store, name="demo", scope="read")[1] + "\n")
+            os.chmod(api_key_file, 0o600)
+        api_key = api_key_file.read_text().strip()
+        member = store.scalar("SELECT min(member_id) FROM members") or "MEMBER_ID"
+        key_file = state.settings.data_dir / "demo-write-key.txt"
+        if not key_file.exists():
+            taken = {s.name for s in list_sources(store=store)}
+            name = "demo" if "demo" not in taken else f"demo-{len(taken) + 1}"
+            _, key = create_source(store=store, name=name)
+            key_file.write_text(key + "\n")
+            os.chmod(key_file, 0o600)
+        key = key_file.read_text().strip()
+    console.print(
+        f"\n[bold]demo write key[/bold]: {key}\n"
+        f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
+        f'-d \'{{"userId":"{member}","event":"Product Viewed","properties":{{"sku":"P0001"}}}}\' '
+        f"http://{host}:{port}/v1/track\n"
+        f"dashboard:    http://{host}:{port}/\n"
+        f"[bold]demo read API key[/bold]: {api_key}\n"
+        f"a profile:    curl -H 'Authorization: Bearer {api_key}' "
+        f"'http://{host}:{port}/v1/profiles/lookup?type=user_id&value={member}'\n"
+    )
+    serve(host=host, port=port)
+
+
+@sources_app.command("create")
+def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, pos")]) -> None:
+    """Create a source; its write key is printed once and stored hashed."""
+    from tsunagu.events.sources import Source, create_source
+
+    def remote(server: RunningServer) -> tuple[Source, str]:
+        answer = call(server, "POST", "/v1/sources", json={"name": name})
+        key = answer.pop("write_key")
+        return Source(**answer), key
+
+    source, key = local_or_server(lambda store: create_source(store=store, name=name), remote)
+    err.print(
+        f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:"
+    )
+    console.print(key)
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """List sources (their keys are not shown: only a prefix)."""
+    from tsunagu.events.sources import Source, list_sources
+
+    rows = local_or_server(
+        lambda store: list_sources(store=store),
+        lambda server: [Source(**s) for s in call(server, "GET", "/v1/sources")],
+    )
+    table = Table("name", "source id", "key starts with")
+    for s in rows:
+        table.add_row(s.name, s.source_id, s.key_prefix + "…")
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. bi-dashboard")],
+    scope: Annotated[
+        KeyScope, typer.Option(help="read: GET and analytics; admin: changes and erasure")
+    ] = KeyScope.read,
+) -> None:
+    """Create an API key; it is printed once and stored hashed."""
+    from tsunagu.keys import create_key
+
+    def remote(server: RunningServer) -> str:
+        return str(
+            call(server, "POST", "/v1/keys", json={"name": name, "scope": scope.value})["key"]
+        )
+
+    secret = local_or_server(
+        lambda store: create_key(store=store, name=name, scope=scope.value)[1], remote
+    )
+    err.print(f"{scope.value} key {name!r} created; keep it, it is not shown again:")
+    console.print(secret)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Counts of members, stores, products and events by channel."""
+    from tsunagu.catalog.overview import Overview, overview
+
+    o = local_or_server(
+        lambda store: overview(store=store),
+        lambda server: Overview(**call(server, "GET", "/v1/status")),
+    )
+    if as_json:
+        print_json(dataclasses.asdict(o))
+        return
+    table = Table("", "count")
+    for label, value in (("members", o.members), ("stores", o.stores), ("products", o.products)):
+        table.add_row(label, f"{value:,}")
+    for channel, count in o.events_by_channel:
+        table.add_row(f"events: {channel}", f"{count:,}")
+    console.print(table)
