@@ -110,3 +110,36 @@ def test_profile_api_needs_a_key(live_server, built: Store) -> None:  # type: ig
         url, params={"type": "shoe", "value": "1"}, headers={"Authorization": f"Bearer {key}"}
     )
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "type"
+
+
+def test_timeline_is_cross_channel_newest_first_paged_and_filtered(
+    built: Store, live_server
+) -> None:  # type: ignore[no-untyped-def]
+    from tsunagu.identity.profiles import timeline
+
+    pid = lookup(store=built, rules=IdentityRules(), kind="user_id", value="M1")
+    first = timeline(store=built, profile_id=pid, limit=2)
+    assert [i["event"] for i in first.items] == ["Order Completed", "Store Visited"]
+    assert first.items[0]["channel"] == "store" and first.items[0]["properties"]["revenue"] == 12000
+    assert first.next_before
+    rest = timeline(store=built, profile_id=pid, limit=2, before=first.next_before)
+    assert [i["type"] for i in rest.items] == ["track", "identify"] and rest.next_before is None
+    assert [i["channel"] for i in timeline(store=built, profile_id=pid, channel="store").items] == [
+        "store",
+        "store",
+    ]
+    with pytest.raises(InvalidInput):
+        timeline(store=built, profile_id=pid, before="not a cursor")
+    _, key = create_key(store=built, name="staff", scope="read")
+    page = httpx.get(
+        f"{live_server.url}/v1/profiles/{pid}/timeline",
+        params={"limit": 3, "channel": "web"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert page.status_code == 200 and {i["channel"] for i in page.json()["items"]} == {"web"}
+    bad = httpx.get(
+        f"{live_server.url}/v1/profiles/{pid}/timeline",
+        params={"channel": "fax"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert bad.status_code == 400

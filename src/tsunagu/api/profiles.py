@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep
-from tsunagu.identity.profiles import get_profile, lookup
+from tsunagu.events.model import Channel
+from tsunagu.identity.profiles import get_profile, lookup, timeline
 from tsunagu.identity.rules import load_rules
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
@@ -27,6 +28,25 @@ def lookup_profile(
     rules = load_rules(settings.data_dir)
     profile_id = lookup(store=store, rules=rules, kind=type, value=value)
     return dataclasses.asdict(get_profile(store=store, profile_id=profile_id))
+
+
+@router.get("/{profile_id}/timeline", summary="The profile's events across channels, newest first")
+def read_timeline(
+    profile_id: str,
+    store: StoreDep,
+    _: ReadKey,
+    limit: int = Query(default=50, ge=1, le=500),
+    before: str | None = Query(default=None, description="next_before of the previous page"),
+    channel: Channel | None = None,
+) -> dict[str, Any]:
+    page = timeline(
+        store=store,
+        profile_id=profile_id,
+        limit=limit,
+        before=before,
+        channel=channel.value if channel else None,
+    )
+    return dataclasses.asdict(page)
 
 
 @router.get("/{profile_id}", summary="Identifiers, traits and computed traits of a profile")

@@ -8,6 +8,7 @@ tablet) counts for each of them here. First cut: traits come from the member mas
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -138,3 +139,80 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+@dataclass(slots=True)
+class TimelinePage:
+    profile_id: str
+    items: list[dict[str, Any]]
+    next_before: str | None
+    """Pass as `before` for the next (older) page; None on the last page."""
+
+
+def timeline(
+    *,
+    store: Store,
+    profile_id: str,
+    limit: int = 50,
+    before: str | None = None,
+    channel: str | None = None,
+) -> TimelinePage:
+    """The profile's events across channels, newest first, `limit` at a time.
+
+    `before` is the cursor of the previous page (`TIMESTAMP|messageId`).
+    """
+    if not 1 <= limit <= 500:
+        raise InvalidInput("limit: must be between 1 and 500", field="limit")
+    cursor_ts, cursor_id = None, None
+    if before:
+        stamp, _, cursor_id = before.partition("|")
+        try:
+            cursor_ts = datetime.fromisoformat(stamp.replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            raise InvalidInput(
+                "before: not a cursor from a previous page", field="before"
+            ) from None
+    with store.transaction() as cur:
+        ids = dict(
+            cur.execute(
+                "SELECT type, list(value) FROM identity_nodes WHERE profile_id = ? GROUP BY type",
+                [profile_id],
+            ).fetchall()
+        )
+        if not ids:
+            raise NotFound(f"no profile {profile_id!r}", field="profile_id")
+        rows = cur.execute(
+            "SELECT timestamp, message_id, type, event, channel, store_id, "
+            "json_extract(raw, '$.properties') FROM events WHERE "
+            "(user_id IN (SELECT unnest(?::VARCHAR[])) OR anonymous_id IN (SELECT unnest(?::VARCHAR[])) "
+            " OR device_id IN (SELECT unnest(?::VARCHAR[]))) "
+            "AND (? IS NULL OR channel = ?) "
+            "AND (?::TIMESTAMP IS NULL OR (timestamp, message_id) < (?::TIMESTAMP, ?)) "
+            "ORDER BY timestamp DESC, message_id DESC LIMIT ?",
+            [
+                ids.get("user_id", []),
+                ids.get("anonymous_id", []),
+                ids.get("device_id", []),
+                channel,
+                channel,
+                cursor_ts,
+                cursor_ts,
+                cursor_id,
+                limit + 1,
+            ],
+        ).fetchall()
+    items = [
+        {
+            "timestamp": _plain(ts),
+            "message_id": mid,
+            "type": kind,
+            "event": event,
+            "channel": ch,
+            "store_id": store_id,
+            "properties": json.loads(props) if props else {},
+        }
+        for ts, mid, kind, event, ch, store_id, props in rows[:limit]
+    ]
+    more = len(rows) > limit
+    next_before = f"{items[-1]['timestamp']}|{items[-1]['message_id']}" if more and items else None
+    return TimelinePage(profile_id, items, next_before)
