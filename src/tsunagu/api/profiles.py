@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 from tsunagu.events.model import Channel
+from tsunagu.identity.erasure import erase_profile
 from tsunagu.identity.profiles import get_profile, lookup, timeline
 from tsunagu.identity.rules import load_rules
 
@@ -47,6 +48,14 @@ def read_timeline(
         channel=channel.value if channel else None,
     )
     return dataclasses.asdict(page)
+
+
+@router.delete(
+    "/{profile_id}", summary="Erase the person: every row, everywhere; suppress re-imports"
+)
+def erase(profile_id: str, store: StoreDep, settings: SettingsDep, _: AdminKey) -> dict[str, Any]:
+    report = erase_profile(store=store, rules=load_rules(settings.data_dir), profile_id=profile_id)
+    return dataclasses.asdict(report)
 
 
 @router.get("/{profile_id}", summary="Identifiers, traits and computed traits of a profile")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
 from tsunagu.store import Store, columns, count, utcnow
 from tsunagu.store.files import (
     Column,
@@ -19,6 +21,7 @@ from tsunagu.store.files import (
     stage,
     write_rejects,
 )
+from tsunagu.store.identifiers import NORMALIZE_MACROS
 
 _LAT = "{v} BETWEEN -90 AND 90"
 _LON = "{v} BETWEEN -180 AND 180"
@@ -193,7 +196,9 @@ def import_master(
             + " AND ".join(f"b.{k} = _in.{k}" for k in key)
             + ")"
         )
-        in_file_dupes = count(cur, "SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'")  # type: ignore[index]
+        in_file_dupes = count(cur, "SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'")
+        if kind == "members":
+            result.suppressed = _leave_out_erased_members(cur)
         # Rows identical to what is stored are duplicates: nothing to write.
         compare = " AND ".join(
             # A count without a time is the same count as the stored one.
@@ -225,11 +230,13 @@ def import_master(
             cur,
             rejects_path(path),
             malformed=staged.malformed,
-            where="_reason IS NOT NULL AND _reason NOT LIKE 'duplicate key%'",
+            where="_reason IS NOT NULL AND _reason NOT LIKE 'duplicate key%' AND _reason <> '~erased'",
             columns={n: staged.raw_refs[n] for n in names if n in staged.mapping},
         )
         result.duplicates = unchanged + in_file_dupes
-        result.imported = result.read - result.rejected - result.duplicates
+        result.imported = result.read - result.rejected - result.duplicates - result.suppressed
+        if result.suppressed:
+            result.warnings.append(f"left out {result.suppressed:,} rows of erased people")
         result.rejects_file = str(rejects_path(path)) if result.rejected else None
         if staged.extra and spec.keep_extra:
             result.warnings.append(f"kept unknown columns in attributes: {', '.join(staged.extra)}")
@@ -238,3 +245,23 @@ def import_master(
     if staged.temp_file is not None:
         staged.temp_file.unlink(missing_ok=True)
     return result
+
+
+def _leave_out_erased_members(cur: duckdb.DuckDBPyConnection) -> int:
+    """Mark member rows of erased people (suppression list) so they are not imported."""
+    if not count(cur, "SELECT count(*) FROM suppressed_identifiers"):
+        return 0
+    cur.execute(NORMALIZE_MACROS)
+    checks = " OR ".join(
+        f"sha256('{kind}:' || tg_clean('{kind}', {column})) IN "
+        f"(SELECT value_hash FROM suppressed_identifiers WHERE type = '{kind}')"
+        for kind, column in (
+            ("user_id", "member_id"),
+            ("member_card", "member_card"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("line_user_id", "line_user_id"),
+        )
+    )
+    cur.execute(f"UPDATE _in SET _reason = '~erased' WHERE _reason IS NULL AND ({checks})")
+    return count(cur, "SELECT count(*) FROM _in WHERE _reason = '~erased'")

@@ -181,11 +181,10 @@ def profile_show(
 ) -> None:
     """A customer's identifiers, traits and cross-channel figures, from any identifier."""
     from tsunagu.identity.profiles import get_profile, lookup
-    from tsunagu.identity.rules import TYPES, load_rules
+    from tsunagu.identity.rules import load_rules
 
     rules = load_rules(state.settings.data_dir)
-    kind, _, rest = identifier.partition(":")
-    kind_arg, value = (kind, rest) if rest and kind in TYPES else (None, identifier)
+    kind_arg, value = _profile_of(identifier)
 
     def run(store: Store) -> Any:
         return get_profile(
@@ -202,3 +201,46 @@ def profile_show(
     for key, item in {**profile.traits, **profile.computed}.items():
         table.add_row(key, str(item))
     console.print(table)
+
+
+def _profile_of(identifier: str) -> tuple[str | None, str]:
+    """TYPE:VALUE, or a bare value to look for under every type."""
+    from tsunagu.identity.rules import TYPES
+
+    kind, _, rest = identifier.partition(":")
+    return (kind, rest) if rest and kind in TYPES else (None, identifier)
+
+
+@profile_app.command("erase")
+def profile_erase(
+    identifier: Annotated[str, typer.Argument(help="Any identifier of the person, or TYPE:VALUE")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Erase a person: their events, identifiers, traits and derived rows, everywhere."""
+    from tsunagu.identity.erasure import erase_profile
+    from tsunagu.identity.profiles import lookup
+    from tsunagu.identity.rules import load_rules
+
+    rules = load_rules(state.settings.data_dir)
+    kind, value = _profile_of(identifier)
+    if not yes and not typer.confirm(
+        f"erase the person holding {identifier!r}? This cannot be undone"
+    ):
+        raise typer.Exit(1)
+
+    def run(store: Store) -> Any:
+        return erase_profile(
+            store=store,
+            rules=rules,
+            profile_id=lookup(store=store, rules=rules, kind=kind, value=value),
+        )
+
+    report = local_only(run)
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    deleted = ", ".join(f"{table} {n:,}" for table, n in report.deleted.items())
+    console.print(
+        f"erased profile {report.profile_id} ({report.identifiers} identifiers suppressed): {deleted}"
+    )

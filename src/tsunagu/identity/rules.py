@@ -18,16 +18,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from tsunagu.events.model import IdentifierType
+from tsunagu.store.identifiers import NORMALIZE_MACROS
 
 TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
-
-_FULL = (
-    "".join(chr(c) for c in range(0xFF01, 0xFF5F))
-    + "\u3000\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
-)
-_HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " " + "-" * 8
-# Full-width ASCII (Ｔａｒｏ＠…, ０９０), the ideographic space and the many dashes people type
-# in phone numbers, as their ASCII forms: NFKC for the characters identifiers are made of.
 
 
 class IdentityRules(BaseModel):
@@ -120,37 +113,16 @@ class IdentityRules(BaseModel):
             per_type.append(f"(t = {_lit(kind)} AND ({cond}))")
         blocked = " OR ".join([f"({blocked_any})", *per_type]) if blocked_any else "false"
         ranks = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(self.priority))
-        return f"""
-CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS
-    CASE WHEN regexp_matches(x, '[^\x01-\x7f]') THEN translate(x, {_lit(_FULL)}, {_lit(_HALF)})
-         ELSE x END;
-CREATE OR REPLACE TEMP MACRO tg_digits(x) AS regexp_replace(tg_halfwidth(x), '[^0-9]', '', 'g');
-CREATE OR REPLACE TEMP MACRO tg_email(x) AS
-    CASE WHEN regexp_full_match(lower(trim(tg_halfwidth(x))), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')
-         THEN lower(trim(tg_halfwidth(x))) END;
-CREATE OR REPLACE TEMP MACRO tg_phone(x) AS
-    CASE
-        WHEN starts_with(trim(tg_halfwidth(x)), '+') AND length(tg_digits(x)) BETWEEN 8 AND 15
-            THEN '+' || tg_digits(x)
-        WHEN starts_with(tg_digits(x), '00') THEN NULL
-        WHEN starts_with(tg_digits(x), '0') AND length(tg_digits(x)) IN (10, 11)
-            THEN '+81' || substr(tg_digits(x), 2)
-        WHEN starts_with(tg_digits(x), '81') AND length(tg_digits(x)) IN (11, 12)
-            THEN '+' || tg_digits(x)
-    END;
-CREATE OR REPLACE TEMP MACRO tg_clean(t, x) AS
-    CASE t
-        WHEN 'email' THEN tg_email(x)
-        WHEN 'phone' THEN tg_phone(x)
-        WHEN 'member_card' THEN nullif(regexp_replace(tg_halfwidth(x), '[\\s-]', '', 'g'), '')
-        ELSE nullif(trim(x), '')
-    END;
+        return (
+            NORMALIZE_MACROS
+            + f"""
 CREATE OR REPLACE TEMP MACRO tg_blocked(t, v) AS ({blocked});
 CREATE OR REPLACE TEMP MACRO tg_norm(t, x) AS
     CASE WHEN tg_clean(t, x) IS NULL OR tg_blocked(t, tg_clean(t, x)) THEN NULL
          ELSE tg_clean(t, x) END;
 CREATE OR REPLACE TEMP MACRO tg_rank(t) AS CASE t {ranks} ELSE 99 END;
 """
+        )
 
 
 def _lit(value: str) -> str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from tsunagu.config import Settings
 from tsunagu.events.normalize import COLUMNS, EventRow
 from tsunagu.exceptions import StoreBusy
+from tsunagu.store.identifiers import NORMALIZE_MACROS, SUPPRESSIBLE_COLUMNS
 from tsunagu.store.message_ids import MessageIds
 from tsunagu.store.schema import MIGRATIONS
 
@@ -88,6 +89,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._ids: MessageIds | None = None
         self._last_stamp: datetime | None = None
+        self._has_suppressed: bool | None = None
         if not read_only:
             self._migrate()
 
@@ -202,6 +204,30 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def _suppressed(self, cur: duckdb.DuckDBPyConnection) -> bool:
+        if self._has_suppressed is None:
+            self._has_suppressed = count(cur, "SELECT count(*) FROM suppressed_identifiers") > 0
+        return self._has_suppressed
+
+    def suppression_changed(self) -> None:
+        """Call after adding to the suppression list (erasure)."""
+        self._has_suppressed = None
+
+    def _without_suppressed(self, cur: duckdb.DuckDBPyConnection, relation: str) -> str:
+        """`relation`, less events carrying an identifier of an erased person."""
+        if not self._suppressed(cur):
+            return relation
+        cur.execute(NORMALIZE_MACROS)
+        checks = " OR ".join(
+            f"(s.type = '{kind}' AND s.value_hash = sha256('{kind}:' || tg_clean('{kind}', b.{column})))"
+            for kind, column in SUPPRESSIBLE_COLUMNS
+        )
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _unsuppressed AS SELECT * FROM {relation} b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM suppressed_identifiers s WHERE {checks})"
+        )
+        return "_unsuppressed"
+
     def insert_new_events(
         self, cur: duckdb.DuckDBPyConnection, relation: str, stored: list[str] | None = None
     ) -> int:
@@ -210,6 +236,7 @@ class Store:
 
         Runs inside the caller's write transaction.
         """
+        relation = self._without_suppressed(cur, relation)
         if stored is None:
             stored = self.stored_among(cur, relation)
         inserted = count(cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored, self._stamp(cur)])

@@ -477,6 +477,8 @@ class ImportResult:
     imported: int = 0
     rejected: int = 0
     duplicates: int = 0
+    suppressed: int = 0
+    """Rows of erased people, left out."""
     rejects_file: str | None = None
     warnings: list[str] = field(default_factory=list)
 

@@ -206,6 +206,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "suppression list",
+        [
+            # Identifiers of erased people, hashed (sha256 of "type:normalised value"), so that
+            # re-imported data does not bring them back and the list itself names no one.
+            """CREATE TABLE suppressed_identifiers (
+                type          VARCHAR NOT NULL,
+                value_hash    VARCHAR NOT NULL,
+                suppressed_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

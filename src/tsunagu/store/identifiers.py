@@ -1,0 +1,62 @@
+"""Normalising identifiers in SQL, the same way everywhere: identity resolution, erasure's
+suppression list and lookups all call these DuckDB macros.
+
+`tg_clean(type, value)`: e-mails trimmed and lower-cased (NULL unless they look like an
+address), Japanese phone numbers in E.164, member cards without spaces or hyphens, other ids
+trimmed; full-width ASCII, the ideographic space and the dashes people type become ASCII first.
+"""
+
+from __future__ import annotations
+
+_FULL = (
+    "".join(chr(c) for c in range(0xFF01, 0xFF5F))
+    + "\u3000\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
+)
+_HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " " + "-" * 8
+# Full-width ASCII (Ｔａｒｏ＠…, ０９０), the ideographic space and the many dashes people type
+# in phone numbers, as their ASCII forms: NFKC for the characters identifiers are made of.
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+NORMALIZE_MACROS = f"""
+CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS
+    CASE WHEN regexp_matches(x, '[^\x01-\x7f]') THEN translate(x, {_lit(_FULL)}, {_lit(_HALF)})
+         ELSE x END;
+CREATE OR REPLACE TEMP MACRO tg_digits(x) AS regexp_replace(tg_halfwidth(x), '[^0-9]', '', 'g');
+CREATE OR REPLACE TEMP MACRO tg_email(x) AS
+    CASE WHEN regexp_full_match(lower(trim(tg_halfwidth(x))), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')
+         THEN lower(trim(tg_halfwidth(x))) END;
+CREATE OR REPLACE TEMP MACRO tg_phone(x) AS
+    CASE
+        WHEN starts_with(trim(tg_halfwidth(x)), '+') AND length(tg_digits(x)) BETWEEN 8 AND 15
+            THEN '+' || tg_digits(x)
+        WHEN starts_with(tg_digits(x), '00') THEN NULL
+        WHEN starts_with(tg_digits(x), '0') AND length(tg_digits(x)) IN (10, 11)
+            THEN '+81' || substr(tg_digits(x), 2)
+        WHEN starts_with(tg_digits(x), '81') AND length(tg_digits(x)) IN (11, 12)
+            THEN '+' || tg_digits(x)
+    END;
+CREATE OR REPLACE TEMP MACRO tg_clean(t, x) AS
+    CASE t
+        WHEN 'email' THEN tg_email(x)
+        WHEN 'phone' THEN tg_phone(x)
+        WHEN 'member_card' THEN nullif(regexp_replace(tg_halfwidth(x), '[\\s-]', '', 'g'), '')
+        ELSE nullif(trim(x), '')
+    END;
+"""
+
+
+SUPPRESSIBLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("user_id", "user_id"),
+    ("anonymous_id", "anonymous_id"),
+    ("anonymous_id", "previous_id"),
+    ("device_id", "device_id"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("line_user_id", "line_user_id"),
+    ("member_card", "member_card"),
+)
+"""(identifier type, events column) pairs an erased person can be recognised by."""
