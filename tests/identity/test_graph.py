@@ -239,3 +239,63 @@ def test_new_events_update_the_graph_as_a_rebuild_would(graph_store: Store) -> N
     # Nothing new: nothing changes.
     assert update_graph(store=graph_store, rules=rules).merged_profiles == 0
     assert profiles(graph_store) == updated
+
+
+def test_detaching_a_shared_device_splits_the_profile_and_says_why(
+    graph_store: Store, live_server
+) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from tsunagu.identity.graph import split_identifier
+    from tsunagu.keys import create_key
+
+    rules = IdentityRules()
+    graph_store.insert_events(
+        later(
+            # The store's demo iPad: M2 logs in on it once, then a guest leaves an e-mail on it.
+            {
+                "type": "identify",
+                "userId": "M2",
+                "anonymousId": "ipad-1",
+                "context": {"device": {"id": "DEMO-IPAD"}},
+            },
+            {
+                "type": "identify",
+                "anonymousId": "ipad-2",
+                "traits": {"email": "guest9@example.jp"},
+                "context": {"device": {"id": "DEMO-IPAD"}},
+            },
+        )
+    )
+    build_graph(store=graph_store, rules=rules)
+    glued = profiles(graph_store)
+    assert glued[("email", "guest9@example.jp")] == glued[("user_id", "M2")]
+    report = split_identifier(
+        store=graph_store,
+        rules=rules,
+        kind="device_id",
+        value="DEMO-IPAD",
+        reason="store demo iPad",
+    )
+    split = profiles(graph_store)
+    assert split[("email", "guest9@example.jp")] != split[("user_id", "M2")]
+    assert split[("device_id", "DEMO-IPAD")] == report.profile_after != report.profile_before
+    assert len(report.profiles_after) >= 3
+    assert ("split", "device_id", "DEMO-IPAD", "detached: store demo iPad") in graph_store.query(
+        "SELECT kind, type, value, reason FROM identity_audit"
+    )
+    # The detachment holds in later rebuilds, and over HTTP it takes an admin key.
+    build_graph(store=graph_store, rules=rules)
+    assert profiles(graph_store) == split
+    _, admin = create_key(store=graph_store, name="ops", scope="admin")
+    m2 = split[("user_id", "M2")]
+    tablet = httpx.post(
+        f"{live_server.url}/v1/profiles/{m2}/split",
+        json={"type": "device_id", "value": "T", "reason": "family tablet"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert tablet.status_code == 200, tablet.text
+    assert tablet.json()["profile_before"] == m2
+    assert httpx.post(
+        f"{live_server.url}/v1/profiles/{m2}/split", json={"type": "device_id", "value": "T"}
+    ).status_code in (400, 401)

@@ -6,10 +6,13 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 from tsunagu.events.model import Channel
+from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.erasure import erase_profile
+from tsunagu.identity.graph import split_identifier
 from tsunagu.identity.profiles import get_profile, lookup, timeline
 from tsunagu.identity.rules import load_rules
 
@@ -48,6 +51,27 @@ def read_timeline(
         channel=channel.value if channel else None,
     )
     return dataclasses.asdict(page)
+
+
+class SplitRequest(BaseModel):
+    type: str = Field(description="identifier type, e.g. device_id")
+    value: str = Field(min_length=1, max_length=1024)
+    reason: str = Field(min_length=1, max_length=500, description="kept in the audit")
+
+
+@router.post("/{profile_id}/split", summary="Detach an identifier (a shared tablet) from a profile")
+def split(
+    profile_id: str, body: SplitRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    rules = load_rules(settings.data_dir)
+    if lookup(store=store, rules=rules, kind=body.type, value=body.value) != profile_id:
+        raise InvalidInput(
+            f"value: {body.value!r} is not an identifier of {profile_id}", field="value"
+        )
+    report = split_identifier(
+        store=store, rules=rules, kind=body.type, value=body.value, reason=body.reason
+    )
+    return dataclasses.asdict(report)
 
 
 @router.delete(

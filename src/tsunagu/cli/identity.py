@@ -135,6 +135,34 @@ def identity_review(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     console.print(table)
 
 
+@identity_app.command("split")
+def identity_split(
+    identifier: Annotated[str, typer.Argument(help="TYPE:VALUE, e.g. device_id:7B01C3AD-...")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit), e.g. 'family tablet'")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Detach an identifier so it links nothing, and re-derive the profiles it joined."""
+    from tsunagu.identity.graph import split_identifier
+    from tsunagu.identity.rules import load_rules
+
+    kind, value = _profile_of(identifier)
+    if kind is None:
+        raise fail(InvalidInput("identifier: give it as TYPE:VALUE", field="identifier"))
+    rules = load_rules(state.settings.data_dir)
+    report = local_only(
+        lambda store: split_identifier(
+            store=store, rules=rules, kind=kind, value=value, reason=reason
+        )
+    )
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    console.print(
+        f"{report.type} {report.value} detached from {report.profile_before}; "
+        f"its former profile is now {len(report.profiles_after)} profiles"
+    )
+
+
 @identity_app.command("export")
 def identity_export(file: Annotated[Path, typer.Argument(help="CSV to write")]) -> None:
     """Write identifier_type,identifier_value,profile_id for every identifier."""

@@ -152,8 +152,10 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
             "FROM (SELECT t, v, min(ts) AS first_seen FROM _occ GROUP BY t, v)"
         )
         cur.execute(
+            # Detached identifiers are nodes but link nothing.
             "CREATE OR REPLACE TEMP TABLE _occn AS "
-            "SELECT o.rec, o.ts, n.node, n.t FROM _occ o JOIN _nodes n USING (t, v)"
+            "SELECT o.rec, o.ts, n.node, n.t FROM _occ o JOIN _nodes n USING (t, v) "
+            "WHERE (o.t, o.v) NOT IN (SELECT (type, value) FROM identity_detached)"
         )
         nodes = count(cur, "SELECT count(*) FROM _nodes")
         edges = cur.execute(
@@ -260,7 +262,7 @@ def _write_profiles(cur: duckdb.DuckDBPyConnection, rules: IdentityRules) -> Non
 
 def _audit(
     cur: duckdb.DuckDBPyConnection,
-    rows: Iterable[tuple[datetime, str, str, str, str, str]],
+    rows: Iterable[tuple[datetime, str, str, str | None, str | None, str]],
     *,
     at_build: bool,
     kind: str = "refused",
@@ -325,7 +327,8 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
         cur.execute(_OCCURRENCES)
         rows = cur.execute(
             "SELECT rec, min(ts), list(struct_pack(t := t, v := v) ORDER BY tg_rank(t), v) "
-            "FROM _occ GROUP BY rec ORDER BY min(ts), rec"
+            "FROM _occ WHERE (t, v) NOT IN (SELECT (type, value) FROM identity_detached) "
+            "GROUP BY rec ORDER BY min(ts), rec"
         ).fetchall()
         report.records = len(rows)
         if rows:
@@ -444,3 +447,60 @@ def _apply_records(
     )
     _audit(cur, merges, at_build=False, kind="merged")
     cur.execute("DROP TABLE _touched")
+
+
+@dataclass(slots=True)
+class SplitReport:
+    type: str
+    value: str
+    profile_before: str
+    profile_after: str
+    profiles_after: list[str]
+    """The profiles the identifiers of the old profile belong to now."""
+
+
+def split_identifier(
+    *, store: Store, rules: IdentityRules, kind: str, value: str, reason: str
+) -> SplitReport:
+    """Detach an identifier (a shared tablet, a till's demo card) so that it links nothing, and
+    re-derive the profiles from the graph; the reason is kept in the audit."""
+    from tsunagu.exceptions import InvalidInput, NotFound
+
+    if not reason.strip():
+        raise InvalidInput("reason: say why (it is kept in the audit)", field="reason")
+    with store.transaction() as cur:
+        cur.execute(rules.macros())
+        rows = cur.execute(
+            "SELECT n.type, n.value, n.profile_id FROM identity_nodes n "
+            "WHERE n.type = ? AND n.value = tg_norm(?, ?)",
+            [kind, kind, value],
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"no identifier {kind} {value!r} in the graph", field="value")
+        kind, value, before = rows[0]
+        old_members = cur.execute(
+            "SELECT type || ':' || value FROM identity_nodes WHERE profile_id = ?", [before]
+        ).fetchall()
+        cur.execute(
+            "INSERT INTO identity_detached VALUES (?, ?, ?, ?)", [kind, value, reason, utcnow()]
+        )
+        _audit(
+            cur,
+            [(utcnow(), kind, value, None, None, f"detached: {reason}")],
+            at_build=False,
+            kind="split",
+        )
+    build_graph(store=store, rules=rules)
+    with store.transaction() as cur:
+        after = cur.execute(
+            "SELECT profile_id FROM identity_nodes WHERE type = ? AND value = ?", [kind, value]
+        ).fetchall()[0][0]
+        profiles = [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT profile_id FROM identity_nodes "
+                "WHERE type || ':' || value IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1",
+                [[m[0] for m in old_members]],
+            ).fetchall()
+        ]
+    return SplitReport(kind, value, before, after, profiles)

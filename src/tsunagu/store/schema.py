@@ -218,6 +218,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "detached identifiers",
+        [
+            # Identifiers a person detached (the family tablet): they never link anything.
+            """CREATE TABLE identity_detached (
+                type        VARCHAR NOT NULL,
+                value       VARCHAR NOT NULL,
+                reason      VARCHAR NOT NULL,
+                detached_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
