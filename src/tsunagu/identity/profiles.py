@@ -34,15 +34,20 @@ def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) 
         raise InvalidInput(f"type: must be one of {', '.join(TYPES)}", field="type")
     if not value.strip():
         raise InvalidInput("value: required", field="value")
-    kinds = [kind] if kind else list(TYPES)
-    with store.transaction() as cur:
-        cur.execute(rules.macros())
+    kinds = [kind] if kind else sorted(TYPES, key=rules.rank)
+    cur = store.prepared_cursor(rules.macros())
+    normalised = [
+        (k, v) for k, v in zip(kinds, rules.normalise(cur, kinds, value), strict=True) if v
+    ]
+    rows: list[tuple[Any, ...]] = []
+    for k, v in normalised:
+        # Constants, not a join: DuckDB then skips every block whose min/max misses them
+        # (identity_nodes is written sorted by type and value).
         rows = cur.execute(
-            "SELECT n.profile_id FROM (SELECT unnest(?::VARCHAR[]) AS t) k "
-            "JOIN identity_nodes n ON n.type = k.t AND n.value = tg_norm(k.t, ?) "
-            "ORDER BY tg_rank(n.type) LIMIT 1",
-            [kinds, value],
+            "SELECT profile_id FROM identity_nodes WHERE type = ? AND value = ?", [k, v]
         ).fetchall()
+        if rows:
+            break
     if not rows:
         where = f"{kind} {value!r}" if kind else repr(value)
         raise NotFound(f"no profile holds {where} (is the identity graph built?)", field="value")

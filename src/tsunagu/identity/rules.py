@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -94,6 +95,15 @@ class IdentityRules(BaseModel):
         if sorted(value) != sorted(TYPES):
             raise ValueError(f"priority must list each of {', '.join(TYPES)} once")
         return value
+
+    def normalise(self, cur: Any, kinds: list[str], value: str) -> list[str | None]:
+        """`value` normalised as each of `kinds` (None where unusable or blocked), on a cursor
+        where `macros()` has run."""
+        rows = cur.execute(
+            "SELECT list(tg_norm(t, ?) ORDER BY i) FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS k(t, i)",
+            [value, kinds],
+        ).fetchall()
+        return list(rows[0][0])
 
     def limit(self, kind: str) -> int:
         return self.limits.get(kind, 5)

@@ -87,6 +87,7 @@ class Store:
         except duckdb.IOException as exc:
             raise StoreBusy(_busy_message(path, exc)) from None
         self._write_lock = threading.Lock()
+        self._local = threading.local()
         self._ids: MessageIds | None = None
         self._last_stamp: datetime | None = None
         self._has_suppressed: bool | None = None
@@ -102,6 +103,18 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread; DuckDB connections are not shared across threads."""
         return self._con.cursor()
+
+    def prepared_cursor(self, setup_sql: str) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on which `setup_sql` (macros) has run, kept for reuse: creating
+        a dozen macros costs more than the lookup they serve."""
+        cursors: dict[str, duckdb.DuckDBPyConnection] = self._local.__dict__.setdefault(
+            "cursors", {}
+        )
+        cur = cursors.get(setup_sql)
+        if cur is None:
+            cur = cursors[setup_sql] = self.cursor()
+            cur.execute(setup_sql)
+        return cur
 
     def close(self) -> None:
         self._con.close()
