@@ -21,7 +21,7 @@ from tsunagu.store.files import (
     stage,
     write_rejects,
 )
-from tsunagu.store.identifiers import NORMALIZE_MACROS
+from tsunagu.store.identifiers import MEMBER_IDENTIFIER_COLUMNS, NORMALIZE_MACROS
 
 _LAT = "{v} BETWEEN -90 AND 90"
 _LON = "{v} BETWEEN -180 AND 180"
@@ -255,13 +255,7 @@ def _leave_out_erased_members(cur: duckdb.DuckDBPyConnection) -> int:
     checks = " OR ".join(
         f"sha256('{kind}:' || tg_clean('{kind}', {column})) IN "
         f"(SELECT value_hash FROM suppressed_identifiers WHERE type = '{kind}')"
-        for kind, column in (
-            ("user_id", "member_id"),
-            ("member_card", "member_card"),
-            ("email", "email"),
-            ("phone", "phone"),
-            ("line_user_id", "line_user_id"),
-        )
+        for kind, column in MEMBER_IDENTIFIER_COLUMNS
     )
     cur.execute(f"UPDATE _in SET _reason = '~erased' WHERE _reason IS NULL AND ({checks})")
     return count(cur, "SELECT count(*) FROM _in WHERE _reason = '~erased'")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tsunagu.exceptions import NotFound
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, count, utcnow
-from tsunagu.store.identifiers import SUPPRESSIBLE_COLUMNS
+from tsunagu.store.identifiers import MEMBER_IDENTIFIER_COLUMNS, SUPPRESSIBLE_COLUMNS
 
 
 @dataclass(slots=True)
@@ -45,13 +45,7 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
         report.deleted["events"] = count(cur, f"DELETE FROM events WHERE {events}")
         members = " OR ".join(
             f"tg_clean('{kind}', {column}) IN (SELECT value FROM _erase WHERE type = '{kind}')"
-            for kind, column in (
-                ("user_id", "member_id"),
-                ("member_card", "member_card"),
-                ("email", "email"),
-                ("phone", "phone"),
-                ("line_user_id", "line_user_id"),
-            )
+            for kind, column in MEMBER_IDENTIFIER_COLUMNS
         )
         erased_members = [
             r[0] for r in cur.execute(f"SELECT member_id FROM members WHERE {members}").fetchall()

@@ -60,3 +60,12 @@ SUPPRESSIBLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("member_card", "member_card"),
 )
 """(identifier type, events column) pairs an erased person can be recognised by."""
+
+MEMBER_IDENTIFIER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("user_id", "member_id"),
+    ("member_card", "member_card"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("line_user_id", "line_user_id"),
+)
+"""(identifier type, members column) pairs: what identifies a member record."""
