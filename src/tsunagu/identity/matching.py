@@ -172,8 +172,6 @@ def match_records(
     review_threshold: float = 0.5,
 ) -> MatchResult:
     """Link the records of `path` to members and to each other (see module doc)."""
-    from splink import DuckDBAPI, Linker, block_on
-
     if not path.exists():
         raise InvalidInput(f"file: {path} does not exist", field="file")
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -239,11 +237,77 @@ def match_records(
         cur.execute("DROP TABLE _match_in")
 
     result = MatchResult(records=records.num_rows)
-    api = DuckDBAPI()
-    inputs = [api.register(records, table_name="__splink__in_records")]
+    # Records against members (link only: members are not deduplicated here, the graph does
+    # that), and records among themselves.
+    scratch = store.path.parent / "tmp" / "matching"
+    pairs = _scored_pairs([records], "dedupe_only", present, review_threshold, scratch)
     if members.num_rows:
-        inputs.append(api.register(members, table_name="__splink__in_members"))
-    link_type: LinkType = "link_and_dedupe" if members.num_rows else "dedupe_only"
+        pairs += _scored_pairs([records, members], "link_only", present, review_threshold, scratch)
+    best: dict[str, float] = {}
+    parent: dict[str, str] = {}
+
+    def find(uid: str) -> str:
+        while parent.setdefault(uid, uid) != uid:
+            parent[uid] = parent[parent[uid]]
+            uid = parent[uid]
+        return uid
+
+    for left, right, p, weight in pairs:
+        for uid in (left, right):
+            best[uid] = max(best.get(uid, 0.0), p)
+        if p >= threshold:
+            parent[find(left)] = find(right)
+        else:
+            result.review.append(
+                {"left": left, "right": right, "match_probability": p, "match_weight": weight}
+            )
+    clusters: dict[str, list[str]] = {}
+    for uid in [str(r) for r in records.column("unique_id").to_pylist()] + list(parent):
+        members_of = clusters.setdefault(find(uid), [])
+        if uid not in members_of:
+            members_of.append(uid)
+    by_cluster = clusters
+    for members_and_records in by_cluster.values():
+        member_ids = sorted(u[2:] for u in members_and_records if u.startswith("m:"))
+        record_ids = sorted(u for u in members_and_records if u.startswith("r:"))
+        if not record_ids:
+            continue
+        if member_ids:
+            member = member_ids[0]
+            profile = (
+                profiles.get(member)
+                or "p_" + hashlib.md5(f"user_id:{member}".encode()).hexdigest()[:16]
+            )
+            kind = "member"
+        else:
+            member = None
+            profile = "p_" + hashlib.md5(f"record:{record_ids[0][2:]}".encode()).hexdigest()[:16]
+            kind = "records" if len(record_ids) > 1 else "new"
+        for uid in record_ids:
+            score = best.get(uid) if kind != "new" else None
+            result.matches.append(Match(uid[2:], profile, score, kind, member))
+    result.matches.sort(key=lambda m: m.record_id)
+    return result
+
+
+def _scored_pairs(
+    tables: list[pa.Table],
+    link_type: LinkType,
+    present: set[str],
+    review_threshold: float,
+    scratch: Path,
+) -> list[tuple[str, str, float, float]]:
+    """Train a Fellegi–Sunter model on `tables` and score candidate pairs:
+    (left id, right id, match probability, match weight), probability >= `review_threshold`.
+
+    Runs on a DuckDB of its own (Splink creates tables wherever it runs), spilling to `scratch`.
+    """
+    import duckdb
+    from splink import DuckDBAPI, Linker, block_on
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    api = DuckDBAPI(connection=duckdb.connect(config={"temp_directory": str(scratch)}))
+    inputs = [api.register(t, table_name=f"__splink__in_{i}") for i, t in enumerate(tables)]
     linker = Linker(inputs, _settings(present, link_type), log_level=None)
     # The prior: how many pairs near-certain rules find, read as 70% of the true matches.
     deterministic: list[Any] = [block_on(f) for f in ("email", "phone") if f in present]
@@ -266,49 +330,15 @@ def match_records(
             except Exception:  # noqa: BLE001, S112 - a block with no pairs trains nothing
                 continue
     predictions = linker.inference.predict(threshold_match_probability=review_threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=threshold
-    )
-    pairs = predictions.as_record_list()
-    best: dict[str, float] = {}
-    for pair in pairs:
-        p = float(pair["match_probability"])
-        for side in ("l", "r"):
-            uid = str(pair[f"unique_id_{side}"])
-            best[uid] = max(best.get(uid, 0.0), p)
-        if p < threshold:
-            result.review.append(
-                {
-                    "left": str(pair["unique_id_l"]),
-                    "right": str(pair["unique_id_r"]),
-                    "match_probability": p,
-                    "match_weight": float(pair["match_weight"]),
-                }
-            )
-    by_cluster: dict[str, list[str]] = {}
-    for row in clusters.as_record_list():
-        by_cluster.setdefault(str(row["cluster_id"]), []).append(str(row["unique_id"]))
-    for members_and_records in by_cluster.values():
-        member_ids = sorted(u[2:] for u in members_and_records if u.startswith("m:"))
-        record_ids = sorted(u for u in members_and_records if u.startswith("r:"))
-        if not record_ids:
-            continue
-        if member_ids:
-            member = member_ids[0]
-            profile = (
-                profiles.get(member)
-                or "p_" + hashlib.md5(f"user_id:{member}".encode()).hexdigest()[:16]
-            )
-            kind = "member"
-        else:
-            member = None
-            profile = "p_" + hashlib.md5(f"record:{record_ids[0][2:]}".encode()).hexdigest()[:16]
-            kind = "records" if len(record_ids) > 1 else "new"
-        for uid in record_ids:
-            score = best.get(uid) if kind != "new" else None
-            result.matches.append(Match(uid[2:], profile, score, kind, member))
-    result.matches.sort(key=lambda m: m.record_id)
-    return result
+    return [
+        (
+            str(p["unique_id_l"]),
+            str(p["unique_id_r"]),
+            float(p["match_probability"]),
+            float(p["match_weight"]),
+        )
+        for p in predictions.as_record_list()
+    ]
 
 
 def save_matches(*, store: Store, file: str, result: MatchResult) -> None:
