@@ -13,13 +13,14 @@ query, and a single lookup normalises its value the same way.
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from tsunagu.events.model import IdentifierType
-from tsunagu.store.identifiers import NORMALIZE_MACROS
+from tsunagu.store.identifiers import NORMALIZE_MACROS, clean
 
 TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
 
@@ -96,14 +97,15 @@ class IdentityRules(BaseModel):
             raise ValueError(f"priority must list each of {', '.join(TYPES)} once")
         return value
 
-    def normalise(self, cur: Any, kinds: list[str], value: str) -> list[str | None]:
-        """`value` normalised as each of `kinds` (None where unusable or blocked), on a cursor
-        where `macros()` has run."""
-        rows = cur.execute(
-            "SELECT list(tg_norm(t, ?) ORDER BY i) FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS k(t, i)",
-            [value, kinds],
-        ).fetchall()
-        return list(rows[0][0])
+    def norm(self, kind: str, value: str) -> str | None:
+        """`tg_norm` in Python: the value normalised, or None when unusable or blocked."""
+        cleaned = clean(kind, value)
+        if cleaned is None:
+            return None
+        patterns = [*self.blocked, *self.blocked_by_type.get(kind, [])]
+        if any(_compiled(p).fullmatch(cleaned) for p in patterns):
+            return None
+        return cleaned
 
     def limit(self, kind: str) -> int:
         return self.limits.get(kind, 5)
@@ -145,3 +147,8 @@ def load_rules(data_dir: Path) -> IdentityRules:
     if not path.exists():
         return IdentityRules()
     return IdentityRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
