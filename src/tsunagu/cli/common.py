@@ -96,11 +96,7 @@ def local_or_server(local: Callable[[Store], T], remote: Callable[[RunningServer
             return remote(server)
         except TsunaguError as exc:
             raise fail(exc) from None
-    try:
-        with store:
-            return local(store)
-    except TsunaguError as exc:
-        raise fail(exc) from None
+    return _run(store, local)
 
 
 def print_json(value: Any) -> None:
@@ -113,6 +109,11 @@ def local_only(run: Callable[[Store], T]) -> T:
         store = Store.open(state.settings)
     except TsunaguError as exc:
         raise fail(exc) from None
+    return _run(store, run)
+
+
+def _run(store: Store, run: Callable[[Store], T]) -> T:
+    """`run` on `store`, closing it; its errors become a message and exit code 2."""
     try:
         with store:
             return run(store)

@@ -30,6 +30,7 @@ from tsunagu.store.files import (
     stage,
     write_rejects,
 )
+from tsunagu.store.sql import literal as sql_literal
 
 POS_SPEC = TableSpec(
     kind="pos",
@@ -275,10 +276,6 @@ def _fill_absent_columns(
     return notes
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def import_pos(
     *,
     store: Store,
@@ -337,10 +334,12 @@ def import_pos(
         local_sold_at = (
             f"sold_at + INTERVAL {int(offset.total_seconds())} SECOND"
             if offset is not None
-            else f"(sold_at AT TIME ZONE 'UTC') AT TIME ZONE {_lit(timezone)}"
+            else f"(sold_at AT TIME ZONE 'UTC') AT TIME ZONE {sql_literal(timezone)}"
         )
         cur.execute(_RECEIPTS.format(local_sold_at=local_sold_at))
-        cur.execute(_EVENTS.format(received_at=received_sql, source=_lit(f"import:{path.name}")))
+        cur.execute(
+            _EVENTS.format(received_at=received_sql, source=sql_literal(f"import:{path.name}"))
+        )
         # Receipts stored by an earlier import: their rows are duplicates, not imports.
         stored = store.stored_among(cur, "_pos_events")
         cur.execute(

@@ -14,6 +14,7 @@ from pathlib import Path
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, count
+from tsunagu.store.sql import literal as sql_literal
 
 
 @dataclass(slots=True)
@@ -29,17 +30,13 @@ class Evaluation:
     """Recall of the pairs that involve each identifier type."""
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def export_identifiers(*, store: Store, path: Path) -> int:
     """Write `identifier_type,identifier_value,profile_id` for every identifier; returns rows."""
     with store.transaction() as cur:
         n = count(cur, "SELECT count(*) FROM identity_nodes")
         cur.execute(
             "COPY (SELECT type AS identifier_type, value AS identifier_value, profile_id "
-            f"FROM identity_nodes ORDER BY profile_id, type, value) TO {_lit(str(path))} (HEADER)"
+            f"FROM identity_nodes ORDER BY profile_id, type, value) TO {sql_literal(str(path))} (HEADER)"
         )
     return n
 
@@ -58,7 +55,7 @@ def evaluate(*, store: Store, truth: Path, rules: IdentityRules) -> Evaluation:
                 "coalesce(tg_norm(identifier_type, identifier_value), "
                 "         '~raw:' || identifier_value) AS v, "
                 "any_value(person_id) AS person "
-                f"FROM read_csv({_lit(str(truth))}, header = true, all_varchar = true) "
+                f"FROM read_csv({sql_literal(str(truth))}, header = true, all_varchar = true) "
                 "WHERE identifier_value IS NOT NULL GROUP BY ALL"
             )
         except Exception as exc:  # noqa: BLE001 - a truth file without the columns
@@ -81,9 +78,9 @@ def evaluate(*, store: Store, truth: Path, rules: IdentityRules) -> Evaluation:
         by_type: dict[str, dict[str, float]] = {}
         for (kind,) in cur.execute("SELECT DISTINCT t FROM _pairs ORDER BY t").fetchall():
             # Recall of pairs with at least one identifier of this type.
-            total = _pairs(cur, "person") - _pairs(cur, "person", where=f"t <> {_lit(kind)}")
+            total = _pairs(cur, "person") - _pairs(cur, "person", where=f"t <> {sql_literal(kind)}")
             hit = _pairs(cur, "person, profile") - _pairs(
-                cur, "person, profile", where=f"t <> {_lit(kind)}"
+                cur, "person, profile", where=f"t <> {sql_literal(kind)}"
             )
             by_type[kind] = {"pairs": float(total), "recall": hit / total if total else 1.0}
         cur.execute("DROP TABLE _truth")

@@ -26,6 +26,7 @@ import pyarrow as pa
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
+from tsunagu.store.sql import literal as sql_literal
 
 FIELDS = ("name", "name_kana", "birth_date", "postcode", "address", "phone", "email")
 
@@ -69,10 +70,6 @@ def norm_kana(value: str | None) -> str | None:
 
 def kana_key(kana: str | None) -> str | None:
     return kana.translate(_KANA_KEY) if kana else None
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 _PREPARE = """
@@ -179,7 +176,7 @@ def match_records(
         cur.execute(rules.macros())
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _match_in AS SELECT * FROM "
-            f"read_csv({_lit(str(path))}, header = true, all_varchar = true)"
+            f"read_csv({sql_literal(str(path))}, header = true, all_varchar = true)"
         )
         columns = {
             c.lower()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from tsunagu.events.model import IdentifierType
 from tsunagu.store.identifiers import NORMALIZE_MACROS, clean
+from tsunagu.store.sql import literal as sql_literal
 
 TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
 
@@ -118,13 +119,13 @@ class IdentityRules(BaseModel):
     def macros(self) -> str:
         """DuckDB macros: `tg_norm(type, value)` (NULL when the value is unusable or blocked) and
         `tg_rank(type)`."""
-        blocked_any = " OR ".join(f"regexp_full_match(v, {_lit(p)})" for p in self.blocked)
+        blocked_any = " OR ".join(f"regexp_full_match(v, {sql_literal(p)})" for p in self.blocked)
         per_type = []
         for kind, patterns in self.blocked_by_type.items():
-            cond = " OR ".join(f"regexp_full_match(v, {_lit(p)})" for p in patterns)
-            per_type.append(f"(t = {_lit(kind)} AND ({cond}))")
+            cond = " OR ".join(f"regexp_full_match(v, {sql_literal(p)})" for p in patterns)
+            per_type.append(f"(t = {sql_literal(kind)} AND ({cond}))")
         blocked = " OR ".join([f"({blocked_any})", *per_type]) if blocked_any else "false"
-        ranks = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(self.priority))
+        ranks = " ".join(f"WHEN {sql_literal(k)} THEN {i}" for i, k in enumerate(self.priority))
         return (
             NORMALIZE_MACROS
             + f"""
@@ -135,10 +136,6 @@ CREATE OR REPLACE TEMP MACRO tg_norm(t, x) AS
 CREATE OR REPLACE TEMP MACRO tg_rank(t) AS CASE t {ranks} ELSE 99 END;
 """
         )
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def load_rules(data_dir: Path) -> IdentityRules:

@@ -27,6 +27,8 @@ from charset_normalizer import from_bytes
 
 from tsunagu.exceptions import InvalidInput
 from tsunagu.store.db import count
+from tsunagu.store.sql import identifier as sql_identifier
+from tsunagu.store.sql import literal as sql_literal
 
 Kind = Literal["text", "int", "number", "bool", "date", "timestamp", "float"]
 
@@ -158,14 +160,6 @@ def _delimiter(sample: str) -> str:
     return max([",", "\t", ";", "|"], key=first_line.count)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def fixed_utc_offset(timezone: str) -> timedelta | None:
     """The zone's UTC offset if it has kept one offset since 1990 (Asia/Tokyo has), else None.
 
@@ -199,23 +193,23 @@ def _parse_expr(column: Column, raw: str, timezone: str) -> str:
     if column.kind in ("number", "float"):
         return f"coalesce(try_cast({raw} AS DOUBLE), try_cast({num} AS DOUBLE))"
     if column.kind == "bool":
-        t = ", ".join(_literal(v) for v in _TRUE)
-        f = ", ".join(_literal(v) for v in _FALSE if v)
+        t = ", ".join(sql_literal(v) for v in _TRUE)
+        f = ", ".join(sql_literal(v) for v in _FALSE if v)
         return (
             f"CASE WHEN lower({raw}) IN ({t}) THEN true "
             f"WHEN lower({raw}) IN ({f}) THEN false ELSE NULL END"
         )
     if column.kind == "date":
-        fmts = "[" + ", ".join(_literal(f) for f in _DATE_FORMATS) + "]"
+        fmts = "[" + ", ".join(sql_literal(f) for f in _DATE_FORMATS) + "]"
         return f"coalesce(try_cast({raw} AS DATE), try_strptime({raw}, {fmts})::DATE)"
     if column.kind == "timestamp":
-        fmts = "[" + ", ".join(_literal(f) for f in _TIME_FORMATS) + "]"
+        fmts = "[" + ", ".join(sql_literal(f) for f in _TIME_FORMATS) + "]"
         local = f"coalesce(try_cast({raw} AS TIMESTAMP), try_strptime({raw}, {fmts}))"
         offset = fixed_utc_offset(timezone)
         if offset is not None:
             to_utc = f"({local} - INTERVAL {int(offset.total_seconds())} SECOND)"
         else:
-            to_utc = f"(({local} AT TIME ZONE {_literal(timezone)}) AT TIME ZONE 'UTC')"
+            to_utc = f"(({local} AT TIME ZONE {sql_literal(timezone)}) AT TIME ZONE 'UTC')"
         # With an offset (Z, +09:00): as given. Without: local time of the retailer's zone.
         return (
             f"CASE WHEN regexp_matches({raw}, ':\\d\\d(\\.\\d+)?\\s?(Z|[+-]\\d\\d(:?\\d\\d)?)$') "
@@ -290,7 +284,7 @@ def stage(
         import pyarrow.parquet as pq
 
         headers = list(pq.read_schema(path).names)
-        source = f"read_parquet({_literal(str(path))}, file_row_number = true)"
+        source = f"read_parquet({sql_literal(str(path))}, file_row_number = true)"
     elif fmt == "csv":
         enc = detect_encoding(path, encoding)
         if enc not in ("utf-8", "ascii"):
@@ -301,9 +295,9 @@ def stage(
             raise InvalidInput(f"header: column {dupes[0]!r} appears twice", field="header")
         with open_text(path, "utf-8") as fh:
             delim = _delimiter(fh.read(1 << 16))
-        columns = ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in headers)
+        columns = ", ".join(f"{sql_literal(h)}: 'VARCHAR'" for h in headers)
         source = (
-            f"read_csv({_literal(str(path))}, header = true, delim = {_literal(delim)}, "
+            f"read_csv({sql_literal(str(path))}, header = true, delim = {sql_literal(delim)}, "
             "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
             f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
         )
@@ -333,22 +327,24 @@ def stage(
     reasons: list[str] = []
     for column in spec.columns:
         if column.name in mapping:
-            raw = f"nullif(trim(CAST({_quote(mapping[column.name])} AS VARCHAR)), '')"
+            raw = f"nullif(trim(CAST({sql_identifier(mapping[column.name])} AS VARCHAR)), '')"
         elif column.name in defaults:
-            raw = _literal(defaults[column.name])
+            raw = sql_literal(defaults[column.name])
         else:
             raw = "CAST(NULL AS VARCHAR)"
-        raw_name = _quote("_raw_" + column.name)
+        raw_name = sql_identifier("_raw_" + column.name)
         raw_selects.append(f"{raw} AS {raw_name}")
         if column.kind == "text":  # the text is the value: keep one copy
-            selects.append(f"{raw_name} AS {_quote(column.name)}")
-            raw_refs[column.name] = _quote(column.name)
+            selects.append(f"{raw_name} AS {sql_identifier(column.name)}")
+            raw_refs[column.name] = sql_identifier(column.name)
         else:
-            selects.append(f"{_parse_expr(column, raw_name, timezone)} AS {_quote(column.name)}")
+            selects.append(
+                f"{_parse_expr(column, raw_name, timezone)} AS {sql_identifier(column.name)}"
+            )
             selects.append(raw_name)
             raw_refs[column.name] = raw_name
     if spec.keep_extra and extra:
-        pairs = ", ".join(f"{_literal(h)}, {_quote(h)}" for h in extra)
+        pairs = ", ".join(f"{sql_literal(h)}, {sql_identifier(h)}" for h in extra)
         raw_selects.append(f"json_object({pairs}) AS _extra")
     else:
         raw_selects.append("CAST(NULL AS JSON) AS _extra")
@@ -365,28 +361,28 @@ def stage(
             _renumber(cur, [row for row, _, _ in malformed])
 
     for column in spec.columns:
-        name = _quote(column.name)
+        name = sql_identifier(column.name)
         raw = raw_refs[column.name]
         label = column.name
         if column.required and (column.name in mapping or column.name in defaults):
-            reasons.append(f"WHEN {raw} IS NULL THEN {_literal(label + ': required')}")
+            reasons.append(f"WHEN {raw} IS NULL THEN {sql_literal(label + ': required')}")
         reasons.append(
             f"WHEN length({raw}) > {column.max_length} THEN "
-            f"{_literal(f'{label}: longer than {column.max_length:,} characters')}"
+            f"{sql_literal(f'{label}: longer than {column.max_length:,} characters')}"
         )
         if column.kind != "text":
             why = f"{label}: not {_KIND_WORDS[column.kind]}: "
             reasons.append(
-                f"WHEN {raw} IS NOT NULL AND {name} IS NULL THEN {_literal(why)} || left({raw}, 100)"
+                f"WHEN {raw} IS NOT NULL AND {name} IS NULL THEN {sql_literal(why)} || left({raw}, 100)"
             )
         if column.check:
             cond = column.check.format(v=name)
             reasons.append(
                 f"WHEN {name} IS NOT NULL AND NOT ({cond}) THEN "
-                f"{_literal(label + ': ' + column.check_reason + ': ')} || left({raw}, 100)"
+                f"{sql_literal(label + ': ' + column.check_reason + ': ')} || left({raw}, 100)"
             )
     for cond, reason in extra_reasons(mapping) if extra_reasons else []:
-        reasons.append(f"WHEN {cond} THEN {_literal(reason)}")
+        reasons.append(f"WHEN {cond} THEN {sql_literal(reason)}")
     reason_sql = f"CASE {' '.join(reasons)} ELSE NULL END" if reasons else "NULL"
     # Parsed values are materialised before the reasons look at them: in one statement DuckDB
     # would parse each cell again for every reason that mentions it.
@@ -447,7 +443,9 @@ def write_rejects(
 
     Removes an old rejects file when there is nothing to reject, so a stale one never misleads.
     """
-    raw_cols = ", ".join(f"{ref} AS {_quote(name)}" for name, ref in (columns or {}).items())
+    raw_cols = ", ".join(
+        f"{ref} AS {sql_identifier(name)}" for name, ref in (columns or {}).items()
+    )
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE _rejects AS SELECT _row AS row, _reason AS reason"
         f"{', ' + raw_cols if raw_cols else ''} FROM _in WHERE {where}"
@@ -459,7 +457,7 @@ def write_rejects(
     rejected = count(cur, "SELECT count(*) FROM _rejects")
     if rejected:
         cur.execute(
-            f"COPY (SELECT * FROM _rejects ORDER BY row) TO {_literal(str(target))} (HEADER, DELIMITER ',')"
+            f"COPY (SELECT * FROM _rejects ORDER BY row) TO {sql_literal(str(target))} (HEADER, DELIMITER ',')"
         )
     elif target.exists():
         target.unlink()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from tsunagu.store.sql import literal as sql_literal
+
 _FULL = (
     "".join(chr(c) for c in range(0xFF01, 0xFF5F))
     + "\u3000\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"
@@ -19,13 +21,9 @@ _HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " " + "-" * 8
 # in phone numbers, as their ASCII forms: NFKC for the characters identifiers are made of.
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 NORMALIZE_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO tg_halfwidth(x) AS
-    CASE WHEN regexp_matches(x, '[^\x01-\x7f]') THEN translate(x, {_lit(_FULL)}, {_lit(_HALF)})
+    CASE WHEN regexp_matches(x, '[^\x01-\x7f]') THEN translate(x, {sql_literal(_FULL)}, {sql_literal(_HALF)})
          ELSE x END;
 CREATE OR REPLACE TEMP MACRO tg_digits(x) AS regexp_replace(tg_halfwidth(x), '[^0-9]', '', 'g');
 CREATE OR REPLACE TEMP MACRO tg_email(x) AS
