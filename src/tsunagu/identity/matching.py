@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -60,6 +61,14 @@ def norm_name(value: str | None) -> str | None:
     return text or None
 
 
+def name_tokens(value: str | None) -> str | None:
+    """The words of a name in sorted order, so that "Huxley Claudia" meets "Claudia Huxley"."""
+    if not value:
+        return None
+    words = sorted(w for w in _SPACES.split(unicodedata.normalize("NFKC", value).lower()) if w)
+    return " ".join(words) if len(words) > 1 else None
+
+
 def norm_kana(value: str | None) -> str | None:
     """Katakana, full width, no spaces; hiragana becomes katakana."""
     text = norm_name(value)
@@ -91,23 +100,35 @@ def _prepared(cur: Any, sql: str) -> pa.Table:
     names = [norm_name(v) for v in raw.column("name_raw").to_pylist()]
     kanas = [norm_kana(v) for v in raw.column("kana_raw").to_pylist()]
     addresses = [norm_name(v) for v in raw.column("address_raw").to_pylist()]
+    tokens = [name_tokens(v) for v in raw.column("name_raw").to_pylist()]
     table = raw.drop_columns(["name_raw", "kana_raw", "address_raw"])
     table = table.append_column("name", pa.array(names, pa.string()))
+    table = table.append_column("name_tokens", pa.array(tokens, pa.string()))
     table = table.append_column("name_kana", pa.array(kanas, pa.string()))
     table = table.append_column("kana_key", pa.array([kana_key(k) for k in kanas], pa.string()))
+    numbers = [_address_numbers(a) for a in addresses]
+    table = table.append_column("address_numbers", pa.array(numbers, pa.string()))
     return table.append_column("address", pa.array(addresses, pa.string()))
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _address_numbers(address: str | None) -> str | None:
+    """The numbers of an address in order (block, building, room): "5-10-4 ...1006"."""
+    found = _DIGITS.findall(address or "")
+    return "-".join(found) if found else None
 
 
 LinkType = Literal["link_only", "link_and_dedupe", "dedupe_only"]
 
 
-def _settings(present: set[str], link_type: LinkType) -> Any:
+def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, ...]]) -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
 
     comparisons: list[Any] = []
-    blocking: list[Any] = []
     if "name" in present or "name_kana" in present:
         # Kanji and kana are the same evidence: one comparison, not two.
         comparisons.append(
@@ -116,7 +137,7 @@ def _settings(present: set[str], link_type: LinkType) -> Any:
                 comparison_levels=[
                     cll.And(cll.NullLevel("name"), cll.NullLevel("name_kana")),
                     cll.ExactMatchLevel("name", term_frequency_adjustments=True),
-                    cll.ExactMatchLevel("name_kana"),
+                    cll.Or(cll.ExactMatchLevel("name_kana"), cll.ExactMatchLevel("name_tokens")),
                     cll.Or(
                         cll.JaroWinklerLevel("kana_key", 0.92), cll.JaroWinklerLevel("name", 0.92)
                     ),
@@ -127,7 +148,6 @@ def _settings(present: set[str], link_type: LinkType) -> Any:
                 ],
             )
         )
-        blocking.append(block_on("substr(coalesce(name_kana, name), 1, 2)", "postcode"))
     if "birth_date" in present:
         comparisons.append(
             cl.DateOfBirthComparison(
@@ -137,25 +157,36 @@ def _settings(present: set[str], link_type: LinkType) -> Any:
                 datetime_metrics=["month", "year"],
             )
         )
-        blocking.append(block_on("birth_date"))
     if "postcode" in present:
         comparisons.append(cl.ExactMatch("postcode"))
     if "address" in present:
-        comparisons.append(cl.JaroWinklerAtThresholds("address", [0.95, 0.85]))
+        # Addresses in one postcode share their town, so a loose similarity says little beyond
+        # the postcode: below the exact level, the house numbers must agree too.
+        comparisons.append(
+            cl.CustomComparison(
+                output_column_name="address",
+                comparison_levels=[
+                    cll.NullLevel("address"),
+                    cll.ExactMatchLevel("address"),
+                    cll.And(
+                        cll.ExactMatchLevel("address_numbers"),
+                        cll.JaroWinklerLevel("address", 0.85),
+                    ),
+                    cll.JaroWinklerLevel("address", 0.95),
+                    cll.ElseLevel(),
+                ],
+            )
+        )
     if "phone" in present:
         comparisons.append(cl.ExactMatch("phone"))
-        blocking.append(block_on("phone"))
     if "email" in present:
         comparisons.append(cl.LevenshteinAtThresholds("email", [1, 2]))
-        blocking.append(block_on("email"))
-    if "name" in present:
-        blocking.append(block_on("name"))
     return SettingsCreator(
         link_type=link_type,
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking,
+        blocking_rules_to_generate_predictions=[block_on(*rule) for rule in blocking],
         retain_intermediate_calculation_columns=False,
     )
 
@@ -237,11 +268,51 @@ def match_records(
     # Records against members (link only: members are not deduplicated here, the graph does
     # that), and records among themselves.
     scratch = store.path.parent / "tmp" / "matching"
-    pairs = _scored_pairs([records], "dedupe_only", present, review_threshold, scratch)
-    if members.num_rows:
-        pairs += _scored_pairs([records, members], "link_only", present, review_threshold, scratch)
-    best: dict[str, float] = {}
+    budget = str(store.scalar("SELECT current_setting('memory_limit')"))
+    pairs = _scored_pairs(records, members, present, review_threshold, scratch, budget)
+
+    def member_profile(member: str) -> str:
+        return (
+            profiles.get(member)
+            or "p_" + hashlib.md5(f"user_id:{member}".encode()).hexdigest()[:16]
+        )
+
+    record_ids = [str(r) for r in records.column("unique_id").to_pylist()]
+    clusters, best = _clusters(record_ids, pairs, threshold, result.review)
+    for uids in clusters:
+        member_ids = [u[2:] for u in uids if u.startswith("m:")]
+        rids = sorted(u for u in uids if u.startswith("r:"))
+        if member_ids:
+            member: str | None = member_ids[0]
+            profile = member_profile(member_ids[0])
+            kind = "member"
+        else:
+            member = None
+            profile = "p_" + hashlib.md5(f"record:{rids[0][2:]}".encode()).hexdigest()[:16]
+            kind = "records" if len(rids) > 1 else "new"
+        for uid in rids:
+            score = best.get(uid) if kind != "new" else None
+            result.matches.append(Match(uid[2:], profile, score, kind, member))
+    result.matches.sort(key=lambda m: m.record_id)
+    return result
+
+
+def _clusters(
+    record_ids: list[str],
+    pairs: list[tuple[str, str, float, float]],
+    threshold: float,
+    review: list[dict[str, Any]],
+) -> tuple[list[list[str]], dict[str, float]]:
+    """Records and members joined by pairs at or above `threshold`, the likeliest first, never
+    putting two members in one cluster (one member id per profile, as the graph's limit says):
+    a record that looks like two members goes to the likelier one, and the other pair is kept
+    for review. Pairs below the threshold are kept for review too.
+
+    Returns the clusters holding records, and each record's best accepted match probability.
+    """
     parent: dict[str, str] = {}
+    member_of: dict[str, str] = {}
+    best: dict[str, float] = {}
 
     def find(uid: str) -> str:
         while parent.setdefault(uid, uid) != uid:
@@ -249,93 +320,259 @@ def match_records(
             uid = parent[uid]
         return uid
 
-    for left, right, p, weight in pairs:
-        for uid in (left, right):
-            best[uid] = max(best.get(uid, 0.0), p)
-        if p >= threshold:
-            parent[find(left)] = find(right)
+    for left, right, p, weight in sorted(pairs, key=lambda x: (-x[2], -x[3], x[0], x[1])):
+        a, b = find(left), find(right)
+        for root, uid in ((a, left), (b, right)):
+            if uid.startswith("m:"):
+                member_of.setdefault(root, uid)
+        joined = a == b
+        if p >= threshold and not joined:
+            ma, mb = member_of.get(a), member_of.get(b)
+            if ma is None or mb is None or ma == mb:
+                parent[a] = b
+                if ma is not None:
+                    member_of[b] = ma
+                joined = True
+        if p >= threshold and joined:
+            for uid in (left, right):
+                best[uid] = max(best.get(uid, 0.0), p)
         else:
-            result.review.append(
+            review.append(
                 {"left": left, "right": right, "match_probability": p, "match_weight": weight}
             )
     clusters: dict[str, list[str]] = {}
-    for uid in [str(r) for r in records.column("unique_id").to_pylist()] + list(parent):
-        members_of = clusters.setdefault(find(uid), [])
-        if uid not in members_of:
-            members_of.append(uid)
-    by_cluster = clusters
-    for members_and_records in by_cluster.values():
-        member_ids = sorted(u[2:] for u in members_and_records if u.startswith("m:"))
-        record_ids = sorted(u for u in members_and_records if u.startswith("r:"))
-        if not record_ids:
-            continue
-        if member_ids:
-            member = member_ids[0]
-            profile = (
-                profiles.get(member)
-                or "p_" + hashlib.md5(f"user_id:{member}".encode()).hexdigest()[:16]
-            )
-            kind = "member"
-        else:
-            member = None
-            profile = "p_" + hashlib.md5(f"record:{record_ids[0][2:]}".encode()).hexdigest()[:16]
-            kind = "records" if len(record_ids) > 1 else "new"
-        for uid in record_ids:
-            score = best.get(uid) if kind != "new" else None
-            result.matches.append(Match(uid[2:], profile, score, kind, member))
-    result.matches.sort(key=lambda m: m.record_id)
-    return result
+    for uid in record_ids + list(parent):
+        clusters.setdefault(find(uid), []).append(uid)
+    out = [sorted(set(uids)) for uids in clusters.values() if any(u.startswith("r:") for u in uids)]
+    return out, best
 
 
 def _scored_pairs(
-    tables: list[pa.Table],
-    link_type: LinkType,
+    records: pa.Table,
+    members: pa.Table,
     present: set[str],
     review_threshold: float,
     scratch: Path,
+    memory_limit: str,
 ) -> list[tuple[str, str, float, float]]:
-    """Train a Fellegi–Sunter model on `tables` and score candidate pairs:
-    (left id, right id, match probability, match weight), probability >= `review_threshold`.
+    """Score candidate pairs of records with members and with each other: (left id, right id,
+    match probability, match weight), probability >= `review_threshold`.
 
+    One Fellegi–Sunter model is trained on records against members (where most true matches
+    are) and scores both; a file with no members around trains on itself. Training sees a
+    sample of the records: the parameters are the same, the cost is bounded. Blocking rules
+    whose pairs would exceed a budget (a postcode shared by thousands) are left out rather than
+    letting one rule run for hours; the budget scales with the number of records.
     Runs on a DuckDB of its own (Splink creates tables wherever it runs), spilling to `scratch`.
     """
     import duckdb
-    from splink import DuckDBAPI, Linker, block_on
+    from splink import DuckDBAPI
 
     scratch.mkdir(parents=True, exist_ok=True)
-    api = DuckDBAPI(connection=duckdb.connect(config={"temp_directory": str(scratch)}))
-    inputs = [api.register(t, table_name=f"__splink__in_{i}") for i, t in enumerate(tables)]
-    linker = Linker(inputs, _settings(present, link_type), log_level=None)
-    # The prior: how many pairs near-certain rules find, read as 70% of the true matches.
+    con = duckdb.connect(config={"temp_directory": str(scratch), "memory_limit": memory_limit})
+    api = DuckDBAPI(connection=con)
+    budget = _budget(records.num_rows)
+    sample = records
+    if records.num_rows > TRAINING_RECORDS:
+        rows = sorted(random.Random(7).sample(range(records.num_rows), TRAINING_RECORDS))
+        sample = records.take(rows)
+
+    def settings(tables: list[pa.Table], link_type: LinkType) -> Any:
+        rules = _within_budget(con, tables, _prediction_rules(present), link_type, budget)
+        return _settings(present, link_type, rules)
+
+    pairs: list[tuple[str, str, float, float]] = []
+    dedupe = settings([records], "dedupe_only")
+    if members.num_rows:
+        linking = settings([records, members], "link_only")
+        model = _trained_model(api, con, [sample, members], linking, "link_only", present)
+        pairs += _predict(api, con, [records, members], model, review_threshold)
+        model = _with_prior(api, [records], dedupe, model["comparisons"], present)
+    else:
+        model = _trained_model(api, con, [sample], dedupe, "dedupe_only", present)
+    pairs += _predict(api, con, [records], model, review_threshold)
+    con.close()
+    return pairs
+
+
+def _predict(
+    api: Any, con: Any, tables: list[pa.Table], model: dict[str, Any], review_threshold: float
+) -> list[tuple[str, str, float, float]]:
+    from splink import Linker
+
+    names = [f"__splink__all_{len(tables)}_{i}" for i in range(len(tables))]
+    inputs = [api.register(t, table_name=n) for t, n in zip(tables, names, strict=True)]
+    linker = Linker(inputs, model, log_level=None)
+    predictions = linker.inference.predict(threshold_match_probability=review_threshold)
+    rows = con.sql(
+        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight "
+        f"FROM {predictions.physical_name}"
+    ).fetchall()
+    return [(str(left), str(right), float(p), float(w)) for left, right, p, w in rows]
+
+
+def _with_prior(
+    api: Any, tables: list[pa.Table], settings: Any, comparisons: Any, present: set[str]
+) -> dict[str, Any]:
+    """A trained model's comparisons under `settings`, with a prior estimated on `tables`."""
+
+    inputs = [api.register(t, table_name=f"__splink__prior_{i}") for i, t in enumerate(tables)]
+    linker = _linker_with_prior(inputs, settings, present)
+    model = linker.misc.save_model_to_json()
+    model["comparisons"] = comparisons
+    return _regularised(model)
+
+
+def _linker_with_prior(inputs: list[Any], settings: Any, present: set[str]) -> Any:
+    """A linker whose prior is how many pairs near-certain rules find, read as 70% of the
+    true matches (Splink's default prior when no pair meets them)."""
+    from splink import Linker, block_on
+
+    linker = Linker(inputs, settings, log_level=None)
     deterministic: list[Any] = [block_on(f) for f in ("email", "phone") if f in present]
-    for a, b in (("name", "birth_date"), ("birth_date", "postcode")):
-        if a in present and b in present:
-            deterministic.append(block_on(a, b))
+    if {"name", "birth_date"} <= present:
+        deterministic.append(block_on("name", "birth_date"))
+    elif {"birth_date", "postcode"} <= present:
+        deterministic.append(block_on("birth_date", "postcode"))
     try:
         linker.training.estimate_probability_two_random_records_match(
             deterministic or [block_on(sorted(present)[0])], recall=0.7
         )
     except (ValueError, ZeroDivisionError):
-        # No pair met those rules: keep Splink's default prior.
-        linker = Linker(inputs, _settings(present, link_type), log_level=None)
-    training = linker.training
-    training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
-    for rule in ("birth_date", "postcode", "phone", "email", "name"):
-        if rule in present:
-            try:
-                training.estimate_parameters_using_expectation_maximisation(block_on(rule))
-            except Exception:  # noqa: BLE001, S112 - a block with no pairs trains nothing
-                continue
-    predictions = linker.inference.predict(threshold_match_probability=review_threshold)
-    return [
-        (
-            str(p["unique_id_l"]),
-            str(p["unique_id_r"]),
-            float(p["match_probability"]),
-            float(p["match_weight"]),
-        )
-        for p in predictions.as_record_list()
+        linker = Linker(inputs, settings, log_level=None)
+    return linker
+
+
+TRAINING_RECORDS = 20_000
+"""Records a model is trained on at most (against all members)."""
+
+
+def _budget(records: int) -> int:
+    """Pairs one blocking rule may produce: 300 a record on average, at least 2 million."""
+    return max(2_000_000, 300 * records)
+
+
+def _prediction_rules(present: set[str]) -> list[tuple[str, ...]]:
+    """Blocking rules for prediction, as SQL expressions compared for equality."""
+    rules: list[tuple[str, ...]] = []
+    if present & {"name", "name_kana"}:
+        rules.append(("substr(coalesce(kana_key, name), 1, 2)", "postcode"))
+        rules.extend([("kana_key",), ("name",), ("name_tokens",)])
+    for f in ("birth_date", "phone", "email"):
+        if f in present:
+            rules.append((f,))
+    if "address" in present:
+        rules.append(("address",))
+    return [r for r in rules if all(_uses_present(e, present) for e in r)]
+
+
+def _training_rules(present: set[str]) -> list[tuple[str, ...]]:
+    """Blocking rules for EM sessions: between them, each comparison is left free by one.
+
+    Only identifiers of a person: a session blocked on an address or a postcode is full of
+    households (same address, other names), and EM then learns that a match often has another
+    name.
+    """
+    rules = [("birth_date",), ("name",), ("phone",), ("email",)]
+    return [r for r in rules if all(_uses_present(e, present) for e in r)]
+
+
+def _uses_present(expr: str, present: set[str]) -> bool:
+    if "kana_key" in expr or "name_tokens" in expr or re.search(r"\bname\b", expr):
+        return bool(present & {"name", "name_kana"})
+    return any(re.search(rf"\b{f}\b", expr) for f in present)
+
+
+def _comparisons(
+    con: Any, tables: list[pa.Table], rule: tuple[str, ...], link_type: LinkType
+) -> int:
+    """How many pairs an equality blocking rule yields (counted, not built)."""
+    key = ", ".join(f"{e} AS k{i}" for i, e in enumerate(rule))
+    where = " AND ".join(f"({e}) IS NOT NULL" for e in rule)
+    names = [f"k{i}" for i in range(len(rule))]
+    for i, table in enumerate(tables):
+        con.register(f"_count_{i}", table)
+    groups = [
+        f"(SELECT {key}, count(*) AS n FROM _count_{i} WHERE {where} GROUP BY ALL)"
+        for i in range(len(tables))
     ]
+    if link_type == "dedupe_only":
+        sql = f"SELECT sum(n * (n - 1) / 2) FROM {groups[0]}"
+    else:
+        sql = f"SELECT sum(a.n * b.n) FROM {groups[0]} a JOIN {groups[1]} b USING ({', '.join(names)})"
+    ((count,),) = con.sql(sql).fetchall()
+    for i in range(len(tables)):
+        con.unregister(f"_count_{i}")
+    return int(count or 0)
+
+
+def _within_budget(
+    con: Any,
+    tables: list[pa.Table],
+    rules: list[tuple[str, ...]],
+    link_type: LinkType,
+    budget: int,
+) -> list[tuple[str, ...]]:
+    kept = [r for r in rules if _comparisons(con, tables, r, link_type) <= budget]
+    if not kept:
+        # Every rule is too coarse (a file of common names only): keep the tightest one.
+        kept = [min(rules, key=lambda r: _comparisons(con, tables, r, link_type))]
+    return kept
+
+
+def _trained_model(
+    api: Any,
+    con: Any,
+    tables: list[pa.Table],
+    settings: Any,
+    link_type: LinkType,
+    present: set[str],
+) -> dict[str, Any]:
+    """The model's settings with m and u probabilities and the prior, as a dict."""
+    from splink import block_on
+
+    inputs = [api.register(t, table_name=f"__splink__train_{i}") for i, t in enumerate(tables)]
+    linker = _linker_with_prior(inputs, settings, present)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=7)
+    # One EM session per rule within the budget; a session cannot train what it blocks on.
+    budget = _budget(tables[0].num_rows) // 3
+    for rule in _training_rules(present):
+        if _comparisons(con, tables, rule, link_type) > budget:
+            continue
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(*rule), estimate_without_term_frequencies=True
+            )
+        except Exception:  # noqa: BLE001, S112 - a block with no pairs trains nothing
+            continue
+    return _regularised(linker.misc.save_model_to_json())
+
+
+M_FLOOR = 1e-3
+"""No level is impossible for a true match: one typo in a postcode must not veto a match."""
+U_FLOOR = 1e-6
+"""A level no random pair reached (about one in the million sampled)."""
+PRIOR_CAP = 0.1
+
+
+def _regularised(model: dict[str, Any]) -> dict[str, Any]:
+    """The trained model with every m and u probability floored.
+
+    EM drives the m of a level it never saw among matches to zero (or leaves it unset), which
+    reads as "a match never looks like this" and, for a level no random pair reached, u unset
+    makes Splink ignore the level. Both turn one unlucky sample into a veto or a blind spot.
+    """
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for key, floor in (("m_probability", M_FLOOR), ("u_probability", U_FLOOR)):
+            values = [max(lv.get(key) or 0.0, floor) for lv in levels]
+            total = sum(values)
+            for lv, value in zip(levels, values, strict=True):
+                lv[key] = value / total
+    # A small file full of duplicates can read as "every pair matches": keep the prior a prior.
+    prior = model.get("probability_two_random_records_match") or PRIOR_CAP
+    model["probability_two_random_records_match"] = min(max(prior, 1e-12), PRIOR_CAP)
+    return model
 
 
 def save_matches(*, store: Store, file: str, result: MatchResult) -> None:
