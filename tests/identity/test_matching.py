@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tsunagu.exceptions import InvalidInput
-from tsunagu.identity.graph import build_graph
+from tsunagu.identity.graph import build_graph, update_graph
 from tsunagu.identity.matching import (
+    _clusters,
     kana_key,
     match_records,
     norm_kana,
@@ -16,6 +18,7 @@ from tsunagu.identity.matching import (
     review_candidates,
     save_matches,
 )
+from tsunagu.identity.profiles import lookup
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
 
@@ -174,3 +177,96 @@ def test_bad_match_files_are_refused(store: Store, tmp_path: Path) -> None:
         )
     assert info.value.field == "record_id"
     assert review_candidates(store=store) == []
+
+
+def test_a_members_record_brings_its_contacts_to_the_profile(
+    retailer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    files, data = retailer
+    data = Path(shutil.copytree(data, tmp_path / "data"))
+    with (files / "members.csv").open(encoding="utf-8") as fh:
+        members = [m for m in csv.DictReader(fh) if m["phone"] and m["birth_date"]]
+    a, b, c, namesake_of = random.Random(5).sample(members, 4)
+    rules = IdentityRules()
+
+    def typed(m: dict[str, str], record_id: str, **changes: str) -> dict[str, str]:
+        row = {
+            "record_id": record_id,
+            "name": m["name"].replace("\u3000", "").replace(" ", ""),
+            "name_kana": m["name_kana"],
+            "birth_date": m["birth_date"].replace("-", "/"),
+            "postcode": m["postcode"],
+            "address": m["address"],
+            "phone": "",
+            "email": "",
+        }
+        return row | changes
+
+    rows = [
+        typed(a, "A", phone="090-1357-2468", email="A.New@Example.jp"),
+        # B's record carries C's phone: B is found, but the phone must not glue B to C.
+        typed(b, "B", phone=c["phone"]),
+        # Another person of the same name: other birth date, other town.
+        typed(
+            namesake_of,
+            "N",
+            birth_date="1931/02/03",
+            postcode="0600001",
+            address="札幌市中央区北一条西1-1",
+        ),
+    ]
+    path = write_csv(tmp_path / "calls.csv", rows)
+    with Store(data / "tsunagu.duckdb") as store:
+        build_graph(store=store, rules=rules)
+        profiles = dict(
+            store.query("SELECT value, profile_id FROM identity_nodes WHERE type = 'user_id'")
+        )
+        result = match_records(store=store, path=path, rules=rules)
+        save_matches(store=store, file=str(path), result=result)
+        update_graph(store=store, rules=rules)
+        by_record = {m.record_id: m for m in result.matches}
+        assert by_record["A"].profile_id == profiles[a["member_id"]]
+        assert by_record["B"].profile_id == profiles[b["member_id"]]
+        assert by_record["N"].matched == "new"
+
+        def holder(kind: str, value: str) -> str:
+            return lookup(store=store, rules=rules, kind=kind, value=value)
+
+        after_update = {
+            "phone": holder("phone", "09013572468"),
+            "email": holder("email", "a.new@example.jp"),
+            "c_phone": holder("phone", c["phone"]),
+        }
+        assert after_update["phone"] == after_update["email"] == profiles[a["member_id"]]
+        assert after_update["c_phone"] == profiles[c["member_id"]]
+        refused = store.query(
+            "SELECT reason FROM identity_audit WHERE kind = 'refused' AND 'phone' IN (type, other_type) AND NOT at_build"
+        )
+        assert refused, "the phone that would glue B to C is refused and audited"
+        build_graph(store=store, rules=rules)
+        assert after_update == {
+            "phone": holder("phone", "09013572468"),
+            "email": holder("email", "a.new@example.jp"),
+            "c_phone": holder("phone", c["phone"]),
+        }
+    public = result.public()
+    assert "phone" not in public["matches"][0] and public["matches"][0]["record_id"] == "A"
+
+
+def test_a_cluster_never_holds_two_members() -> None:
+    review: list[dict[str, object]] = []
+    pairs = [
+        ("r:1", "m:a", 0.95, 5.0),
+        ("r:2", "m:b", 0.99, 8.0),
+        ("r:1", "m:b", 0.93, 4.0),  # r:1 also looks like b, less so than like a
+        ("r:1", "r:2", 0.92, 3.0),  # would put members a and b in one profile
+        ("r:3", "r:4", 0.40, -1.0),
+    ]
+    clusters, best = _clusters(["r:1", "r:2", "r:3", "r:4"], pairs, 0.9, review)
+    assert sorted(clusters) == [["m:a", "r:1"], ["m:b", "r:2"], ["r:3"], ["r:4"]]
+    assert best == {"r:1": 0.95, "m:a": 0.95, "r:2": 0.99, "m:b": 0.99}
+    assert {(r["left"], r["right"]) for r in review} == {
+        ("r:1", "r:2"),
+        ("r:1", "m:b"),
+        ("r:3", "r:4"),
+    }

@@ -80,6 +80,7 @@ def identity_match(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Link records without a shared identifier to members and to each other (Fellegi–Sunter)."""
+    from tsunagu.identity.graph import update_graph
     from tsunagu.identity.matching import match_records, save_matches
     from tsunagu.identity.rules import load_rules
 
@@ -98,11 +99,14 @@ def identity_match(
             review_threshold=review_threshold,
         )
         save_matches(store=store, file=str(file.resolve()), result=result)
+        if store.scalar("SELECT count(*) FROM identity_state WHERE key = 'updated_to'"):
+            # A member's record brings its e-mail and phone to the profile now.
+            update_graph(store=store, rules=rules)
         return result
 
     result = local_only(run)
     if as_json:
-        print_json(dataclasses.asdict(result))
+        print_json(result.public())
         return
     kinds = {
         k: sum(1 for m in result.matches if m.matched == k) for k in ("member", "records", "new")

@@ -1,7 +1,8 @@
 """The deterministic identity graph: identifiers are nodes, appearing together is an edge, and a
 connected component is one customer (a profile) — unless that would break a limit.
 
-Build (`build_graph`): every identifier seen in events, member records and alias calls is
+Build (`build_graph`): every identifier seen in events, member records, alias calls and the
+records `identity match` linked to a member (their e-mail and phone) is
 normalised and blocked values dropped (rules.py). Connected components come from scipy over
 all edges at once. A component that breaks no limit (the vast majority) is a profile as it is;
 since every part of it breaks no limit either, processing its records one by one would give the
@@ -49,6 +50,15 @@ SELECT coalesce(registered_at, TIMESTAMP '1970-01-01') AS ts, member_id AS user_
        CAST(NULL AS VARCHAR) AS anonymous_id, CAST(NULL AS VARCHAR) AS device_id, email, phone,
        line_user_id, member_card, CAST(NULL AS VARCHAR) AS previous_id
 FROM members
+"""
+
+# Records of `identity match` linked to a member: their e-mail and phone join that member.
+_MATCH_IDS = """
+SELECT matched_at AS ts, member_id AS user_id, CAST(NULL AS VARCHAR) AS anonymous_id,
+       CAST(NULL AS VARCHAR) AS device_id, email, phone, CAST(NULL AS VARCHAR) AS line_user_id,
+       CAST(NULL AS VARCHAR) AS member_card, CAST(NULL AS VARCHAR) AS previous_id
+FROM identity_matches
+WHERE matched = 'member' AND (email IS NOT NULL OR phone IS NOT NULL)
 """
 
 # One row per (record, identifier), normalised: each distinct value is normalised once (far
@@ -142,7 +152,7 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _records AS "
             f"SELECT row_number() OVER () AS rec, * FROM ({_EVENT_IDS.format(where='')} "
-            f"UNION ALL {_MEMBER_IDS})"
+            f"UNION ALL {_MEMBER_IDS} UNION ALL {_MATCH_IDS})"
         )
         report.records = count(cur, "SELECT count(*) FROM _records")
         cur.execute(_OCCURRENCES)
@@ -283,12 +293,18 @@ def _set_state(cur: duckdb.DuckDBPyConnection, key: str, value: str | None) -> N
 
 
 def _set_watermarks(cur: duckdb.DuckDBPyConnection) -> None:
-    """What the graph has seen: events up to this commit stamp, members up to this change."""
-    ((events_to, members_to),) = cur.execute(
-        "SELECT (SELECT max(stored_at) FROM events), (SELECT max(updated_at) FROM members)"
+    """What the graph has seen: events up to this commit stamp, members up to this change,
+    matched records up to this match."""
+    ((events_to, members_to, matches_to),) = cur.execute(
+        "SELECT (SELECT max(stored_at) FROM events), (SELECT max(updated_at) FROM members), "
+        "(SELECT max(matched_at) FROM identity_matches)"
     ).fetchall()
-    _set_state(cur, "updated_to", events_to.isoformat() if events_to else None)
-    _set_state(cur, "members_to", members_to.isoformat() if members_to else None)
+    for key, value in (
+        ("updated_to", events_to),
+        ("members_to", members_to),
+        ("matches_to", matches_to),
+    ):
+        _set_state(cur, key, value.isoformat() if value else None)
 
 
 @dataclass(slots=True)
@@ -310,6 +326,7 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
         return UpdateReport(rebuilt=True)
     since = state["updated_to"] or "1970-01-01"
     members_since = state.get("members_to") or "1970-01-01"
+    matches_since = state.get("matches_to") or "1970-01-01"
     report = UpdateReport()
     with store.transaction() as cur:
         cur.execute(rules.macros())
@@ -321,8 +338,10 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
             + _EVENT_IDS.format(where="WHERE stored_at > CAST(? AS TIMESTAMP)")
             + " UNION ALL "
             + _MEMBER_IDS
-            + " WHERE updated_at > CAST(? AS TIMESTAMP))",
-            [since, members_since],
+            + " WHERE updated_at > CAST(? AS TIMESTAMP) UNION ALL "
+            + _MATCH_IDS
+            + " AND matched_at > CAST(? AS TIMESTAMP))",
+            [since, members_since, matches_since],
         )
         cur.execute(_OCCURRENCES)
         rows = cur.execute(

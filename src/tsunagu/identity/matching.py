@@ -18,7 +18,7 @@ import logging
 import random
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +45,9 @@ class Match:
     matched: str
     """'member' (linked to a member's profile), 'records' (to other records) or 'new'."""
     member_id: str | None = None
+    email: str | None = None
+    """The record's e-mail and phone, normalised: a member's record adds them to the profile."""
+    phone: str | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +55,17 @@ class MatchResult:
     records: int
     matches: list[Match] = field(default_factory=list)
     review: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        """What the CLI prints: each record's profile and score, not the contacts it holds."""
+        hidden = {"email", "phone"}
+        return {
+            "records": self.records,
+            "matches": [
+                {k: v for k, v in asdict(m).items() if k not in hidden} for m in self.matches
+            ],
+            "review": self.review,
+        }
 
 
 def norm_name(value: str | None) -> str | None:
@@ -278,6 +292,17 @@ def match_records(
         )
 
     record_ids = [str(r) for r in records.column("unique_id").to_pylist()]
+    contacts = dict(
+        zip(
+            record_ids,
+            zip(
+                records.column("email").to_pylist(),
+                records.column("phone").to_pylist(),
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
     clusters, best = _clusters(record_ids, pairs, threshold, result.review)
     for uids in clusters:
         member_ids = [u[2:] for u in uids if u.startswith("m:")]
@@ -292,7 +317,8 @@ def match_records(
             kind = "records" if len(rids) > 1 else "new"
         for uid in rids:
             score = best.get(uid) if kind != "new" else None
-            result.matches.append(Match(uid[2:], profile, score, kind, member))
+            email, phone = contacts[uid]
+            result.matches.append(Match(uid[2:], profile, score, kind, member, email, phone))
     result.matches.sort(key=lambda m: m.record_id)
     return result
 
@@ -583,7 +609,7 @@ def save_matches(*, store: Store, file: str, result: MatchResult) -> None:
         cur.execute("DELETE FROM identity_review WHERE file = ?", [file])
         if result.matches:
             cur.executemany(
-                "INSERT INTO identity_matches VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO identity_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         file,
@@ -593,6 +619,8 @@ def save_matches(*, store: Store, file: str, result: MatchResult) -> None:
                         m.matched,
                         m.member_id,
                         now,
+                        m.email,
+                        m.phone,
                     )
                     for m in result.matches
                 ],

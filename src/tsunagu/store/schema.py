@@ -230,6 +230,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "matched records' contacts",
+        [
+            # A record matched to a member brings its e-mail and phone (normalised) to the
+            # member's profile: the graph reads them from here.
+            "ALTER TABLE identity_matches ADD COLUMN email VARCHAR",
+            "ALTER TABLE identity_matches ADD COLUMN phone VARCHAR",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
