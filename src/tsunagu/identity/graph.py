@@ -359,12 +359,21 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
             [since, members_since, matches_since],
         )
         cur.execute(_OCCURRENCES)
+        cur.execute(
+            "DELETE FROM _occ WHERE (t, v) IN (SELECT (type, value) FROM identity_detached)"
+        )
+        report.records = count(cur, "SELECT count(DISTINCT rec) FROM _occ")
+        # Most new messages come from known customers with nothing new: every identifier is
+        # already in one profile, so replaying them would change nothing. Leave them out.
+        cur.execute(
+            "DELETE FROM _occ WHERE rec IN (SELECT o.rec FROM _occ o LEFT JOIN identity_nodes n "
+            "ON n.type = o.t AND n.value = o.v GROUP BY o.rec "
+            "HAVING count(n.profile_id) = count(*) AND count(DISTINCT n.profile_id) = 1)"
+        )
         rows = cur.execute(
             "SELECT rec, min(ts), list(struct_pack(t := t, v := v) ORDER BY tg_rank(t), v) "
-            "FROM _occ WHERE (t, v) NOT IN (SELECT (type, value) FROM identity_detached) "
-            "GROUP BY rec ORDER BY min(ts), rec"
+            "FROM _occ GROUP BY rec ORDER BY min(ts), rec"
         ).fetchall()
-        report.records = len(rows)
         if rows:
             _apply_records(cur, rules, rows, report)
         _set_watermarks(cur)
