@@ -116,6 +116,8 @@ def identity_match(
         f"{kinds['records']:,} to other records, {kinds['new']:,} new; "
         f"{len(result.review):,} pairs to review (tsunagu identity review)"
     )
+    if result.rejected:
+        console.print(f"{result.rejected:,} rows rejected, with reasons: {result.rejects_file}")
 
 
 @identity_app.command("review")

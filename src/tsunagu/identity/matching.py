@@ -26,10 +26,30 @@ import pyarrow as pa
 
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import IdentityRules
-from tsunagu.store import Store, utcnow
-from tsunagu.store.sql import literal as sql_literal
+from tsunagu.store import Store, columns, utcnow
+from tsunagu.store.files import Column, TableSpec, rejects_path, stage, write_rejects
 
 FIELDS = ("name", "name_kana", "birth_date", "postcode", "address", "phone", "email")
+
+RECORDS = TableSpec(
+    "match",
+    (
+        Column("record_id", required=True, aliases=("id", "rec_id", "record", "レコードID")),
+        Column("name", aliases=columns.NAME),
+        # A name in two columns is joined, surname first, before matching.
+        Column("surname", aliases=("last_name", "family_name", "姓", "氏")),
+        Column("given_name", aliases=("first_name", "forename", "名")),
+        Column("name_kana", aliases=columns.NAME_KANA),
+        Column("birth_date", aliases=columns.BIRTH_DATE),
+        Column("postcode", aliases=columns.POSTCODE),
+        Column("address", aliases=columns.ADDRESS),
+        Column("phone", aliases=columns.PHONE),
+        Column("email", aliases=columns.EMAIL),
+    ),
+    keep_extra=False,
+)
+"""A file of records to match; birth dates stay text (parsed leniently: a date nobody can read
+is no evidence, not a reason to drop the record)."""
 
 _KATAKANA = "".join(chr(c) for c in range(0x30A1, 0x30FD))
 _ASCII = "".join(ch for ch in map(chr, range(33, 127)) if ch not in "'\\")
@@ -55,12 +75,17 @@ class MatchResult:
     records: int
     matches: list[Match] = field(default_factory=list)
     review: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    """Rows left out (no record_id, a record_id seen before, a broken line): see rejects_file."""
+    rejects_file: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the CLI prints: each record's profile and score, not the contacts it holds."""
         hidden = {"email", "phone"}
         return {
             "records": self.records,
+            "rejected": self.rejected,
+            "rejects_file": self.rejects_file,
             "matches": [
                 {k: v for k, v in asdict(m).items() if k not in hidden} for m in self.matches
             ],
@@ -214,48 +239,50 @@ def match_records(
     review_threshold: float = 0.5,
 ) -> MatchResult:
     """Link the records of `path` to members and to each other (see module doc)."""
-    if not path.exists():
-        raise InvalidInput(f"file: {path} does not exist", field="file")
     logging.getLogger("splink").setLevel(logging.ERROR)
     with store.transaction() as cur:
         cur.execute(rules.macros())
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _match_in AS SELECT * FROM "
-            f"read_csv({sql_literal(str(path))}, header = true, all_varchar = true)"
-        )
-        columns = {
-            c.lower()
-            for (c,) in cur.execute("SELECT column_name FROM (DESCRIBE _match_in)").fetchall()
-        }
-        if "record_id" not in columns:
-            raise InvalidInput("header: a record_id column is required", field="record_id")
-        present = {f for f in FIELDS if f in columns}
+        staged = stage(cur, path, RECORDS, workdir=store.path.parent / "tmp")
+        if staged.temp_file is not None:
+            staged.temp_file.unlink(missing_ok=True)
+        given = set(staged.mapping)
+        if {"surname", "given_name"} & given:
+            given.add("name")
+        present = given & set(FIELDS)
         if not present:
-            raise InvalidInput(f"header: needs at least one of {', '.join(FIELDS)}", field="header")
-        dupes = cur.execute(
-            "SELECT record_id FROM _match_in GROUP BY record_id HAVING count(*) > 1 LIMIT 1"
-        ).fetchall()
-        if dupes:
-            raise InvalidInput(f"record_id: {dupes[0][0]!r} appears twice", field="record_id")
-
-        def col(name: str) -> str:
-            return f'"{name}"' if name in present else "CAST(NULL AS VARCHAR)"
-
+            raise InvalidInput(
+                f"header: needs at least one of {', '.join(FIELDS)} "
+                f"(the file has: {', '.join([*staged.mapping.values(), *staged.extra])})",
+                field="header",
+            )
+        cur.execute(
+            "UPDATE _in SET _reason = 'record_id: appears on an earlier row of this file' "
+            "WHERE _reason IS NULL AND _row > (SELECT min(b._row) FROM _in b "
+            "WHERE b._reason IS NULL AND b.record_id = _in.record_id)"
+        )
+        rejects = rejects_path(path)
+        rejected = write_rejects(
+            cur,
+            rejects,
+            malformed=staged.malformed,
+            columns={n: staged.raw_refs[n] for n in staged.mapping},
+        )
         records = _prepared(
             cur,
             _PREPARE.format(
                 id_expr="'r:' || record_id",
                 source="'records'",
-                name=col("name"),
-                kana=col("name_kana"),
-                birth=col("birth_date"),
-                postcode=col("postcode"),
-                address=col("address"),
-                phone=col("phone"),
-                email=col("email"),
-                table="_match_in WHERE record_id IS NOT NULL",
+                name="coalesce(name, nullif(concat_ws(' ', surname, given_name), ''))",
+                kana="name_kana",
+                birth="birth_date",
+                postcode="postcode",
+                address="address",
+                phone="phone",
+                email="email",
+                table="_in WHERE _reason IS NULL",
             ),
         )
+        cur.execute("DROP TABLE _in")
         members = _prepared(
             cur,
             _PREPARE.format(
@@ -276,9 +303,14 @@ def match_records(
                 "SELECT value, profile_id FROM identity_nodes WHERE type = 'user_id'"
             ).fetchall()
         )
-        cur.execute("DROP TABLE _match_in")
 
-    result = MatchResult(records=records.num_rows)
+    result = MatchResult(
+        records=records.num_rows,
+        rejected=rejected,
+        rejects_file=str(rejects) if rejected else None,
+    )
+    if not records.num_rows:
+        return result
     # Records against members (link only: members are not deduplicated here, the graph does
     # that), and records among themselves.
     scratch = store.path.parent / "tmp" / "matching"
@@ -414,6 +446,8 @@ def _scored_pairs(
         model = _trained_model(api, con, [sample, members], linking, "link_only", present)
         pairs += _predict(api, con, [records, members], model, review_threshold)
         model = _with_prior(api, [records], dedupe, model["comparisons"], present)
+    elif records.num_rows < SMALL_FILE:
+        model = _stated_model(api, records, dedupe)
     else:
         model = _trained_model(api, con, [sample], dedupe, "dedupe_only", present)
     pairs += _predict(api, con, [records], model, review_threshold)
@@ -465,8 +499,41 @@ def _linker_with_prior(inputs: list[Any], settings: Any, present: set[str]) -> A
             deterministic or [block_on(sorted(present)[0])], recall=0.7
         )
     except (ValueError, ZeroDivisionError):
-        linker = Linker(inputs, settings, log_level=None)
+        # No pair met those rules: the prior stays Splink's default. (A second Linker from
+        # the same settings would come without comparisons: building one consumes them.)
+        pass
     return linker
+
+
+SMALL_FILE = 500
+"""Fewer records than this, and no members: too few pairs to learn from; use `STATED`."""
+
+STATED: dict[str, list[tuple[float, float]]] = {
+    # (m, u) of each non-null level of a comparison, in the order `_settings` writes them: what
+    # a file too small to learn from is scored with. Rough figures for Japanese retail data.
+    "name": [(0.85, 1e-4), (0.08, 1e-4), (0.04, 1e-3), (0.02, 1e-2), (0.01, 0.99)],
+    "birth_date": [(0.9, 5e-5), (0.05, 2e-3), (0.02, 4e-3), (0.02, 5e-2), (0.01, 0.95)],
+    "postcode": [(0.95, 1e-3), (0.05, 0.999)],
+    "address": [(0.7, 1e-6), (0.2, 1e-5), (0.05, 1e-4), (0.05, 0.9999)],
+    "phone": [(0.9, 1e-7), (0.1, 1.0)],
+    "email": [(0.85, 1e-7), (0.08, 1e-6), (0.03, 1e-5), (0.04, 1.0)],
+}
+
+
+def _stated_model(api: Any, records: pa.Table, settings: Any) -> dict[str, Any]:
+    """`settings` with the `STATED` parameters and a prior of one record in ten having a
+    duplicate in the file."""
+    from splink import Linker
+
+    linker = Linker([api.register(records, table_name="__splink__small")], settings, log_level=None)
+    model = linker.misc.save_model_to_json()
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for level, (m, u) in zip(levels, STATED[comparison["output_column_name"]], strict=True):
+            level["m_probability"], level["u_probability"] = m, u
+    n = max(records.num_rows, 2)
+    model["probability_two_random_records_match"] = min(0.1 * n / (n * (n - 1) / 2), PRIOR_CAP)
+    return model
 
 
 TRAINING_RECORDS = 20_000
@@ -555,7 +622,7 @@ def _trained_model(
     present: set[str],
 ) -> dict[str, Any]:
     """The model's settings with m and u probabilities and the prior, as a dict."""
-    from splink import block_on
+    from splink import Linker, block_on
 
     inputs = [api.register(t, table_name=f"__splink__train_{i}") for i, t in enumerate(tables)]
     linker = _linker_with_prior(inputs, settings, present)
@@ -565,12 +632,14 @@ def _trained_model(
     for rule in _training_rules(present):
         if _comparisons(con, tables, rule, link_type) > budget:
             continue
+        before = linker.misc.save_model_to_json()
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 block_on(*rule), estimate_without_term_frequencies=True
             )
-        except Exception:  # noqa: BLE001, S112 - a block with no pairs trains nothing
-            continue
+        except Exception:  # noqa: BLE001 - a block with too few pairs trains nothing
+            # A failed session can leave the linker without the comparisons it set aside.
+            linker = Linker(inputs, before, log_level=None)
     return _regularised(linker.misc.save_model_to_json())
 
 

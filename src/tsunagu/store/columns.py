@@ -13,4 +13,9 @@ MEMBER_CARD = ("card", "card_no", "card_number", "member_card_no", "member_no",
 POSTCODE = ("zip", "zipcode", "postal_code", "郵便番号")
 PREFECTURE = ("都道府県",)
 ADDRESS = ("住所",)
+NAME = ("full_name", "氏名", "名前")
+NAME_KANA = ("kana", "furigana", "氏名カナ", "フリガナ", "カナ")
+EMAIL = ("mail", "email_address", "メールアドレス", "メール")
+PHONE = ("tel", "telephone", "phone_number", "mobile", "電話番号", "携帯電話")
+BIRTH_DATE = ("birthday", "dob", "date_of_birth", "生年月日", "誕生日")
 # fmt: on
