@@ -79,6 +79,9 @@ def test_profile_has_identifiers_member_traits_and_cross_channel_figures(built: 
     assert computed["home_store_id"] == "S001"
     assert set(computed["channels"]) == {"web", "store"}
     assert computed["last_store_visit"].endswith("Z")
+    assert computed["favourite_categories"] == []  # no products in these events
+    assert profile.trait_sources["name"] == "members"
+    assert profile.traits["registered_at"] == "2025-01-01T01:00:00Z"
 
 
 def test_unknown_or_bad_identifiers(built: Store) -> None:

@@ -31,7 +31,7 @@ def lookup_profile(
 ) -> dict[str, Any]:
     rules = load_rules(settings.data_dir)
     profile_id = lookup(store=store, rules=rules, kind=type, value=value)
-    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id))
+    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id, rules=rules))
 
 
 @router.get("/{profile_id}/timeline", summary="The profile's events across channels, newest first")

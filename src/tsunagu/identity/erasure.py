@@ -3,7 +3,8 @@
 Every row that carries one of the profile's identifiers goes: events (a message from a shared
 device that names this person's device goes too: the erased person's data wins over keeping
 another person's event), member records, identity nodes, audit rows, matches and review
-candidates. The identifiers are added to the suppression list as hashes, so a re-import of
+candidates, the profile's traits (and the traits of other profiles those events counted for
+are recomputed). The identifiers are added to the suppression list as hashes, so a re-import of
 the same files or a client re-sending old events does not bring the person back; the list
 names no one.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 
 from tsunagu.exceptions import NotFound
 from tsunagu.identity.rules import IdentityRules
+from tsunagu.identity.traits import OWNING as _OWNING
+from tsunagu.identity.traits import refresh_traits
 from tsunagu.store import Store, count, utcnow
 from tsunagu.store.identifiers import MEMBER_IDENTIFIER_COLUMNS, SUPPRESSIBLE_COLUMNS
 
@@ -42,6 +45,22 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
             f"tg_clean('{kind}', {column}) IN (SELECT value FROM _erase WHERE type = '{kind}')"
             for kind, column in SUPPRESSIBLE_COLUMNS
         )
+        # Other profiles those events counted for (a shared device) get their traits again.
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _erase_events AS SELECT user_id, anonymous_id, "
+            f"device_id FROM events WHERE {events}"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _erase_others AS SELECT profile_id FROM ("
+            + " UNION ".join(
+                f"SELECT n.profile_id FROM identity_nodes n JOIN _erase_events e "
+                f"ON n.type = '{t}' AND n.value = tg_clean('{t}', e.{t})"
+                for t in _OWNING
+            )
+            + ") WHERE profile_id <> ?",
+            [profile_id],
+        )
+        cur.execute("DROP TABLE _erase_events")
         report.deleted["events"] = count(cur, f"DELETE FROM events WHERE {events}")
         members = " OR ".join(
             f"tg_clean('{kind}', {column}) IN (SELECT value FROM _erase WHERE type = '{kind}')"
@@ -72,6 +91,12 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
         report.deleted["identity_nodes"] = count(
             cur, "DELETE FROM identity_nodes WHERE profile_id = ?", [profile_id]
         )
+        report.deleted["profile_traits"] = count(
+            cur, "DELETE FROM profile_traits WHERE profile_id = ?", [profile_id]
+        )
+        if count(cur, "SELECT count(*) FROM _erase_others"):
+            refresh_traits(cur, rules, scope="_erase_others")
+        cur.execute("DROP TABLE _erase_others")
         cur.execute(
             "INSERT INTO suppressed_identifiers "
             "SELECT type, sha256(type || ':' || value), ? FROM _erase",

@@ -15,6 +15,9 @@ Update (`update_graph`): events received since the last build or update are repl
 way against the stored graph, so new events extend profiles without a rebuild and, for events
 arriving in time order, give what a rebuild gives.
 
+Both end by recomputing the profiles' traits (identity/traits.py) in the same transaction: a
+build every profile's, an update only those of the profiles it touched.
+
 A profile's id is derived from its anchor (highest-priority identifier, earliest seen), so it
 is the same after every rebuild.
 """
@@ -34,6 +37,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from tsunagu.identity.rules import IdentityRules
+from tsunagu.identity.traits import refresh_traits
 from tsunagu.store import Store, count, utcnow
 
 # Identifier columns of a record, as sent, in events (one record per distinct combination)
@@ -88,6 +92,8 @@ class BuildReport:
     refused_links: int = 0
     seconds: float = 0.0
     by_type: dict[str, int] = field(default_factory=dict)
+    traits_seconds: float = 0.0
+    """Of `seconds`, the time spent recomputing every profile's traits."""
 
 
 def profile_id_for(kind: str, value: str) -> str:
@@ -208,6 +214,7 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
         )
         for table in ("_records", "_occ", "_nodes", "_occn", "_comp", "_bad"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
+        report.traits_seconds = refresh_traits(cur, rules)
     report.seconds = (utcnow() - started).total_seconds()
     return report
 
@@ -329,6 +336,8 @@ class UpdateReport:
     merged_profiles: int = 0
     refused_links: int = 0
     rebuilt: bool = False
+    profiles_refreshed: int = 0
+    """Profiles whose traits were recomputed."""
 
 
 def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
@@ -363,6 +372,10 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
             "DELETE FROM _occ WHERE (t, v) IN (SELECT (type, value) FROM identity_detached)"
         )
         report.records = count(cur, "SELECT count(DISTINCT rec) FROM _occ")
+        # Traits to recompute: those of the profiles the new records' identifiers belong to,
+        # before (a merged profile's old id loses its row) and after.
+        cur.execute("CREATE OR REPLACE TEMP TABLE _retrait_ids AS SELECT DISTINCT t, v FROM _occ")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _retrait AS {_RETRAIT}")
         # Most new messages come from known customers with nothing new: every identifier is
         # already in one profile, so replaying them would change nothing. Leave them out.
         cur.execute(
@@ -376,10 +389,20 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
         ).fetchall()
         if rows:
             _apply_records(cur, rules, rows, report)
+        cur.execute(f"INSERT INTO _retrait {_RETRAIT}")
+        report.profiles_refreshed = count(cur, "SELECT count(DISTINCT profile_id) FROM _retrait")
+        if report.profiles_refreshed:
+            refresh_traits(cur, rules, scope="_retrait")
         _set_watermarks(cur)
-        cur.execute("DROP TABLE IF EXISTS _records")
-        cur.execute("DROP TABLE IF EXISTS _occ")
+        for table in ("_records", "_occ", "_retrait_ids", "_retrait"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
     return report
+
+
+_RETRAIT = (
+    "SELECT DISTINCT n.profile_id FROM identity_nodes n "
+    "JOIN _retrait_ids o ON n.type = o.t AND n.value = o.v"
+)
 
 
 def _apply_records(

@@ -1,9 +1,10 @@
 """The unified profile: a customer's identifiers, traits and what they did across channels.
 
-A profile is read from the identity graph (`identity_nodes`), the member master and the
-events of its identifiers. An event belongs to the profile of its user id, anonymous id or
+A profile is read from the identity graph (`identity_nodes`) and its precomputed row of
+`profile_traits` (identity/traits.py: merged traits and cross-channel figures, recomputed by
+identity build and update). An event belongs to the profile of its user id, anonymous id or
 device id; a message whose identifiers lie in two profiles (the refused links of a shared
-tablet) counts for each of them here. First cut: traits come from the member master only.
+tablet) counts for each of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.identity.rules import TYPES, IdentityRules
+from tsunagu.identity.traits import compute_traits, drop_temp
 from tsunagu.store import Store
 
 ONLINE = ("web", "app")
@@ -25,7 +27,10 @@ class Profile:
     profile_id: str
     identifiers: dict[str, list[str]]
     traits: dict[str, Any] = field(default_factory=dict)
+    """Merged from the sources `IdentityRules.trait_sources` ranks (identity/traits.py)."""
     computed: dict[str, Any] = field(default_factory=dict)
+    trait_sources: dict[str, str] = field(default_factory=dict)
+    """Where each trait's value came from: `members` or an event channel."""
 
 
 def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) -> str:
@@ -54,83 +59,65 @@ def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) 
     return str(rows[0][0])
 
 
-def get_profile(*, store: Store, profile_id: str) -> Profile:
-    """Identifiers, member traits and computed traits of one profile."""
+def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = None) -> Profile:
+    """Identifiers, traits and computed traits of one profile: its row of `profile_traits`
+    (identity/traits.py) and its identifiers, in one point query. A profile without a row (a
+    graph built before traits were stored) has it computed from its events on the spot, with
+    `rules` (default: the default rules)."""
+    # One statement, so identifiers and traits come from the same snapshot.
+    cur = store.prepared_cursor("SELECT 1")
+    rows = cur.execute(_PROFILE, [profile_id]).fetchall()
+    identifiers = {t: list(v) for t, v in sorted((i["t"], i["v"]) for i in rows[0][0] or [])}
+    if not identifiers:
+        raise NotFound(f"no profile {profile_id!r}", field="profile_id")
+    row: tuple[Any, ...] = rows[0][1:]
+    if row[_COLUMNS.index("events")] is None:  # NOT NULL in a stored row
+        row = _computed_now(store, rules or IdentityRules(), profile_id)
+    values = dict(zip(_COLUMNS, row, strict=True))
+    traits = {k: v for k, v in json.loads(values.pop("traits")).items() if v is not None}
+    sources = {k: v for k, v in json.loads(values.pop("trait_sources")).items() if k in traits}
+    computed = {k: _plain(v) for k, v in values.items()}
+    for key in ("spend_online", "spend_store"):
+        computed[key] = _money(computed[key])
+    computed["channels"] = list(computed["channels"])
+    computed["favourite_categories"] = list(computed["favourite_categories"])
+    return Profile(profile_id, identifiers, traits, computed, sources)
+
+
+_COLUMNS = (
+    "first_seen",
+    "last_seen",
+    "events",
+    "channels",
+    "orders_online",
+    "spend_online",
+    "orders_store",
+    "spend_store",
+    "home_store_id",
+    "last_store_visit",
+    "favourite_categories",
+    "traits",
+    "trait_sources",
+)
+_PROFILE = (
+    "SELECT (SELECT list(struct_pack(t := type, v := vals)) FROM ("
+    "  SELECT type, list(value ORDER BY first_seen, value) AS vals FROM identity_nodes "
+    "  WHERE profile_id = $1 GROUP BY type)), "
+    + ", ".join(f"t.{c}" for c in _COLUMNS)
+    + " FROM (SELECT 1) LEFT JOIN profile_traits t ON t.profile_id = $1"
+)
+
+
+def _computed_now(store: Store, rules: IdentityRules, profile_id: str) -> tuple[Any, ...]:
     with store.transaction() as cur:
-        rows = cur.execute(
-            "SELECT type, list(value ORDER BY first_seen, value) FROM identity_nodes "
-            "WHERE profile_id = ? GROUP BY type",
-            [profile_id],
-        ).fetchall()
-        if not rows:
-            raise NotFound(f"no profile {profile_id!r}", field="profile_id")
-        identifiers = {t: list(v) for t, v in sorted(rows)}
-        traits = _member_traits(cur, identifiers.get("user_id", []))
-        computed = _computed(cur, identifiers)
-    return Profile(profile_id, identifiers, traits, computed)
-
-
-def _member_traits(cur: Any, member_ids: list[str]) -> dict[str, Any]:
-    if not member_ids:
-        return {}
-    result = cur.execute(
-        "SELECT * EXCLUDE (attributes) FROM members WHERE member_id IN (SELECT unnest(?::VARCHAR[])) "
-        "ORDER BY updated_at DESC, registered_at DESC NULLS LAST LIMIT 1",
-        [member_ids],
-    )
-    names = [d[0] for d in result.description]
-    row = result.fetchall()
+        cur.execute("CREATE OR REPLACE TEMP TABLE _t_scope AS SELECT ? AS profile_id", [profile_id])
+        compute_traits(cur, rules, scope="_t_scope")
+        row = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM _t_out").fetchall()
+        drop_temp(cur)
+        cur.execute("DROP TABLE _t_scope")
     if not row:
-        return {}
-    return {k: _plain(v) for k, v in zip(names, row[0], strict=True) if v is not None}
-
-
-def _computed(cur: Any, identifiers: dict[str, list[str]]) -> dict[str, Any]:
-    params = [
-        identifiers.get("user_id", []),
-        identifiers.get("anonymous_id", []),
-        identifiers.get("device_id", []),
-    ]
-    cur.execute(
-        "CREATE OR REPLACE TEMP TABLE _mine AS SELECT * FROM events WHERE "
-        "user_id IN (SELECT unnest(?::VARCHAR[])) OR anonymous_id IN (SELECT unnest(?::VARCHAR[])) "
-        "OR device_id IN (SELECT unnest(?::VARCHAR[]))",
-        params,
-    )
-    (first, last, events, channels) = cur.execute(
-        "SELECT min(timestamp), max(timestamp), count(*), list(DISTINCT channel ORDER BY channel) FROM _mine"
-    ).fetchall()[0]
-    orders = dict(
-        (ch, (n, spend))
-        for ch, n, spend in cur.execute(
-            "SELECT CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END, count(*), "
-            "coalesce(sum(TRY_CAST(json_extract(raw, '$.properties.revenue') AS DOUBLE)), 0) "
-            "FROM _mine WHERE event = 'Order Completed' GROUP BY 1"
-        ).fetchall()
-    )
-    home = cur.execute(
-        "SELECT store_id FROM _mine WHERE channel = 'store' AND store_id IS NOT NULL "
-        "GROUP BY store_id ORDER BY count(*) DESC, store_id LIMIT 1"
-    ).fetchall()
-    last_visit = cur.execute(
-        "SELECT max(timestamp) FROM _mine WHERE event = 'Store Visited' OR "
-        "(channel = 'store' AND event = 'Order Completed')"
-    ).fetchall()[0][0]
-    cur.execute("DROP TABLE _mine")
-    online_n, online_spend = orders.get("online", (0, 0))
-    store_n, store_spend = orders.get("store", (0, 0))
-    return {
-        "first_seen": _plain(first),
-        "last_seen": _plain(last),
-        "events": events,
-        "channels": list(channels or []),
-        "orders_online": online_n,
-        "spend_online": _money(online_spend),
-        "orders_store": store_n,
-        "spend_store": _money(store_spend),
-        "home_store_id": home[0][0] if home else None,
-        "last_store_visit": _plain(last_visit),
-    }
+        raise NotFound(f"no profile {profile_id!r}", field="profile_id")
+    return row[0]
 
 
 def _money(value: float) -> int | float:

@@ -19,11 +19,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
-from tsunagu.events.model import IdentifierType
+from tsunagu.events.model import CHANNELS, IdentifierType
 from tsunagu.store.identifiers import NORMALIZE_MACROS, clean
 from tsunagu.store.sql import literal as sql_literal
 
 TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
+_DEFAULT_TRAIT_SOURCES: list[str | list[str]] = [
+    "members",
+    "store",
+    "call_center",
+    ["web", "app", "line"],
+]
 
 
 class IdentityRules(BaseModel):
@@ -81,6 +87,35 @@ class IdentityRules(BaseModel):
         }
     )
 
+    trait_sources: list[str | list[str]] = Field(
+        default_factory=lambda: [s if isinstance(s, str) else [*s] for s in _DEFAULT_TRAIT_SOURCES]
+    )
+    """Where a profile's traits come from, most trusted first: `members` (the member master) or
+    an event channel (`store` is the POS). A key takes its value from the most trusted source
+    that has it; a list groups sources of equal rank, within which the latest value wins.
+    Sources not listed rank below every listed one, together. See identity/traits.py."""
+
+    @field_validator("trait_sources")
+    @classmethod
+    def _known_sources(cls, value: list[str | list[str]]) -> list[str | list[str]]:
+        seen: list[str] = []
+        for item in value:
+            group = [item] if isinstance(item, str) else item
+            if not group:
+                raise ValueError("an empty group of trait sources")
+            if "members" in group and len(group) > 1:
+                raise ValueError("members (the member master) ranks on its own")
+            for name in group:
+                if name != "members" and name not in CHANNELS:
+                    raise ValueError(
+                        f"unknown trait source {name!r}: members or one of "
+                        f"{', '.join(sorted(CHANNELS))}"
+                    )
+                if name in seen:
+                    raise ValueError(f"trait source {name!r} listed twice")
+                seen.append(name)
+        return value
+
     @field_validator("limits")
     @classmethod
     def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
@@ -114,6 +149,17 @@ class IdentityRules(BaseModel):
     def rank(self, kind: str) -> int:
         """0 for the highest priority."""
         return self.priority.index(kind)
+
+    def trait_ranks(self) -> dict[str, int]:
+        """Trait source -> rank (0 is the most trusted)."""
+        return {
+            name: rank
+            for rank, item in enumerate(self.trait_sources)
+            for name in ([item] if isinstance(item, str) else item)
+        }
+
+    def unlisted_trait_rank(self) -> int:
+        return len(self.trait_sources)
 
     # -- SQL -----------------------------------------------------------------------------------
     def macros(self) -> str:

@@ -239,6 +239,31 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE identity_matches ADD COLUMN phone VARCHAR",
         ],
     ),
+    (
+        "precomputed profile traits",
+        [
+            # One row per profile, recomputed by identity build and update (identity/traits.py),
+            # so reading a profile is a point query. Written sorted by profile_id. `traits` and
+            # `trait_sources` are JSON objects: trait -> value, trait -> where it came from.
+            """CREATE TABLE profile_traits (
+                profile_id           VARCHAR   NOT NULL,
+                first_seen           TIMESTAMP,
+                last_seen            TIMESTAMP,
+                events               BIGINT    NOT NULL,
+                channels             VARCHAR[] NOT NULL,
+                orders_online        BIGINT    NOT NULL,
+                spend_online         DOUBLE    NOT NULL,
+                orders_store         BIGINT    NOT NULL,
+                spend_store          DOUBLE    NOT NULL,
+                home_store_id        VARCHAR,
+                last_store_visit     TIMESTAMP,
+                favourite_categories VARCHAR[] NOT NULL,
+                traits               JSON      NOT NULL,
+                trait_sources        JSON      NOT NULL,
+                computed_at          TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
