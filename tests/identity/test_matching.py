@@ -306,3 +306,24 @@ def test_a_cluster_never_holds_two_members() -> None:
         ("r:1", "m:b"),
         ("r:3", "r:4"),
     }
+
+
+def test_a_record_linkage_benchmark_file_is_read_as_it_comes(store: Store, tmp_path: Path) -> None:
+    """FEBRL's layout: rec_id, the name and the address in parts, spaces after the commas."""
+    path = tmp_path / "febrl.csv"
+    path.write_text(
+        "rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode,"
+        " state, date_of_birth, soc_sec_id\n"
+        "rec-1-org, claudia, huxley, 108, crease place, edellen, north ryde, 2464, vic,"
+        " 19441020, 1234567\n"
+        "rec-1-dup-0, huxley, claudia, 108, crease place, edellen, northryyde, 2464, vic,"
+        " 19441020, 1234567\n"
+        "rec-2-org, claude, hurley, 12, judkins street, the willows, airds, 4350, sa,"
+        " 19300620, 7654321\n",
+        encoding="utf-8",
+    )
+    result = match_records(store=store, path=path, rules=IdentityRules())
+    by_id = {m.record_id: m for m in result.matches}
+    assert (result.records, result.rejected) == (3, 0)
+    assert by_id["rec-1-org"].profile_id == by_id["rec-1-dup-0"].profile_id
+    assert by_id["rec-2-org"].matched == "new"

@@ -31,6 +31,14 @@ from tsunagu.store.files import Column, TableSpec, rejects_path, stage, write_re
 
 FIELDS = ("name", "name_kana", "birth_date", "postcode", "address", "phone", "email")
 
+ADDRESS_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("state", ("prefecture", "region", *columns.PREFECTURE)),
+    ("city", ("suburb", "town", "locality", "市区町村")),
+    ("street_number", ("house_number", "番地")),
+    ("address_1", ("address1", "street", "street_address", "住所1")),
+    ("address_2", ("address2", "住所2", "建物名")),
+)
+
 RECORDS = TableSpec(
     "match",
     (
@@ -43,6 +51,8 @@ RECORDS = TableSpec(
         Column("birth_date", aliases=columns.BIRTH_DATE),
         Column("postcode", aliases=columns.POSTCODE),
         Column("address", aliases=columns.ADDRESS),
+        # An address in parts is joined, in this order, before matching.
+        *(Column(part, aliases=aliases) for part, aliases in ADDRESS_PARTS),
         Column("phone", aliases=columns.PHONE),
         Column("email", aliases=columns.EMAIL),
     ),
@@ -248,6 +258,8 @@ def match_records(
         given = set(staged.mapping)
         if {"surname", "given_name"} & given:
             given.add("name")
+        if {part for part, _ in ADDRESS_PARTS} & given:
+            given.add("address")
         present = given & set(FIELDS)
         if not present:
             raise InvalidInput(
@@ -276,7 +288,9 @@ def match_records(
                 kana="name_kana",
                 birth="birth_date",
                 postcode="postcode",
-                address="address",
+                address="coalesce(address, nullif(concat_ws(' ', "
+                + ", ".join(part for part, _ in ADDRESS_PARTS)
+                + "), ''))",
                 phone="phone",
                 email="email",
                 table="_in WHERE _reason IS NULL",
