@@ -68,6 +68,28 @@ def halves(name: str) -> tuple[str, str]:
     return (words[0], words[-1]) if len(words) > 1 else (name[:2], name[2:])
 
 
+def household(m: dict[str, str], other: dict[str, str]) -> dict[str, str]:
+    """One of `m`'s household: surname, postcode and address; given name and birth date of
+    `other`; no phone or e-mail."""
+    return dict(
+        m,
+        name=halves(m["name"])[0] + halves(other["name"])[1],
+        name_kana=halves(m["name_kana"])[0] + halves(other["name_kana"])[1],
+        birth_date=other["birth_date"],
+        phone="",
+        email="",
+    )
+
+
+def write_records(folder: Path, rows: list[dict[str, str]]) -> Path:
+    path = folder / "records.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 # Full-width katakana to half width (what an old till or a fax-to-text system writes).
 _FULL = (
     "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"
@@ -87,26 +109,13 @@ def dedupe(args: argparse.Namespace, rng: random.Random, members: list[dict[str,
             rows.append(as_typed(rng, m, f"P{i}-{c}"))
             person[f"P{i}-{c}"] = i
         if rng.random() < 0.1:
-            b = rng.choice(members)
-            other = dict(
-                m,
-                name=halves(m["name"])[0] + halves(b["name"])[1],
-                name_kana=halves(m["name_kana"])[0] + halves(b["name_kana"])[1],
-                birth_date=b["birth_date"],
-                phone="",
-                email="",
-            )
-            rows.append(as_typed(rng, other, f"H{i}"))
+            rows.append(as_typed(rng, household(m, rng.choice(members)), f"H{i}"))
             person[f"H{i}"] = -1 - i
         if len(rows) >= args.records:
             break
     rng.shuffle(rows)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "records.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        path = write_records(Path(tmp), rows)
         with Store(Path(tmp) / "store" / "tsunagu.duckdb") as store:
             start = time.perf_counter()
             result = match_records(store=store, path=path, rules=IdentityRules())
@@ -168,20 +177,11 @@ def main() -> None:
                 a, birth_date=b["birth_date"], postcode=c["postcode"], address=c["address"]
             )
         else:  # one of a's household: surname, postcode, address; own given name and birth date
-            other = dict(
-                a,
-                name=halves(a["name"])[0] + halves(b["name"])[1],
-                name_kana=halves(a["name_kana"])[0] + halves(b["name_kana"])[1],
-                birth_date=b["birth_date"],
-            )
+            other = household(a, b)
         rows.append(as_typed(rng, dict(other, phone="", email=""), f"S{i}"))
     rng.shuffle(rows)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "records.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        path = write_records(Path(tmp), rows)
         with Store(args.data_dir / "tsunagu.duckdb") as store:
             members_n = store.scalar("SELECT count(*) FROM members")
             start = time.perf_counter()
