@@ -4,7 +4,7 @@ reading of the same events, source priority, and updates keeping traits current.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,14 @@ def test_set_based_traits_equal_a_plain_reading_of_the_sample_retailer(
         assert report.traits_seconds > 0
         got = stored(store)
         want = by_hand(store, rules)
+        nodes: dict[str, dict[str, list[str]]] = defaultdict(dict)
+        for t, v, p in store.query(
+            "SELECT type, value, profile_id FROM identity_nodes "
+            "ORDER BY type, first_seen NULLS LAST, value"
+        ):
+            nodes[p].setdefault(t, []).append(v)
+        for p in sorted(nodes)[::7]:
+            assert get_profile(store=store, profile_id=p).identifiers == nodes[p]
     assert set(got) == set(want)
     assert sum(1 for p in want.values() if p["orders_store"] and p["orders_online"]) > 10
     assert sum(1 for p in want.values() if set(p["trait_sources"].values()) - {"members"}) > 10

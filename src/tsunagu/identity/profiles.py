@@ -61,18 +61,16 @@ def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) 
 
 def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = None) -> Profile:
     """Identifiers, traits and computed traits of one profile: its row of `profile_traits`
-    (identity/traits.py) and its identifiers, in one point query. A profile without a row (a
-    graph built before traits were stored) has it computed from its events on the spot, with
-    `rules` (default: the default rules)."""
-    # One statement, so identifiers and traits come from the same snapshot.
+    (identity/traits.py), one point query. A profile without a row (a graph built before
+    traits were stored) has it computed from its events on the spot, with `rules` (default:
+    the default rules)."""
     cur = store.prepared_cursor("SELECT 1")
     rows = cur.execute(_PROFILE, [profile_id]).fetchall()
-    identifiers = {t: list(v) for t, v in sorted((i["t"], i["v"]) for i in rows[0][0] or [])}
-    if not identifiers:
-        raise NotFound(f"no profile {profile_id!r}", field="profile_id")
-    row: tuple[Any, ...] = rows[0][1:]
-    if row[_COLUMNS.index("events")] is None:  # NOT NULL in a stored row
-        row = _computed_now(store, rules or IdentityRules(), profile_id)
+    if rows and rows[0][0] is not None:
+        identifiers = _identifiers(rows[0][0])
+        row: tuple[Any, ...] = rows[0][1:]
+    else:
+        identifiers, row = _computed_now(store, rules or IdentityRules(), profile_id)
     values = dict(zip(_COLUMNS, row, strict=True))
     traits = {k: v for k, v in json.loads(values.pop("traits")).items() if v is not None}
     sources = {k: v for k, v in json.loads(values.pop("trait_sources")).items() if k in traits}
@@ -99,25 +97,34 @@ _COLUMNS = (
     "traits",
     "trait_sources",
 )
-_PROFILE = (
-    "SELECT (SELECT list(struct_pack(t := type, v := vals)) FROM ("
-    "  SELECT type, list(value ORDER BY first_seen, value) AS vals FROM identity_nodes "
-    "  WHERE profile_id = $1 GROUP BY type)), "
-    + ", ".join(f"t.{c}" for c in _COLUMNS)
-    + " FROM (SELECT 1) LEFT JOIN profile_traits t ON t.profile_id = $1"
-)
+# A point query: profile_traits is written sorted by profile id.
+_PROFILE = f"SELECT identifiers, {', '.join(_COLUMNS)} FROM profile_traits WHERE profile_id = $1"
 
 
-def _computed_now(store: Store, rules: IdentityRules, profile_id: str) -> tuple[Any, ...]:
+def _computed_now(
+    store: Store, rules: IdentityRules, profile_id: str
+) -> tuple[dict[str, list[str]], tuple[Any, ...]]:
     with store.transaction() as cur:
         cur.execute("CREATE OR REPLACE TEMP TABLE _t_scope AS SELECT ? AS profile_id", [profile_id])
         compute_traits(cur, rules, scope="_t_scope")
-        row = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM _t_out").fetchall()
+        rows = cur.execute(f"SELECT identifiers, {', '.join(_COLUMNS)} FROM _t_out").fetchall()
         drop_temp(cur)
         cur.execute("DROP TABLE _t_scope")
-    if not row:
+    if not rows:
         raise NotFound(f"no profile {profile_id!r}", field="profile_id")
-    return row[0]
+    return _identifiers(rows[0][0]), rows[0][1:]
+
+
+def _identifiers(stored: str) -> dict[str, list[str]]:
+    """{type: values, first seen first} from the stored list of identifiers."""
+    nodes = sorted(
+        json.loads(stored),
+        key=lambda n: (n["type"], n["first_seen"] is None, n["first_seen"] or 0, n["value"]),
+    )
+    identifiers: dict[str, list[str]] = {}
+    for node in nodes:
+        identifiers.setdefault(node["type"], []).append(node["value"])
+    return identifiers
 
 
 def _money(value: float) -> int | float:

@@ -67,7 +67,9 @@ def refresh_traits(
     where = f" WHERE profile_id IN (SELECT profile_id FROM {scope})" if scope else ""
     cur.execute(f"DELETE FROM profile_traits{where}")
     cur.execute(
-        "INSERT INTO profile_traits SELECT *, ? FROM _t_out ORDER BY profile_id", [utcnow()]
+        "INSERT INTO profile_traits BY NAME SELECT *, ?::TIMESTAMP AS computed_at FROM _t_out "
+        "ORDER BY profile_id",
+        [utcnow()],
     )
     drop_temp(cur)
     return time.perf_counter() - started
@@ -297,10 +299,7 @@ def _said_sql(rules: IdentityRules) -> str:
 
 def _iso(column: str) -> str:
     """A timestamp as ISO 8601 in UTC, as `profiles._plain` writes one."""
-    return (
-        f"strftime({column}, '%Y-%m-%dT%H:%M:%S') || CASE WHEN strftime({column}, '%f') = '000000' "
-        f"THEN '' ELSE '.' || strftime({column}, '%f') END || 'Z'"
-    )
+    return f"replace(strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ'), '.000000Z', 'Z')"
 
 
 def _tiers_sql(rules: IdentityRules, member_columns: list[tuple[str, str]]) -> str:
@@ -368,11 +367,19 @@ def _out_sql(rules: IdentityRules) -> str:
         "h.home_store_id, f.last_store_visit, "
         "coalesce(c.favourite_categories, []::VARCHAR[]) AS favourite_categories, "
         f"coalesce({_merged('obj')}, '{{}}') AS traits, "
-        f"coalesce({_merged('src')}, '{{}}') AS trait_sources "
+        f"coalesce({_merged('src')}, '{{}}') AS trait_sources, i.identifiers "
         "FROM _t_profiles p "
         "LEFT JOIN _t_figures f USING (pid) "
         "LEFT JOIN _t_home h USING (pid) "
         "LEFT JOIN _t_categories c USING (pid) "
         "LEFT JOIN _t_tiers t USING (pid) "
+        "LEFT JOIN ("
+        # Unordered here (an ordered aggregate over every identifier costs seconds); the
+        # reader orders a profile's few.
+        "  SELECT profile_id, to_json(list(struct_pack(type := type, value := value, "
+        "  first_seen := epoch_us(first_seen)))) AS identifiers FROM identity_nodes "
+        "  WHERE profile_id IN (SELECT profile_id FROM _t_profiles WHERE wanted) "
+        "  GROUP BY profile_id"
+        ") i USING (profile_id) "
         "WHERE p.wanted"
     )

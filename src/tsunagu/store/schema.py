@@ -264,6 +264,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "identifiers on profile traits",
+        [
+            # The profile's identifiers ({type: [values, first seen first]}) as of the traits:
+            # identity_nodes is sorted by identifier, so finding a profile's there is a scan.
+            "ALTER TABLE profile_traits ADD COLUMN identifiers JSON",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
