@@ -338,6 +338,7 @@ class UpdateReport:
     rebuilt: bool = False
     profiles_refreshed: int = 0
     """Profiles whose traits were recomputed."""
+    traits_seconds: float = 0.0
 
 
 def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
@@ -392,7 +393,7 @@ def update_graph(*, store: Store, rules: IdentityRules) -> UpdateReport:
         cur.execute(f"INSERT INTO _retrait {_RETRAIT}")
         report.profiles_refreshed = count(cur, "SELECT count(DISTINCT profile_id) FROM _retrait")
         if report.profiles_refreshed:
-            refresh_traits(cur, rules, scope="_retrait")
+            report.traits_seconds = refresh_traits(cur, rules, scope="_retrait")
         _set_watermarks(cur)
         for table in ("_records", "_occ", "_retrait_ids", "_retrait"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -45,6 +45,7 @@ OWNING = ("user_id", "anonymous_id", "device_id")
 _TRAIT_CARRIERS = ("email", "phone", "line_user_id", "member_card")
 _TEMP = (
     "_t_profiles",
+    "_t_source",
     "_t_detail",
     "_t_events",
     "_t_figures",
@@ -85,8 +86,31 @@ def compute_traits(
         "ORDER BY ordinal_position"
     ).fetchall()
     cur.execute(rules.macros())
-    for sql in traits_sql(rules, scope=scope, member_columns=member_columns):
+    first, *rest = traits_sql(rules, scope=scope, member_columns=member_columns)
+    cur.execute(first)
+    if scope:
+        # The events naming an identifier of a profile in scope: found on three narrow
+        # columns, then fetched by row number as constants (a join would read every message).
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _t_scoped AS SELECT type, value FROM identity_nodes "
+            f"WHERE profile_id IN (SELECT profile_id FROM {scope})"
+        )
+        rows = cur.execute(_SCOPED_ROWS).fetchall()
+        cur.execute("DROP TABLE _t_scoped")
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _t_source AS SELECT rowid AS rid, * FROM events "
+            "WHERE rowid IN (SELECT unnest(?::BIGINT[]))",
+            [[r[0] for r in rows]],
+        )
+    for sql in rest:
         cur.execute(sql)
+
+
+_SCOPED_ROWS = " UNION ".join(
+    f"SELECT e.rowid FROM events e JOIN _t_scoped n "
+    f"ON n.type = '{t}' AND n.value = tg_clean('{t}', e.{t})"
+    for t in OWNING
+)
 
 
 def drop_temp(cur: duckdb.DuckDBPyConnection) -> None:
@@ -137,21 +161,9 @@ def _events_sql(scope: str | None) -> str:
         f"USING (profile_id) WHERE n.type = '{t}') n_{t} ON n_{t}.value = tg_clean('{t}', e.{t})"
         for t in OWNING
     )
-    in_scope = "true"
-    if scope:
-        # Only events naming an identifier of a profile in scope (a scan of three columns),
-        # but with every owner, so that a message's own profile is known.
-        in_scope = (
-            "("
-            + " OR ".join(
-                f"tg_clean('{t}', {t}) IN (SELECT n.value FROM identity_nodes n "
-                f"JOIN _t_profiles p USING (profile_id) WHERE p.wanted AND n.type = '{t}')"
-                for t in OWNING
-            )
-            + ")"
-        )
+    source, rid = ("_t_source", "rid") if scope else ("events", "rowid")
     columns = (
-        "rowid AS rid, timestamp AS ts, type, event, channel, store_id, user_id, anonymous_id, "
+        f"{rid} AS rid, timestamp AS ts, type, event, channel, store_id, user_id, anonymous_id, "
         "device_id, " + ", ".join(_TRAIT_CARRIERS)
     )
     names = (
@@ -172,21 +184,21 @@ def _events_sql(scope: str | None) -> str:
         f"  SELECT {columns}, "
         "  json_extract_string(raw, ['$.properties.revenue', '$.properties.total']) AS money, "
         "  json_extract(raw, '$.properties.products[*]') AS items "
-        f" FROM events WHERE event = 'Order Completed' AND {in_scope}"
+        f" FROM {source} WHERE event = 'Order Completed'"
         ") o LEFT JOIN ("
         f" SELECT rid, list({category}) FILTER (WHERE {category} IS NOT NULL) AS bought FROM ("
         "    SELECT rid, json_extract_string(item, ['$.sku', '$.product_id', '$.category']) AS x "
-        "    FROM (SELECT rowid AS rid, unnest(json_extract(raw, '$.properties.products[*]')) "
-        f"          AS item FROM events WHERE event = 'Order Completed' AND {in_scope})"
+        f"   FROM (SELECT {rid} AS rid, unnest(json_extract(raw, '$.properties.products[*]')) "
+        f"         AS item FROM {source} WHERE event = 'Order Completed')"
         f" ) LEFT JOIN products p ON {product} GROUP BY rid"
         ") USING (rid) "
         f"UNION ALL SELECT {names}, NULL, NULL, {category}, NULL FROM ("
         f"  SELECT {columns}, json_extract_string(raw, "
         "  ['$.properties.sku', '$.properties.product_id', '$.properties.category']) AS x "
-        f" FROM events WHERE event = 'Product Viewed' AND {in_scope}"
+        f" FROM {source} WHERE event = 'Product Viewed'"
         f") LEFT JOIN products p ON {product} "
         f"UNION ALL SELECT {columns}, NULL, NULL, NULL, json_extract(raw, ['$.traits', '$.context.traits']) "
-        f"FROM events WHERE type = 'identify' AND {other} AND {in_scope}"
+        f"FROM {source} WHERE type = 'identify' AND {other}"
     )
     owners = ", ".join(f"n_{t}.pid AS p_{t}" for t in OWNING)
     any_owner = ", ".join(f"n_{t}.pid" for t in OWNING)
@@ -197,10 +209,10 @@ def _events_sql(scope: str | None) -> str:
         + ", ".join(f"e.{c}" for c in _TRAIT_CARRIERS)
         + f", e.revenue, e.bought, e.viewed, e.said, {owners} FROM ("
         "  SELECT * FROM _t_detail UNION ALL "
-        f" SELECT {columns}, NULL, NULL, NULL, NULL FROM events "
-        f" WHERE type <> 'identify' AND {other} AND {in_scope}"
+        f" SELECT {columns}, NULL, NULL, NULL, NULL FROM {source} "
+        f" WHERE type <> 'identify' AND {other}"
         f") e {joins} WHERE coalesce({any_owner}) IS NOT NULL; "
-        "DROP TABLE _t_detail"
+        "DROP TABLE _t_detail; DROP TABLE IF EXISTS _t_source"
     )
 
 
@@ -318,9 +330,9 @@ def _tiers_sql(rules: IdentityRules, member_columns: list[tuple[str, str]]) -> s
         # The latest-updated member record of each profile; merge_patch drops the nulls.
         "SELECT p.pid, json_merge_patch('{}', json_object(" + values + ")) AS obj, "
         "json_merge_patch('{}', json_object(" + sources + ")) AS src "
-        "FROM members m "
-        "JOIN identity_nodes n ON n.type = 'user_id' AND n.value = tg_clean('user_id', m.member_id) "
-        "JOIN _t_profiles p ON p.profile_id = n.profile_id AND p.wanted "
+        "FROM members m JOIN (SELECT n.value, p.pid FROM identity_nodes n "
+        "  JOIN _t_profiles p USING (profile_id) WHERE n.type = 'user_id' AND p.wanted) p "
+        "ON p.value = tg_clean('user_id', m.member_id) "
         "QUALIFY row_number() OVER (PARTITION BY p.pid "
         "ORDER BY m.updated_at DESC, m.registered_at DESC NULLS LAST, m.member_id) = 1"
     )
