@@ -16,12 +16,15 @@ Traits (name, e-mail, birth date, ...) are merged from sources in the order
 event channels (`store` for the POS, ...). A key takes its value from the most trusted source
 that has it; within one source (or one group of sources of equal rank) the latest value wins.
 From the member master the latest-updated member record of the profile counts (a profile holds
-one member id unless the limits say otherwise). From events, the `traits` of identify calls and
-the `context.traits` of any message that carries an identifier there (e-mail, phone, LINE id,
-member card; reading every message's JSON to look for other traits would cost more than the
-rest of the pass); a message's traits belong to the profile of its highest-priority
-identifier only, the person it names. `birthday` (the Segment spec's name) is read as
-`birth_date` (the member master's).
+one member id unless the limits say otherwise). From events: the `traits` and `context.traits`
+of identify calls, and the identifiers other messages carry in `context.traits` (e-mail, phone,
+LINE id, member card, which the events table holds as columns: reading every message's JSON
+to look for other traits would cost more than the rest of the pass). A message's traits
+belong to the profile of its highest-priority identifier only, the person it names.
+`birthday` (the Segment spec's name) is read as `birth_date` (the member master's).
+
+Cost on the 1M-customer sample (9.8M events, 2 cores): about 27 s of a 46 s identity build;
+an update recomputes only the profiles its new records touched (2,000 new events: 3 s).
 """
 
 from __future__ import annotations
