@@ -23,7 +23,7 @@ to look for other traits would cost more than the rest of the pass). A message's
 belong to the profile of its highest-priority identifier only, the person it names.
 `birthday` (the Segment spec's name) is read as `birth_date` (the member master's).
 
-Cost on the 1M-customer sample (9.8M events, 2 cores): about 27 s of a 46 s identity build;
+Cost on the 1M-customer sample (9.8M events, 2 cores): 27-30 s of a 46-50 s identity build;
 an update recomputes only the profiles its new records touched (2,000 new events: 3 s).
 """
 
