@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import InvalidInput, NotFound
+from tsunagu.identity.erasure import erase_profile, is_suppressed
 from tsunagu.identity.graph import build_graph, update_graph
 from tsunagu.identity.matching import (
     _clusters,
@@ -18,7 +19,7 @@ from tsunagu.identity.matching import (
     review_candidates,
     save_matches,
 )
-from tsunagu.identity.profiles import lookup
+from tsunagu.identity.profiles import get_profile, lookup
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
 
@@ -327,3 +328,30 @@ def test_a_record_linkage_benchmark_file_is_read_as_it_comes(store: Store, tmp_p
     assert (result.records, result.rejected) == (3, 0)
     assert by_id["rec-1-org"].profile_id == by_id["rec-1-dup-0"].profile_id
     assert by_id["rec-2-org"].matched == "new"
+
+
+def test_a_profile_of_records_alone_is_read_found_and_erased(store: Store, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "catalogue.csv",
+        [
+            {"record_id": "c1", "name": "Mary Major", "birth_date": "1971-02-03",
+             "email": "Mary.Major@Example.com", "phone": ""},
+            {"record_id": "c2", "name": "Major Mary", "birth_date": "1971/02/03",
+             "email": "", "phone": "03-1234-5678"},
+        ],
+    )  # fmt: skip
+    rules = IdentityRules()
+    result = match_records(store=store, path=path, rules=rules)
+    save_matches(store=store, file=str(path), result=result)
+    (profile_id,) = {m.profile_id for m in result.matches}
+    assert lookup(store=store, rules=rules, kind=None, value="mary.major@example.com") == (
+        profile_id
+    )
+    profile = get_profile(store=store, profile_id=profile_id)
+    assert profile.identifiers == {"email": ["mary.major@example.com"], "phone": ["+81312345678"]}
+    assert [r["record_id"] for r in profile.records] == ["c1", "c2"]
+    erase_profile(store=store, rules=rules, profile_id=profile_id)
+    assert store.scalar("SELECT count(*) FROM identity_matches") == 0
+    assert is_suppressed(store=store, kind="email", value="MARY.MAJOR@example.com")
+    with pytest.raises(NotFound):
+        get_profile(store=store, profile_id=profile_id)

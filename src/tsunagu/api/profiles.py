@@ -83,5 +83,8 @@ def erase(profile_id: str, store: StoreDep, settings: SettingsDep, _: AdminKey) 
 
 
 @router.get("/{profile_id}", summary="Identifiers, traits and computed traits of a profile")
-def read_profile(profile_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
-    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id))
+def read_profile(
+    profile_id: str, store: StoreDep, settings: SettingsDep, _: ReadKey
+) -> dict[str, Any]:
+    rules = load_rules(settings.data_dir)
+    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id, rules=rules))

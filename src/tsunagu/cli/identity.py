@@ -222,7 +222,9 @@ def profile_show(
 
     def run(store: Store) -> Any:
         return get_profile(
-            store=store, profile_id=lookup(store=store, rules=rules, kind=kind_arg, value=value)
+            store=store,
+            profile_id=lookup(store=store, rules=rules, kind=kind_arg, value=value),
+            rules=rules,
         )
 
     profile = local_only(run)
@@ -234,6 +236,11 @@ def profile_show(
         table.add_row(kind_name, ", ".join(values))
     for key, item in {**profile.traits, **profile.computed}.items():
         table.add_row(key, str(item))
+    if profile.records:
+        table.add_row(
+            "matched records",
+            ", ".join(f"{Path(r['file']).name}:{r['record_id']}" for r in profile.records),
+        )
     console.print(table)
 
 

@@ -32,13 +32,20 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
     """Delete every row of the person behind `profile_id` and suppress their identifiers."""
     with store.transaction() as cur:
         cur.execute(rules.macros())
+        # The graph's identifiers, and the contacts of matched records (a profile that
+        # `identity match` made of records alone has nothing else).
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _erase AS SELECT type, value FROM identity_nodes "
-            "WHERE profile_id = ?",
+            "WHERE profile_id = $1 UNION SELECT 'email', email FROM identity_matches "
+            "WHERE profile_id = $1 AND email IS NOT NULL UNION SELECT 'phone', phone "
+            "FROM identity_matches WHERE profile_id = $1 AND phone IS NOT NULL",
             [profile_id],
         )
         identifiers = count(cur, "SELECT count(*) FROM _erase")
-        if not identifiers:
+        matched = count(
+            cur, "SELECT count(*) FROM identity_matches WHERE profile_id = ?", [profile_id]
+        )
+        if not identifiers and not matched:
             raise NotFound(f"no profile {profile_id!r}", field="profile_id")
         report = ErasureReport(profile_id, identifiers)
         events = " OR ".join(

@@ -31,6 +31,8 @@ class Profile:
     computed: dict[str, Any] = field(default_factory=dict)
     trait_sources: dict[str, str] = field(default_factory=dict)
     """Where each trait's value came from: `members` or an event channel."""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """Records of `identity match` files this profile holds (file, record id, probability)."""
 
 
 def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) -> str:
@@ -54,6 +56,15 @@ def lookup(*, store: Store, rules: IdentityRules, kind: str | None, value: str) 
         if rows:
             break
     if not rows:
+        # Records `identity match` linked to no member hold their e-mail and phone themselves.
+        for k, v in normalised:
+            if k in ("email", "phone"):
+                rows = cur.execute(
+                    f"SELECT profile_id FROM identity_matches WHERE {k} = ? LIMIT 1", [v]
+                ).fetchall()
+                if rows:
+                    break
+    if not rows:
         where = f"{kind} {value!r}" if kind else repr(value)
         raise NotFound(f"no profile holds {where} (is the identity graph built?)", field="value")
     return str(rows[0][0])
@@ -66,9 +77,14 @@ def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = 
     the default rules)."""
     cur = store.prepared_cursor("SELECT 1")
     rows = cur.execute(_PROFILE, [profile_id]).fetchall()
+    records, contacts = _records(cur, profile_id)
     if rows and rows[0][0] is not None:
         identifiers = _identifiers(rows[0][0])
         row: tuple[Any, ...] = rows[0][1:]
+    elif records and not cur.execute(_IN_GRAPH, [profile_id]).fetchall():
+        # Records `identity match` found no member for: their e-mails and phones are the
+        # profile's identifiers; nothing happened in any channel yet.
+        return Profile(profile_id, contacts, records=records)
     else:
         identifiers, row = _computed_now(store, rules or IdentityRules(), profile_id)
     values = dict(zip(_COLUMNS, row, strict=True))
@@ -79,7 +95,28 @@ def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = 
         computed[key] = _money(computed[key])
     computed["channels"] = list(computed["channels"])
     computed["favourite_categories"] = list(computed["favourite_categories"])
-    return Profile(profile_id, identifiers, traits, computed, sources)
+    return Profile(profile_id, identifiers, traits, computed, sources, records)
+
+
+_IN_GRAPH = "SELECT 1 FROM identity_nodes WHERE profile_id = $1 LIMIT 1"
+_RECORDS = (
+    "SELECT file, record_id, match_probability, matched, email, phone FROM identity_matches "
+    "WHERE profile_id = $1 ORDER BY file, record_id"
+)
+
+
+def _records(cur: Any, profile_id: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The profile's matched records, and the e-mails and phones they carry."""
+    records: list[dict[str, Any]] = []
+    contacts: dict[str, list[str]] = {}
+    for file, record_id, p, matched, email, phone in cur.execute(_RECORDS, [profile_id]).fetchall():
+        records.append(
+            {"file": file, "record_id": record_id, "match_probability": p, "matched": matched}
+        )
+        for kind, value in (("email", email), ("phone", phone)):
+            if value and value not in contacts.get(kind, []):
+                contacts.setdefault(kind, []).append(value)
+    return records, contacts
 
 
 _COLUMNS = (
