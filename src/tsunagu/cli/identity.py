@@ -36,7 +36,8 @@ def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         return
     console.print(
         f"{report.identifiers:,} identifiers in {report.profiles:,} profiles "
-        f"({report.records:,} distinct records, {report.seconds:.1f} s); "
+        f"({report.records:,} distinct records, {report.seconds:.1f} s, of which profile "
+        f"traits {report.traits_seconds:.1f} s); "
         f"{report.refused_links:,} links refused by the merge limits "
         f"(see the identity_audit table)"
     )
