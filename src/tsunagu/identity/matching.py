@@ -398,6 +398,8 @@ def _clusters(
             if uid.startswith("m:"):
                 member_of.setdefault(root, uid)
         joined = a == b
+        if joined and p < threshold:
+            continue  # already one profile through likelier pairs: nothing to review
         if p >= threshold and not joined:
             ma, mb = member_of.get(a), member_of.get(b)
             if ma is None or mb is None or ma == mb:
@@ -570,6 +572,8 @@ def _prediction_rules(present: set[str]) -> list[tuple[str, ...]]:
             rules.append((f,))
     if "address" in present:
         rules.append(("address",))
+    if not rules and "postcode" in present:
+        rules.append(("postcode",))  # nothing else to block on
     return [r for r in rules if all(_uses_present(e, present) for e in r)]
 
 
