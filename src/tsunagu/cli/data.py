@@ -162,7 +162,17 @@ def demo(
             api_key_file.write_text(create_key(store=store, name="demo", scope="read")[1] + "\n")
             os.chmod(api_key_file, 0o600)
         api_key = api_key_file.read_text().strip()
-        member = store.scalar("SELECT min(member_id) FROM members") or "MEMBER_ID"
+        # The example shows a customer with something to show: one who buys online and in store.
+        member = (
+            store.scalar(
+                "SELECT n.value FROM identity_nodes n JOIN profile_traits t USING (profile_id) "
+                "WHERE n.type = 'user_id' ORDER BY (t.orders_store > 0 AND t.orders_online > 0) "
+                "DESC, t.events DESC, n.value LIMIT 1"
+            )
+            or store.scalar("SELECT min(member_id) FROM members")
+            or "MEMBER_ID"
+        )
+        sku = store.scalar("SELECT min(sku) FROM products") or "SKU"
         key_file = state.settings.data_dir / "demo-write-key.txt"
         if not key_file.exists():
             taken = {s.name for s in list_sources(store=store)}
@@ -174,7 +184,7 @@ def demo(
     console.print(
         f"\n[bold]demo write key[/bold]: {key}\n"
         f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
-        f'-d \'{{"userId":"{member}","event":"Product Viewed","properties":{{"sku":"P0001"}}}}\' '
+        f'-d \'{{"userId":"{member}","event":"Product Viewed","properties":{{"sku":"{sku}"}}}}\' '
         f"http://{host}:{port}/v1/track\n"
         f"dashboard:    http://{host}:{port}/\n"
         f"[bold]demo read API key[/bold]: {api_key}\n"
