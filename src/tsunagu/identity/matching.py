@@ -689,37 +689,52 @@ def _regularised(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_matches(*, store: Store, file: str, result: MatchResult) -> None:
-    """Keep the matches and review candidates of one file (a re-run replaces them)."""
+    """Keep the matches and review candidates of one file (a re-run replaces them).
+
+    Written as Arrow tables: row-by-row inserts of 100k matches took a minute.
+    """
     now = utcnow()
+    types = {
+        "record_id": pa.string(),
+        "profile_id": pa.string(),
+        "match_probability": pa.float64(),
+        "matched": pa.string(),
+        "member_id": pa.string(),
+        "email": pa.string(),
+        "phone": pa.string(),
+    }
+    matches = pa.table(
+        {c: pa.array([getattr(m, c) for m in result.matches], t) for c, t in types.items()}
+    )
+    review = pa.table(
+        {
+            "left_id": pa.array([r["left"] for r in result.review], pa.string()),
+            "right_id": pa.array([r["right"] for r in result.review], pa.string()),
+            "match_probability": pa.array(
+                [r["match_probability"] for r in result.review], pa.float64()
+            ),
+            "match_weight": pa.array([r["match_weight"] for r in result.review], pa.float64()),
+        }
+    )
     with store.transaction() as cur:
         cur.execute("DELETE FROM identity_matches WHERE file = ?", [file])
         cur.execute("DELETE FROM identity_review WHERE file = ?", [file])
-        if result.matches:
-            cur.executemany(
-                "INSERT INTO identity_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        file,
-                        m.record_id,
-                        m.profile_id,
-                        m.match_probability,
-                        m.matched,
-                        m.member_id,
-                        now,
-                        m.email,
-                        m.phone,
-                    )
-                    for m in result.matches
-                ],
-            )
-        if result.review:
-            cur.executemany(
-                "INSERT INTO identity_review VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (file, r["left"], r["right"], r["match_probability"], r["match_weight"], now)
-                    for r in result.review
-                ],
-            )
+        cur.register("_matches", matches)
+        cur.register("_review", review)
+        cur.execute(
+            "INSERT INTO identity_matches (file, record_id, profile_id, match_probability, "
+            "matched, member_id, matched_at, email, phone) SELECT ?, record_id, profile_id, "
+            "match_probability, matched, member_id, ?, email, phone FROM _matches",
+            [file, now],
+        )
+        cur.execute(
+            "INSERT INTO identity_review (file, left_id, right_id, match_probability, "
+            "match_weight, found_at) SELECT ?, left_id, right_id, match_probability, "
+            "match_weight, ? FROM _review",
+            [file, now],
+        )
+        cur.unregister("_matches")
+        cur.unregister("_review")
 
 
 def review_candidates(*, store: Store, limit: int = 100) -> list[dict[str, Any]]:
