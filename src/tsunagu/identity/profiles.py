@@ -85,6 +85,10 @@ def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = 
         # Records `identity match` found no member for: their e-mails and phones are the
         # profile's identifiers; nothing happened in any channel yet.
         return Profile(profile_id, contacts, records=records)
+    elif cur.execute(_ANY_TRAITS).fetchall():
+        # Traits are stored for every profile of the graph: this id is none of them (and a
+        # made-up id must not cost a pass over the events).
+        raise NotFound(f"no profile {profile_id!r}", field="profile_id")
     else:
         identifiers, row = _computed_now(store, rules or IdentityRules(), profile_id)
     values = dict(zip(_COLUMNS, row, strict=True))
@@ -99,6 +103,7 @@ def get_profile(*, store: Store, profile_id: str, rules: IdentityRules | None = 
 
 
 _IN_GRAPH = "SELECT 1 FROM identity_nodes WHERE profile_id = $1 LIMIT 1"
+_ANY_TRAITS = "SELECT 1 FROM profile_traits LIMIT 1"
 _RECORDS = (
     "SELECT file, record_id, match_probability, matched, email, phone FROM identity_matches "
     "WHERE profile_id = $1 ORDER BY file, record_id"
