@@ -13,7 +13,6 @@ similarities compare UTF-8 bytes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from tsunagu.exceptions import InvalidInput
+from tsunagu.identity.graph import profile_id_for
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, columns, utcnow
 from tsunagu.store.files import Column, TableSpec, rejects_path, stage, write_rejects
@@ -331,12 +331,6 @@ def match_records(
     budget = str(store.scalar("SELECT current_setting('memory_limit')"))
     pairs = _scored_pairs(records, members, present, review_threshold, scratch, budget)
 
-    def member_profile(member: str) -> str:
-        return (
-            profiles.get(member)
-            or "p_" + hashlib.md5(f"user_id:{member}".encode()).hexdigest()[:16]
-        )
-
     record_ids = [str(r) for r in records.column("unique_id").to_pylist()]
     contacts = dict(
         zip(
@@ -355,11 +349,12 @@ def match_records(
         rids = sorted(u for u in uids if u.startswith("r:"))
         if member_ids:
             member: str | None = member_ids[0]
-            profile = member_profile(member_ids[0])
+            # A member the graph has not seen yet gets the id the graph will give it.
+            profile = profiles.get(member_ids[0]) or profile_id_for("user_id", member_ids[0])
             kind = "member"
         else:
             member = None
-            profile = "p_" + hashlib.md5(f"record:{rids[0][2:]}".encode()).hexdigest()[:16]
+            profile = profile_id_for("record", rids[0][2:])
             kind = "records" if len(rids) > 1 else "new"
         for uid in rids:
             score = best.get(uid) if kind != "new" else None
@@ -624,10 +619,11 @@ def _within_budget(
     link_type: LinkType,
     budget: int,
 ) -> list[tuple[str, ...]]:
-    kept = [r for r in rules if _comparisons(con, tables, r, link_type) <= budget]
+    pairs = {rule: _comparisons(con, tables, rule, link_type) for rule in rules}
+    kept = [rule for rule, n in pairs.items() if n <= budget]
     if not kept:
         # Every rule is too coarse (a file of common names only): keep the tightest one.
-        kept = [min(rules, key=lambda r: _comparisons(con, tables, r, link_type))]
+        kept = [min(pairs, key=lambda rule: pairs[rule])]
     return kept
 
 

@@ -19,8 +19,6 @@ from tsunagu.identity.rules import TYPES, IdentityRules
 from tsunagu.identity.traits import compute_traits, drop_temp
 from tsunagu.store import Store
 
-ONLINE = ("web", "app")
-
 
 @dataclass(slots=True)
 class Profile:
