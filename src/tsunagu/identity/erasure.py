@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tsunagu.exceptions import NotFound
+from tsunagu.identity.graph import mark_changed
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.identity.traits import OWNING as _OWNING
 from tsunagu.identity.traits import refresh_traits
@@ -69,6 +70,7 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
         )
         cur.execute("DROP TABLE _erase_events")
         report.deleted["events"] = count(cur, f"DELETE FROM events WHERE {events}")
+        mark_changed(cur)
         members = " OR ".join(
             f"tg_clean('{kind}', {column}) IN (SELECT value FROM _erase WHERE type = '{kind}')"
             for kind, column in MEMBER_IDENTIFIER_COLUMNS

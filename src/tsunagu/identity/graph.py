@@ -201,6 +201,7 @@ def build_graph(*, store: Store, rules: IdentityRules) -> BuildReport:
         report.replayed_components = count(cur, "SELECT count(*) FROM _bad")
         report.refused_links = len(refusals)
         _write_profiles(cur, rules)
+        mark_changed(cur)
         cur.execute("DELETE FROM identity_audit WHERE kind = 'refused' AND at_build")
         _audit(cur, refusals, at_build=True)
         _set_state(cur, "built_at", started.isoformat())
@@ -312,6 +313,12 @@ def _audit(
 def _set_state(cur: duckdb.DuckDBPyConnection, key: str, value: str | None) -> None:
     cur.execute("DELETE FROM identity_state WHERE key = ?", [key])
     cur.execute("INSERT INTO identity_state VALUES (?, ?)", [key, value])
+
+
+def mark_changed(cur: duckdb.DuckDBPyConnection) -> None:
+    """Stamp a change of identity_nodes (or of the events erasure deletes): what was derived
+    from the graph (analytics' customers) is stale from here on."""
+    _set_state(cur, "changed_at", utcnow().isoformat())
 
 
 def _set_watermarks(cur: duckdb.DuckDBPyConnection) -> None:
@@ -503,6 +510,7 @@ def _apply_records(
         cur.execute(
             "INSERT INTO identity_nodes SELECT type, value, profile_id, first_seen FROM _changes"
         )
+        mark_changed(cur)
         cur.unregister("_changes")
     _audit(
         cur,

@@ -280,6 +280,35 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX IF NOT EXISTS identity_matches_profile ON identity_matches (profile_id)",
         ],
     ),
+    (
+        "analytics events",
+        [
+            # The actions of customers, joined to their profiles (analytics/facts.py): `pid`
+            # numbers a profile (analytics_profiles), `r` is the event's place in its customer's
+            # history, `seq` its order of arrival, `day` its local calendar day.
+            """CREATE TABLE analytics_events (
+                pid        BIGINT    NOT NULL,
+                r          BIGINT    NOT NULL,
+                seq        BIGINT    NOT NULL,
+                ts         TIMESTAMP NOT NULL,
+                day        DATE      NOT NULL,
+                type       VARCHAR   NOT NULL,
+                event      VARCHAR,
+                channel    VARCHAR   NOT NULL,
+                store_id   VARCHAR,
+                sku        VARCHAR,
+                category   VARCHAR,
+                skus       VARCHAR[],
+                categories VARCHAR[],
+                revenue    BIGINT,
+                order_id   VARCHAR,
+                name       VARCHAR,
+                properties JSON
+            )""",
+            "CREATE TABLE analytics_profiles (pid BIGINT NOT NULL, profile_id VARCHAR NOT NULL)",
+            "CREATE TABLE analytics_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,222 @@
+"""The events as analytics reads them: one row per customer action, with its customer.
+
+Every analysis counts customers (resolved profiles), not devices, and walks a customer's
+events in order. Joining ten million events to the identity graph on every query would cost
+seconds, so `analytics_events` keeps them joined: one row per track / page / screen message
+(identify, alias and group calls are not actions), with
+
+- `pid`, the customer: a number for the profile of the event's highest-priority identifier (the
+  identity rules' order, user id first), or, for an identifier the graph has not seen yet (an
+  event after the last identity build), a customer of its own until the next build;
+- `seq`, the order of arrival, and `r`, the event's position in its customer's history ordered
+  by (`ts`, `seq`): events at the same instant count in the order they arrived, and "the next
+  event" is `r + 1`;
+- `day`, the local calendar day (settings' time zone) that retention and KPIs group by;
+- the values analyses filter on as columns: `sku` and `category` of product events (the
+  category from the products table, else the event's), `skus` and `categories` of the line items
+  of orders, carts and refunds, `revenue` (JPY; `properties.revenue`, else `total`), `order_id`,
+  the page or screen `name`, and `properties` for any other filter.
+
+Freshness: the table remembers the identity graph's change stamp and the last commit stamp of
+the events it holds. `ensure_fresh` rebuilds it when the graph changed (merges and splits move
+events between customers; erasure deletes events) and otherwise appends new events, renumbering
+the histories of the customers they belong to. Identity build and update rebuild it themselves,
+so the first query after them does not pay for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import duckdb
+
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store, count
+from tsunagu.store.sql import literal
+
+ACTION_TYPES = ("track", "page", "screen")
+PAGE_EVENTS = {"page": "Page Viewed", "screen": "Screen Viewed"}
+"""Page and screen calls are analysed as events of these names (their `name` is a column)."""
+LINE_ITEM_EVENTS = ("Order Completed", "Order Refunded", "Cart Viewed", "Checkout Started")
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    kind: str
+    """"rebuilt", "appended" or "fresh" (nothing to do)."""
+    events: int
+    seconds: float
+
+
+def graph_stamp(cur: duckdb.DuckDBPyConnection) -> str | None:
+    rows = cur.execute("SELECT value FROM identity_state WHERE key = 'changed_at'").fetchall()
+    return rows[0][0] if rows else None
+
+
+def ensure_fresh(*, store: Store, rules: IdentityRules, timezone: str) -> Refresh:
+    """Bring `analytics_events` up to date with the events and the identity graph."""
+    with _lock:
+        cur = store.cursor()
+        try:
+            state = dict(cur.execute("SELECT key, value FROM analytics_state").fetchall())
+            ((events_to,),) = cur.execute("SELECT max(stored_at)::VARCHAR FROM events").fetchall()
+            graph = graph_stamp(cur)
+        finally:
+            cur.close()
+        started = time.perf_counter()
+        if (
+            "events_to" not in state
+            or state.get("graph") != graph
+            or state.get("timezone") != timezone
+        ):
+            with store.transaction() as tx:
+                n = rebuild(tx, rules, timezone=timezone)
+            return Refresh("rebuilt", n, time.perf_counter() - started)
+        if events_to is not None and events_to != state["events_to"]:
+            with store.transaction() as tx:
+                n = append(tx, rules, timezone=timezone, since=state["events_to"])
+            return Refresh("appended", n, time.perf_counter() - started)
+        return Refresh("fresh", 0, 0.0)
+
+
+def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: str) -> int:
+    """Replace `analytics_events` from every event; runs in the caller's transaction."""
+    cur.execute(rules.macros())
+    _rows(cur, rules, since=None, timezone=timezone)
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _a_keys AS "
+        "SELECT key, (row_number() OVER (ORDER BY key))::BIGINT AS pid FROM "
+        "(SELECT DISTINCT key FROM _a_rows)"
+    )
+    cur.execute("DELETE FROM analytics_profiles")
+    cur.execute("INSERT INTO analytics_profiles SELECT pid, key FROM _a_keys")
+    # Replaced rather than emptied; written in (pid, r) order, so a customer's events sit
+    # together and DuckDB's min/max per block skips the rest.
+    cur.execute(
+        f"CREATE OR REPLACE TABLE analytics_events AS SELECT {_numbered('k.pid')} "
+        "FROM _a_rows a JOIN _a_keys k USING (key) ORDER BY pid, r"
+    )
+    n = count(cur, "SELECT count(*) FROM analytics_events")
+    _finish(cur, timezone=timezone)
+    return n
+
+
+def append(
+    cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: str, since: str
+) -> int:
+    """Add events committed after `since`; the histories of their customers are renumbered."""
+    cur.execute(rules.macros())
+    _rows(cur, rules, since=since, timezone=timezone)
+    n = count(cur, "SELECT count(*) FROM _a_rows")
+    if n:
+        cur.execute(
+            "INSERT INTO analytics_profiles SELECT "
+            "(SELECT coalesce(max(pid), 0) FROM analytics_profiles) + "
+            "row_number() OVER (ORDER BY key), key FROM (SELECT DISTINCT key FROM _a_rows "
+            "WHERE key NOT IN (SELECT profile_id FROM analytics_profiles))"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key, seq), "
+            "(SELECT coalesce(max(seq), 0) FROM analytics_events) + a.seq AS seq "
+            "FROM _a_rows a JOIN analytics_profiles p ON p.profile_id = a.key"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _a_redo AS "
+            "SELECT * EXCLUDE (r) FROM analytics_events WHERE pid IN (SELECT pid FROM _a_new) "
+            "UNION ALL BY NAME SELECT * FROM _a_new"
+        )
+        cur.execute("DELETE FROM analytics_events WHERE pid IN (SELECT pid FROM _a_new)")
+        cur.execute(
+            f"INSERT INTO analytics_events BY NAME SELECT {_numbered('pid')} FROM _a_redo "
+            "ORDER BY pid, r"
+        )
+        for table in ("_a_new", "_a_redo"):
+            cur.execute(f"DROP TABLE {table}")
+    _finish(cur, timezone=timezone)
+    return n
+
+
+def _numbered(pid: str) -> str:
+    return (
+        f"{pid} AS pid, (row_number() OVER (PARTITION BY {pid} ORDER BY ts, seq))::BIGINT AS r, "
+        "seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, revenue, "
+        "order_id, name, properties"
+    )
+
+
+def _finish(cur: duckdb.DuckDBPyConnection, *, timezone: str) -> None:
+    ((events_to,),) = cur.execute("SELECT max(stored_at)::VARCHAR FROM events").fetchall()
+    for key, value in (
+        ("events_to", events_to or ""),
+        ("graph", graph_stamp(cur)),
+        ("timezone", timezone),
+    ):
+        cur.execute("DELETE FROM analytics_state WHERE key = ?", [key])
+        cur.execute("INSERT INTO analytics_state VALUES (?, ?)", [key, value])
+    for table in ("_a_rows", "_a_keys"):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _rows(
+    cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, since: str | None, timezone: str
+) -> None:
+    """`_a_rows`: the actions among the events (all, or those committed after `since`), each
+    with its customer's key and the columns analyses filter on."""
+    columns = {"user_id": "user_id", "anonymous_id": "anonymous_id", "device_id": "device_id"}
+    columns |= {c: c for c in ("email", "phone", "line_user_id", "member_card")}
+    # The highest-priority identifier the message carries, as the graph normalised it.
+    primary = [(kind, f"tg_norm('{kind}', {columns[kind]})") for kind in rules.priority]
+    kind = "CASE " + " ".join(f"WHEN {v} IS NOT NULL THEN '{k}'" for k, v in primary) + " END"
+    value = "coalesce(" + ", ".join(v for _, v in primary) + ")"
+    where = "type IN (" + ", ".join(literal(t) for t in ACTION_TYPES) + ")"
+    if since is not None:
+        where += f" AND stored_at > CAST({literal(since)} AS TIMESTAMP)"
+    page_names = " ".join(f"WHEN {literal(t)} THEN {literal(n)}" for t, n in PAGE_EVENTS.items())
+    items = "event IN (" + ", ".join(literal(e) for e in LINE_ITEM_EVENTS) + ")"
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _a_src AS "
+        f"SELECT (row_number() OVER (ORDER BY rowid))::BIGINT AS seq, timestamp AS ts, type, "
+        f"CASE type {page_names} ELSE event END AS event, channel, "
+        "coalesce(store_id, json_extract_string(raw, '$.properties.store_id')) AS store_id, "
+        f"{kind} AS id_type, {value} AS id_value, "
+        "CASE WHEN type <> 'track' THEN coalesce(json_extract_string(raw, '$.name'), event) "
+        "END AS name, "
+        "json_extract(raw, '$.properties') AS properties "
+        f"FROM events WHERE {where}"
+    )
+    local_day = f"CAST(timezone({literal(timezone)}, ts::TIMESTAMP AT TIME ZONE 'UTC') AS DATE)"
+    # A line item's category: the products table's, else the one the event names.
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _a_items AS "
+        "SELECT seq, list(item_sku) FILTER (WHERE item_sku IS NOT NULL) AS skus, "
+        "list(DISTINCT coalesce(p.category, item_category)) "
+        "FILTER (WHERE coalesce(p.category, item_category) IS NOT NULL) AS categories FROM ("
+        "  SELECT seq, coalesce(json_extract_string(item, '$.sku'), "
+        "    json_extract_string(item, '$.product_id')) AS item_sku, "
+        "    json_extract_string(item, '$.category') AS item_category FROM ("
+        "    SELECT seq, unnest(json_extract(properties, '$.products[*]')) AS item "
+        f"   FROM _a_src WHERE {items})"
+        ") LEFT JOIN products p ON p.sku = item_sku GROUP BY seq"
+    )
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _a_rows AS SELECT "
+        "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, a.seq, a.ts, "
+        f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
+        "coalesce(p.category, a.event_category) AS category, i.skus, i.categories, "
+        "CAST(round(coalesce(TRY_CAST(json_extract_string(a.properties, '$.revenue') AS DOUBLE), "
+        "TRY_CAST(json_extract_string(a.properties, '$.total') AS DOUBLE))) AS BIGINT) AS revenue, "
+        "json_extract_string(a.properties, '$.order_id') AS order_id, a.name, a.properties "
+        "FROM (SELECT *, coalesce(json_extract_string(properties, '$.sku'), "
+        "      json_extract_string(properties, '$.product_id')) AS sku, "
+        "      json_extract_string(properties, '$.category') AS event_category FROM _a_src) a "
+        "LEFT JOIN identity_nodes n ON n.type = a.id_type AND n.value = a.id_value "
+        "LEFT JOIN products p ON p.sku = a.sku "
+        "LEFT JOIN _a_items i ON i.seq = a.seq "
+        "WHERE a.id_value IS NOT NULL"
+    )
+    for table in ("_a_src", "_a_items"):
+        cur.execute(f"DROP TABLE {table}")

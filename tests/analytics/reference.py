@@ -1,0 +1,242 @@
+"""Analyses read the slow, obvious way: plain Python over every customer's event list.
+
+Written from the definitions in the analytics modules' docstrings, not from their SQL; the
+tests hold the SQL to the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tsunagu.store import Store
+
+
+@dataclass
+class Ev:
+    pid: int
+    seq: int
+    ts: datetime
+    event: str
+    channel: str
+    store_id: str | None
+    sku: str | None
+    category: str | None
+    skus: list[str] | None
+    categories: list[str] | None
+    revenue: int | None
+    order_id: str | None
+    name: str | None
+    props: dict[str, Any]
+
+
+def histories(store: Store) -> dict[int, list[Ev]]:
+    """Each customer's events, in time order, arrival order at the same instant."""
+    rows = store.query(
+        "SELECT pid, seq, ts, event, channel, store_id, sku, category, skus, categories, "
+        "revenue, order_id, name, properties FROM analytics_events"
+    )
+    out: dict[int, list[Ev]] = defaultdict(list)
+    for row in rows:
+        *head, props = row
+        out[row[0]].append(Ev(*head, props=json.loads(props) if props else {}))
+    for evs in out.values():
+        evs.sort(key=lambda e: (e.ts, e.seq))
+    return out
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _prop(e: Ev, key: str) -> Any:
+    if key in ("store_id", "order_id", "name", "revenue"):
+        return getattr(e, key)
+    value: Any = e.props
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _holds(e: Ev, key: str, op: str, want: Any) -> bool:
+    if op == "in":
+        return any(_holds(e, key, "eq", w) for w in want)
+    if key in ("sku", "category"):
+        single = getattr(e, key)
+        many = getattr(e, {"sku": "skus", "category": "categories"}[key]) or []
+        hit = single == want or want in many
+        return hit if op == "eq" else not hit
+    have = _prop(e, key)
+    if isinstance(want, bool):
+        text = _json_text(have) if not isinstance(have, str) else have
+        have, want = text, "true" if want else "false"
+    elif isinstance(want, int | float):
+        try:
+            have = None if have is None else float(have)
+        except (TypeError, ValueError):
+            have = None
+        want = float(want)
+    else:
+        have = have if isinstance(have, str) or have is None else _json_text(have)
+    if op == "ne":
+        return have is None or have != want
+    if have is None:
+        return False
+    return {
+        "eq": have == want,
+        "gt": have > want,
+        "gte": have >= want,
+        "lt": have < want,
+        "lte": have <= want,
+    }[op]
+
+
+def matches(step: dict[str, Any], e: Ev) -> bool:
+    if e.event != step["event"]:
+        return False
+    channel = step.get("channel")
+    if channel is not None:
+        channels = [channel] if isinstance(channel, str) else channel
+        if e.channel not in channels:
+            return False
+    for key, cond in (step.get("where") or {}).items():
+        if isinstance(cond, dict):
+            if not all(_holds(e, key, op, v) for op, v in cond.items()):
+                return False
+        elif isinstance(cond, list):
+            if not _holds(e, key, "in", cond):
+                return False
+        elif not _holds(e, key, "eq", cond):
+            return False
+    return True
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _attempt_ordered(
+    evs: list[Ev], start: int, steps: list[dict[str, Any]], window: timedelta, strict: bool
+) -> list[int]:
+    chain = [start]
+    deadline = evs[start].ts + window
+    for step in steps[1:]:
+        prev = chain[-1]
+        if strict:
+            candidates = [prev + 1] if prev + 1 < len(evs) else []
+        else:
+            candidates = list(range(prev + 1, len(evs)))
+        found = next((j for j in candidates if matches(step, evs[j])), None)
+        if found is None or evs[found].ts > deadline:
+            break
+        chain.append(found)
+    return chain
+
+
+def _excluded(
+    evs: list[Ev], chain: list[int], exclusions: list[dict[str, Any]], k: int
+) -> list[int]:
+    depth = len(chain)
+    for ex in exclusions:
+        a, b = ex.get("between") or (1, k)
+        if depth < a + 1:
+            continue
+        after = chain[a - 1]
+        x = next((j for j in range(after + 1, len(evs)) if matches(ex, evs[j])), None)
+        if x is None:
+            continue
+        for i in range(a + 1, min(b, len(chain)) + 1):
+            if chain[i - 1] > x:
+                depth = min(depth, i - 1)
+                break
+    return chain[:depth]
+
+
+def _attempt_any(
+    evs: list[Ev], start: int, steps: list[dict[str, Any]], window: timedelta
+) -> list[datetime]:
+    """Times at which steps 1..i were all done, while within the window."""
+    deadline = evs[start].ts + window
+    firsts = []
+    for step in steps:
+        firsts.append(next((evs[j].ts for j in range(start, len(evs)) if matches(step, evs[j])), None))
+    times: list[datetime] = []
+    for i in range(len(steps)):
+        if any(f is None for f in firsts[: i + 1]):
+            break
+        t = max(f for f in firsts[: i + 1] if f is not None)
+        if t > deadline:
+            break
+        times.append(t)
+    return times
+
+
+def funnel(
+    hist: dict[int, list[Ev]],
+    query: dict[str, Any],
+    *,
+    lo: datetime | None,
+    hi: datetime | None,
+    breakdown_of: Any = None,
+) -> dict[str, Any]:
+    """{"steps": [(customers, median, p90), ...], "groups": {value: same}}."""
+    steps = query["steps"]
+    k = len(steps)
+    window = timedelta(seconds=query["window_seconds"])
+    mode = query.get("mode", "ordered")
+    exclusions = query.get("exclusions") or []
+    best: dict[Any, tuple[int, list[datetime]]] = {}
+    best_by_group: dict[tuple[Any, Any], tuple[int, list[datetime]]] = {}
+    for pid, evs in hist.items():
+        for i, e in enumerate(evs):
+            if (lo is not None and e.ts < lo) or (hi is not None and e.ts >= hi):
+                continue
+            if mode == "any":
+                if not any(matches(s, e) for s in steps):
+                    continue
+                times = _attempt_any(evs, i, steps, window)
+            else:
+                if not matches(steps[0], e):
+                    continue
+                chain = _attempt_ordered(evs, i, steps, window, strict=mode == "strict")
+                chain = _excluded(evs, chain, exclusions, k)
+                times = [evs[j].ts for j in chain]
+            result = (len(times), times)
+            if pid not in best or result[0] > best[pid][0]:
+                best[pid] = result
+            if breakdown_of is not None:
+                key = (pid, breakdown_of(pid, e))
+                if key not in best_by_group or result[0] > best_by_group[key][0]:
+                    best_by_group[key] = result
+
+    def figures(results: list[tuple[int, list[datetime]]]) -> list[tuple[int, Any, Any]]:
+        out = []
+        for s in range(1, k + 1):
+            reached = [times for depth, times in results if depth >= s]
+            gaps = [(t[s - 1] - t[s - 2]).total_seconds() for t in reached] if s > 1 else []
+            out.append((len(reached), quantile(gaps, 0.5), quantile(gaps, 0.9)))
+        return out
+
+    groups: dict[Any, list[tuple[int, list[datetime]]]] = defaultdict(list)
+    for (_, value), result in best_by_group.items():
+        groups[value].append(result)
+    return {
+        "steps": figures(list(best.values())),
+        "groups": {value: figures(results) for value, results in groups.items()},
+    }
