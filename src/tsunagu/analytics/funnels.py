@@ -197,16 +197,16 @@ def funnel_sql(query: FunnelQuery, *, timezone: str) -> str:
         + [_quantile(i, 0.5) for i in range(1, k + 1)]
         + [_quantile(i, 0.9) for i in range(1, k + 1)]
     )
-    best = (
-        "best AS (SELECT * FROM (SELECT *, row_number() OVER "
-        "(PARTITION BY pid ORDER BY depth DESC, r1) AS pick FROM a) WHERE pick = 1)"
-    )
+    # Each customer's deepest attempt, the earliest of equals: an aggregate, not a sort.
+    kept = ", ".join(["depth", *(f"d{i}" for i in range(2, k + 1))])
+    pick = f"arg_max(struct_pack({kept}), depth * 1000000000000 - r1) AS x"
+    unpacked = ", ".join(f"x.{c} AS {c}" for c in kept.split(", "))
+    best = f"best AS (SELECT {unpacked} FROM (SELECT pid, {pick} FROM a GROUP BY pid))"
     parts = [f"SELECT CAST(NULL AS VARCHAR) AS b, {figures} FROM best"]
     ctes = [steps_cte, *attempts, best]
     if query.breakdown:
         ctes.append(
-            "best_b AS (SELECT * FROM (SELECT *, row_number() OVER "
-            f"(PARTITION BY {group} ORDER BY depth DESC, r1) AS pick FROM a) WHERE pick = 1)"
+            f"best_b AS (SELECT b, {unpacked} FROM (SELECT {group}, {pick} FROM a GROUP BY {group}))"
         )
         parts.append(f"SELECT b, {figures} FROM best_b GROUP BY b")
     return "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(parts)
@@ -298,7 +298,7 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
     durations = ", ".join(
         f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
     )
-    return [nx, chain, f"a AS (SELECT pid, b, r1, {depth} AS depth, {durations} FROM c)"]
+    return [nx, chain, f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)"]
 
 
 def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
@@ -322,4 +322,4 @@ def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
         f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
     )
     # depth counts steps done in time; t_i only grows with i, so they are always steps 1..depth.
-    return [nx, chain, f"a AS (SELECT pid, b, r1, {depth} AS depth, {durations} FROM c)"]
+    return [nx, chain, f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)"]
