@@ -12,6 +12,9 @@ TsunaguError
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class TsunaguError(Exception):
     """Base of every error tsunagu raises on purpose."""
@@ -53,3 +56,15 @@ class NotFound(TsunaguError, LookupError):
 
 class StoreBusy(TsunaguError):
     code = "store_busy"
+
+
+def invalid_from_errors(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
+    """The first of pydantic's validation errors as an InvalidInput naming the field. A check
+    of a whole request names its field first in its message ("to: must be after from")."""
+    first = errors[0] if errors else {}
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    field = ".".join(loc) or None
+    if field is None and ": " in message:
+        return InvalidInput(message, field=message.split(": ", 1)[0])
+    return InvalidInput(f"{field}: {message}" if field else message, field=field)

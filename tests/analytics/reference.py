@@ -175,7 +175,9 @@ def _attempt_any(
     deadline = evs[start].ts + window
     firsts = []
     for step in steps:
-        firsts.append(next((evs[j].ts for j in range(start, len(evs)) if matches(step, evs[j])), None))
+        firsts.append(
+            next((evs[j].ts for j in range(start, len(evs)) if matches(step, evs[j])), None)
+        )
     times: list[datetime] = []
     for i in range(len(steps)):
         if any(f is None for f in firsts[: i + 1]):

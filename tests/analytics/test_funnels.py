@@ -24,7 +24,10 @@ def answer(store: Store, body: dict[str, Any]) -> FunnelResult:
 
 
 def by_hand(
-    store: Store, hist: dict[int, list[reference.Ev]], body: dict[str, Any], breakdown_of: Any = None
+    store: Store,
+    hist: dict[int, list[reference.Ev]],
+    body: dict[str, Any],
+    breakdown_of: Any = None,
 ) -> dict[str, Any]:
     query = parse(FunnelQuery, body)
     lo, hi = utc_bounds(query.from_, query.to, TZ)
@@ -40,7 +43,10 @@ def by_hand(
 def assert_same(got: list[Any], want: list[tuple[int, Any, Any]]) -> None:
     assert [s.customers for s in got] == [w[0] for w in want]
     for s, (_, median, p90) in zip(got, want, strict=True):
-        for value, expected in ((s.median_seconds_to_convert, median), (s.p90_seconds_to_convert, p90)):
+        for value, expected in (
+            (s.median_seconds_to_convert, median),
+            (s.p90_seconds_to_convert, p90),
+        ):
             if expected is None:
                 assert value is None
             else:
@@ -76,9 +82,7 @@ def random_query(rng: random.Random) -> dict[str, Any]:
         body["to"] = str(date(2026, 3, 6) + timedelta(days=rng.randint(0, 4)))
     if body["mode"] != "any" and rng.random() < 0.4:
         a = rng.randint(1, k - 1)
-        body["exclusions"] = [
-            {"event": rng.choice(NAMES), "between": [a, rng.randint(a + 1, k)]}
-        ]
+        body["exclusions"] = [{"event": rng.choice(NAMES), "between": [a, rng.randint(a + 1, k)]}]
     return body
 
 
@@ -155,9 +159,13 @@ def test_window_edges_and_ties_as_documented(store: Store) -> None:
     got = answer(store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d"})
     assert [s.customers for s in got.steps] == [4, 2]  # X and Z
     assert got.steps[1].median_seconds_to_convert == pytest.approx(86400 / 2)
-    strict = answer(store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "strict"})
+    strict = answer(
+        store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "strict"}
+    )
     assert [s.customers for s in strict.steps] == [4, 2]
-    anyway = answer(store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "any"})
+    anyway = answer(
+        store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "any"}
+    )
     assert [s.customers for s in anyway.steps] == [4, 3]  # X, Z and W
 
 
@@ -201,7 +209,10 @@ def test_sample_retailer_cross_channel_funnels_equal_the_plain_reading(
             "exclusions": [{"event": "Order Completed", "channel": "store", "between": [1, 4]}],
         },
         {
-            "steps": [{"event": "Product Viewed", "channel": "web"}, {"event": "Order Completed", "channel": "store"}],
+            "steps": [
+                {"event": "Product Viewed", "channel": "web"},
+                {"event": "Order Completed", "channel": "store"},
+            ],
             "window": "14d",
             "from": "2026-08-01",
             "to": "2026-09-30",
@@ -225,7 +236,11 @@ def test_sample_retailer_cross_channel_funnels_equal_the_plain_reading(
 def test_every_funnel_query_transpiles_to_spark() -> None:
     body = {
         "steps": [
-            {"event": "Product Viewed", "channel": "app", "where": {"category": "靴", "price": {"gte": 1}}},
+            {
+                "event": "Product Viewed",
+                "channel": "app",
+                "where": {"category": "靴", "price": {"gte": 1}},
+            },
             {"event": "Store Visited"},
             {"event": "Order Completed", "channel": "store"},
         ],
@@ -236,7 +251,9 @@ def test_every_funnel_query_transpiles_to_spark() -> None:
         "exclusions": [{"event": "Order Refunded"}],
     }
     for mode in ("ordered", "strict", "any"):
-        query = parse(FunnelQuery, {**body, "mode": mode, **({"exclusions": []} if mode == "any" else {})})
+        query = parse(
+            FunnelQuery, {**body, "mode": mode, **({"exclusions": []} if mode == "any" else {})}
+        )
         spark = transpile(funnel_sql(query, timezone=TZ), "spark")
         sqlglot.parse_one(spark, read="spark")  # it reads back
 
@@ -250,14 +267,28 @@ def test_every_funnel_query_transpiles_to_spark() -> None:
         ({"steps": [{"event": "A"}, {"event": "B"}], "window": "0d"}, "window"),
         ({"steps": [{"event": "A"}, {"event": "B"}], "mode": "sideways"}, "mode"),
         ({"steps": [{"event": "A"}, {"event": "B"}], "from": "2026-13-01"}, "from"),
-        ({"steps": [{"event": "A"}, {"event": "B"}], "from": "2026-03-02", "to": "2026-03-01"}, "to"),
-        ({"steps": [{"event": "A"}, {"event": "B"}], "exclusions": [{"event": "C", "between": [2, 2]}]}, "exclusions"),
-        ({"steps": [{"event": "A", "where": {"category": {"gt": "x"}}}, {"event": "B"}]}, "where.category"),
+        (
+            {"steps": [{"event": "A"}, {"event": "B"}], "from": "2026-03-02", "to": "2026-03-01"},
+            "to",
+        ),
+        (
+            {
+                "steps": [{"event": "A"}, {"event": "B"}],
+                "exclusions": [{"event": "C", "between": [2, 2]}],
+            },
+            "exclusions",
+        ),
+        (
+            {"steps": [{"event": "A", "where": {"category": {"gt": "x"}}}, {"event": "B"}]},
+            "where.category",
+        ),
         ({"steps": [{"event": "A", "where": {'a"b': 1}}, {"event": "B"}]}, "steps.0.where"),
         ({"steps": [{"event": "A"}, {"event": "B"}], "colour": "red"}, "colour"),
     ],
 )
-def test_bad_requests_name_the_field(crafted: tuple[Store, Any], body: dict[str, Any], field: str) -> None:
+def test_bad_requests_name_the_field(
+    crafted: tuple[Store, Any], body: dict[str, Any], field: str
+) -> None:
     store, _ = crafted
     with pytest.raises(InvalidInput) as err:
         answer(store, body)

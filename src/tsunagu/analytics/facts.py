@@ -29,10 +29,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
-from tsunagu.identity.rules import IdentityRules
+from tsunagu.analytics.engine import Engine
+from tsunagu.identity.rules import IdentityRules, load_rules
 from tsunagu.store import Store, count
 from tsunagu.store.sql import literal
 
@@ -220,3 +222,9 @@ def _rows(
     )
     for table in ("_a_src", "_a_items"):
         cur.execute(f"DROP TABLE {table}")
+
+
+def fresh_engine(*, store: Store, data_dir: Path, timezone: str) -> Engine:
+    """An engine over `store` whose analytics table is up to date (what every shell calls)."""
+    ensure_fresh(store=store, rules=load_rules(data_dir), timezone=timezone)
+    return Engine(store)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import InvalidInput, invalid_from_errors
 from tsunagu.store.sql import literal
 
 Scalar = str | int | float | bool
@@ -118,7 +118,7 @@ def _op_sql(key: str, op: str, value: Scalar | list[Scalar]) -> str:
     else:
         if key in _NUMBER_COLUMNS:
             raise InvalidInput(f"where.{key}: expects a number", field=f"where.{key}")
-        rendered = literal(value)
+        rendered = literal(str(value))
     if op == "ne":
         return f"({column} IS NULL OR {column} <> {rendered})"
     return f"{column} {_OPS[op]} {rendered}"
@@ -175,11 +175,4 @@ def parse(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        field = ".".join(str(p) for p in first["loc"]) or None
-        if field is None and ": " in message:
-            # A check of the whole request names its field first ("to: must be after from").
-            field = message.split(": ", 1)[0]
-            raise InvalidInput(message, field=field) from None
-        raise InvalidInput(f"{field}: {message}" if field else message, field=field) from None
+        raise invalid_from_errors(exc.errors()) from None

@@ -108,15 +108,14 @@ def run_funnel(*, engine: Engine, query: FunnelQuery, timezone: str) -> FunnelRe
     sql = funnel_sql(query, timezone=timezone)
     rows = engine.rows(sql)
     k = len(query.steps)
-    overall: list[tuple[Any, ...]] = []
+    overall: list[Any] = [0] * (3 * k)
     groups: dict[str, list[Any]] = {}
-    for row in rows:
-        (key, *figures) = row
+    for key, *figures in rows:
         if key is None:
-            overall = [figures]
+            overall = figures
         else:
             groups[key] = figures
-    total = _steps(query, overall[0] if overall else [0] * (3 * k))
+    total = _steps(query, overall)
     ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))
     breakdown = [
         BreakdownGroup(value=value, steps=_steps(query, figures))
@@ -169,9 +168,7 @@ def funnel_sql(query: FunnelQuery, *, timezone: str) -> str:
     lo, hi = utc_bounds(query.from_, query.to, timezone)
     marks = [f"{s.sql()} AS m{i}" for i, s in enumerate(query.steps, 1)]
     marks += [f"{x.sql()} AS x{j}" for j, x in enumerate(query.exclusions, 1)]
-    any_mark = " OR ".join(
-        [s.sql() for s in query.steps] + [x.sql() for x in query.exclusions]
-    )
+    any_mark = " OR ".join([s.sql() for s in query.steps] + [x.sql() for x in query.exclusions])
     scan = [f"({any_mark})"]
     if lo is not None:
         scan.append(f"ts >= {ts_literal(lo)}")
@@ -238,7 +235,9 @@ def _breakdown(breakdown: str | None) -> tuple[str, str]:
         )
         return f"coalesce({value}, {none})", join
     if breakdown in BREAKDOWN_COLUMNS:
-        column = "coalesce(e.category, e.categories[1])" if breakdown == "category" else f"e.{breakdown}"
+        column = (
+            "coalesce(e.category, e.categories[1])" if breakdown == "category" else f"e.{breakdown}"
+        )
         if breakdown == "sku":
             column = "coalesce(e.sku, e.skus[1])"
         return f"coalesce({column}, {none})", ""
@@ -261,12 +260,16 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
     nexts = []
     if not strict:
         nexts += [f"min(CASE WHEN m{i} THEN r END) OVER f AS n{i}" for i in range(2, k + 1)]
-    nexts += [f"min(CASE WHEN x{j} THEN r END) OVER f AS e{j}" for j in range(1, len(query.exclusions) + 1)]
+    nexts += [
+        f"min(CASE WHEN x{j} THEN r END) OVER f AS e{j}"
+        for j in range(1, len(query.exclusions) + 1)
+    ]
     marks = ", ".join(f"m{i}" for i in range(1, k + 1))
-    window_clause = "WINDOW f AS (PARTITION BY pid ORDER BY r ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
-    nx = (
-        f"nx AS (SELECT pid, r, ts, b, {marks}"
-        + (", " + ", ".join(nexts) + f" FROM s {window_clause})" if nexts else " FROM s)")
+    window_clause = (
+        "WINDOW f AS (PARTITION BY pid ORDER BY r ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
+    )
+    nx = f"nx AS (SELECT pid, r, ts, b, {marks}" + (
+        ", " + ", ".join(nexts) + f" FROM s {window_clause})" if nexts else " FROM s)"
     )
     joins = []
     for i in range(2, k + 1):
@@ -298,7 +301,11 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
     durations = ", ".join(
         f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
     )
-    return [nx, chain, f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)"]
+    return [
+        nx,
+        chain,
+        f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)",
+    ]
 
 
 def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
@@ -322,4 +329,8 @@ def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
         f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
     )
     # depth counts steps done in time; t_i only grows with i, so they are always steps 1..depth.
-    return [nx, chain, f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)"]
+    return [
+        nx,
+        chain,
+        f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)",
+    ]

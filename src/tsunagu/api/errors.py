@@ -12,7 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tsunagu.exceptions import AuthError, Forbidden, InvalidInput, NotFound, StoreBusy, TsunaguError
+from tsunagu.exceptions import (
+    AuthError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreBusy,
+    TsunaguError,
+    invalid_from_errors,
+)
 
 _STATUS: list[tuple[type[TsunaguError], int]] = [
     (Forbidden, 403),
@@ -47,13 +55,8 @@ async def _tsunagu_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ".".join(loc) or None
-    message = (
-        f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid"))
-    )
-    return JSONResponse(error_body("invalid_input", message, field), status_code=400)
+    error = invalid_from_errors(exc.errors())
+    return JSONResponse(error_body("invalid_input", error.message, error.field), status_code=400)
 
 
 def install(app: FastAPI) -> None:

@@ -1,0 +1,87 @@
+"""analytics_events: every action once, with its customer, in order; kept fresh."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from tests.analytics.conftest import TZ
+from tsunagu.analytics.facts import ensure_fresh, rebuild
+from tsunagu.identity.erasure import erase_profile
+from tsunagu.identity.graph import build_graph
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store
+from tsunagu.store.identifiers import clean
+
+
+def test_every_action_once_with_the_profile_of_its_highest_priority_identifier(
+    sample: tuple[Path, Store],
+) -> None:
+    _, store = sample
+    actions = store.scalar("SELECT count(*) FROM events WHERE type IN ('track', 'page', 'screen')")
+    assert store.scalar("SELECT count(*) FROM analytics_events") == actions
+    nodes = {
+        (t, v): p for t, v, p in store.query("SELECT type, value, profile_id FROM identity_nodes")
+    }
+    pid_of = dict(store.query("SELECT profile_id, pid FROM analytics_profiles"))
+    rules = IdentityRules()
+    columns = ", ".join(rules.priority).replace("user_id", "user_id")
+    expected: dict[int, int] = defaultdict(int)
+    for row in store.query(
+        f"SELECT {columns} FROM events WHERE type IN ('track', 'page', 'screen')"
+    ):
+        kind, value = next(
+            (k, clean(k, v)) for k, v in zip(rules.priority, row, strict=True) if clean(k, v)
+        )
+        expected[pid_of[nodes[(kind, value)]]] += 1
+    got = dict(store.query("SELECT pid, count(*) FROM analytics_events GROUP BY pid"))
+    assert got == dict(expected)
+
+
+def test_positions_follow_time_then_arrival(sample: tuple[Path, Store]) -> None:
+    _, store = sample
+    rows = store.query("SELECT pid, r, ts, seq FROM analytics_events ORDER BY pid, r")
+    last: dict[int, tuple] = {}  # type: ignore[type-arg]
+    for pid, r, ts, seq in rows:
+        if pid in last:
+            assert r == last[pid][0] + 1 and (ts, seq) > last[pid][1:]
+        else:
+            assert r == 1
+        last[pid] = (r, ts, seq)
+    assert store.scalar("SELECT count(*) FROM analytics_events WHERE day IS NULL") == 0
+
+
+def test_member_purchases_in_store_and_online_are_one_customer(sample: tuple[Path, Store]) -> None:
+    _, store = sample
+    both = store.scalar(
+        "SELECT count(*) FROM (SELECT pid FROM analytics_events WHERE event = 'Order Completed' "
+        "GROUP BY pid HAVING count(DISTINCT channel = 'store') = 2)"
+    )
+    assert both > 0
+
+
+def test_graph_changes_rebuild_new_events_append_erasure_removes(sample_copy: Store) -> None:
+    store = sample_copy
+    rules = IdentityRules()
+    assert ensure_fresh(store=store, rules=rules, timezone=TZ).kind == "fresh"
+    build_graph(store=store, rules=rules)
+    assert ensure_fresh(store=store, rules=rules, timezone=TZ).kind == "rebuilt"
+    profile, pid, n = store.query(
+        "SELECT ap.profile_id, e.pid, count(*) FROM analytics_events e "
+        "JOIN analytics_profiles ap USING (pid) GROUP BY ALL ORDER BY 3 DESC LIMIT 1"
+    )[0]
+    erase_profile(store=store, rules=rules, profile_id=profile)
+    assert ensure_fresh(store=store, rules=rules, timezone=TZ).kind == "rebuilt"
+    assert (
+        store.scalar(
+            "SELECT count(*) FROM analytics_events e JOIN analytics_profiles ap USING (pid) "
+            "WHERE ap.profile_id = ?",
+            [profile],
+        )
+        == 0
+    )
+    before = store.query("SELECT * FROM analytics_events ORDER BY pid, r")
+    with store.transaction() as cur:
+        rebuild(cur, rules, timezone=TZ)
+    assert store.query("SELECT * FROM analytics_events ORDER BY pid, r") == before
+    assert n > 0 and pid > 0
