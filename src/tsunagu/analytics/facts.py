@@ -98,10 +98,18 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     cur.execute("INSERT INTO analytics_profiles SELECT pid, key FROM _a_keys")
     # Replaced rather than emptied; written in (pid, r) order, so a customer's events sit
     # together and DuckDB's min/max per block skips the rest.
+    # Positions from the narrow columns alone, then joined to the rest: a sort of every
+    # event's JSON would cost more than the join.
     cur.execute(
-        f"CREATE OR REPLACE TABLE analytics_events AS SELECT {_numbered('k.pid')} "
-        "FROM _a_rows a JOIN _a_keys k USING (key) ORDER BY pid, r"
+        "CREATE OR REPLACE TEMP TABLE _a_pos AS SELECT a.seq, k.pid, "
+        "(row_number() OVER (PARTITION BY k.pid ORDER BY a.ts, a.seq))::BIGINT AS r "
+        "FROM _a_rows a JOIN _a_keys k USING (key)"
     )
+    cur.execute(
+        f"CREATE OR REPLACE TABLE analytics_events AS SELECT {_COLUMNS} "
+        "FROM _a_rows JOIN _a_pos USING (seq)"
+    )
+    cur.execute("DROP TABLE _a_pos")
     n = count(cur, "SELECT count(*) FROM analytics_events")
     _finish(cur, timezone=timezone)
     return n
@@ -122,8 +130,7 @@ def append(
             "WHERE key NOT IN (SELECT profile_id FROM analytics_profiles))"
         )
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key, seq), "
-            "(SELECT coalesce(max(seq), 0) FROM analytics_events) + a.seq AS seq "
+            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key) "
             "FROM _a_rows a JOIN analytics_profiles p ON p.profile_id = a.key"
         )
         cur.execute(
@@ -142,11 +149,16 @@ def append(
     return n
 
 
+_COLUMNS = (
+    "pid, r, seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, "
+    "revenue, order_id, name, properties"
+)
+
+
 def _numbered(pid: str) -> str:
-    return (
-        f"{pid} AS pid, (row_number() OVER (PARTITION BY {pid} ORDER BY ts, seq))::BIGINT AS r, "
-        "seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, revenue, "
-        "order_id, name, properties"
+    return _COLUMNS.replace(
+        "pid, r,",
+        f"{pid} AS pid, (row_number() OVER (PARTITION BY {pid} ORDER BY ts, seq))::BIGINT AS r,",
     )
 
 
@@ -168,28 +180,42 @@ def _rows(
 ) -> None:
     """`_a_rows`: the actions among the events (all, or those committed after `since`), each
     with its customer's key and the columns analyses filter on."""
-    columns = {"user_id": "user_id", "anonymous_id": "anonymous_id", "device_id": "device_id"}
-    columns |= {c: c for c in ("email", "phone", "line_user_id", "member_card")}
-    # The highest-priority identifier the message carries, as the graph normalised it.
-    primary = [(kind, f"tg_norm('{kind}', {columns[kind]})") for kind in rules.priority]
-    kind = "CASE " + " ".join(f"WHEN {v} IS NOT NULL THEN '{k}'" for k, v in primary) + " END"
-    value = "coalesce(" + ", ".join(v for _, v in primary) + ")"
+    # The highest-priority identifier the message carries, normalised once (the regular
+    # expressions of tg_norm are most of the cost). A message whose first identifier is blocked
+    # (a "test" e-mail) tries the rest, in order, afterwards: there are few of those.
+    first = "CASE " + " ".join(f"WHEN {k} IS NOT NULL THEN '{k}'" for k in rules.priority) + " END"
+    raw_value = "CASE id_type " + " ".join(f"WHEN '{k}' THEN {k}" for k in rules.priority) + " END"
     where = "type IN (" + ", ".join(literal(t) for t in ACTION_TYPES) + ")"
     if since is not None:
         where += f" AND stored_at > CAST({literal(since)} AS TIMESTAMP)"
+        seq = "(SELECT coalesce(max(seq), 0) FROM analytics_events) + rid + 1"
+    else:
+        seq = "rid"
     page_names = " ".join(f"WHEN {literal(t)} THEN {literal(n)}" for t, n in PAGE_EVENTS.items())
     items = "event IN (" + ", ".join(literal(e) for e in LINE_ITEM_EVENTS) + ")"
+    # `seq`: rowid grows with every insert, so it is the order of arrival.
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_src AS "
-        f"SELECT (row_number() OVER (ORDER BY rowid))::BIGINT AS seq, timestamp AS ts, type, "
-        f"CASE type {page_names} ELSE event END AS event, channel, "
-        "coalesce(store_id, json_extract_string(raw, '$.properties.store_id')) AS store_id, "
-        f"{kind} AS id_type, {value} AS id_value, "
-        "CASE WHEN type <> 'track' THEN coalesce(json_extract_string(raw, '$.name'), event) "
-        "END AS name, "
-        "json_extract(raw, '$.properties') AS properties "
-        f"FROM events WHERE {where}"
+        f"SELECT *, tg_norm(id_type, {raw_value}) AS id_value FROM ("
+        f" SELECT {seq} AS seq, timestamp AS ts, type, "
+        f" CASE type {page_names} ELSE event END AS event, channel, "
+        " coalesce(store_id, json_extract_string(properties, '$.store_id')) AS store_id, "
+        f" {first} AS id_type, {', '.join(rules.priority)}, "
+        " CASE WHEN type <> 'track' THEN coalesce(json_extract_string(raw, '$.name'), event) "
+        " END AS name, properties FROM ("
+        f"  SELECT *, rowid AS rid, json_extract(raw, '$.properties') AS properties FROM events "
+        f"  WHERE {where}))"
     )
+    normalised = [(k, f"tg_norm('{k}', {k})") for k in rules.priority]
+    cur.execute(
+        "UPDATE _a_src SET "
+        f"id_type = CASE {' '.join(f'WHEN {v} IS NOT NULL THEN {literal(k)}' for k, v in normalised)} END, "
+        f"id_value = coalesce({', '.join(v for _, v in normalised)}) "
+        "WHERE id_value IS NULL AND id_type IS NOT NULL"
+    )
+    cur.execute(f"ALTER TABLE _a_src DROP COLUMN {rules.priority[0]}")
+    for kind in rules.priority[1:]:
+        cur.execute(f"ALTER TABLE _a_src DROP COLUMN {kind}")
     local_day = f"CAST(timezone({literal(timezone)}, ts::TIMESTAMP AT TIME ZONE 'UTC') AS DATE)"
     # A line item's category: the products table's, else the one the event names.
     cur.execute(
@@ -204,17 +230,18 @@ def _rows(
         f"   FROM _a_src WHERE {items})"
         ") LEFT JOIN products p ON p.sku = item_sku GROUP BY seq"
     )
+    # The properties' values read by one parse of each message's JSON: x[1] sku, x[2]
+    # product_id, x[3] category, x[4] revenue, x[5] total, x[6] order_id.
+    paths = "['$.sku', '$.product_id', '$.category', '$.revenue', '$.total', '$.order_id']"
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_rows AS SELECT "
         "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, a.seq, a.ts, "
         f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
-        "coalesce(p.category, a.event_category) AS category, i.skus, i.categories, "
-        "CAST(round(coalesce(TRY_CAST(json_extract_string(a.properties, '$.revenue') AS DOUBLE), "
-        "TRY_CAST(json_extract_string(a.properties, '$.total') AS DOUBLE))) AS BIGINT) AS revenue, "
-        "json_extract_string(a.properties, '$.order_id') AS order_id, a.name, a.properties "
-        "FROM (SELECT *, coalesce(json_extract_string(properties, '$.sku'), "
-        "      json_extract_string(properties, '$.product_id')) AS sku, "
-        "      json_extract_string(properties, '$.category') AS event_category FROM _a_src) a "
+        "coalesce(p.category, a.x[3]) AS category, i.skus, i.categories, "
+        "CAST(round(coalesce(TRY_CAST(a.x[4] AS DOUBLE), TRY_CAST(a.x[5] AS DOUBLE))) AS BIGINT) "
+        "AS revenue, a.x[6] AS order_id, a.name, a.properties "
+        "FROM (SELECT *, coalesce(x[1], x[2]) AS sku FROM ("
+        f"      SELECT *, json_extract_string(properties, {paths}) AS x FROM _a_src)) a "
         "LEFT JOIN identity_nodes n ON n.type = a.id_type AND n.value = a.id_value "
         "LEFT JOIN products p ON p.sku = a.sku "
         "LEFT JOIN _a_items i ON i.seq = a.seq "
