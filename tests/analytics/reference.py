@@ -10,7 +10,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tsunagu.store import Store
@@ -31,6 +31,7 @@ class Ev:
     revenue: int | None
     order_id: str | None
     name: str | None
+    day: date
     props: dict[str, Any]
 
 
@@ -38,7 +39,7 @@ def histories(store: Store) -> dict[int, list[Ev]]:
     """Each customer's events, in time order, arrival order at the same instant."""
     rows = store.query(
         "SELECT pid, seq, ts, event, channel, store_id, sku, category, skus, categories, "
-        "revenue, order_id, name, properties FROM analytics_events"
+        "revenue, order_id, name, day, properties FROM analytics_events"
     )
     out: dict[int, list[Ev]] = defaultdict(list)
     for row in rows:
@@ -242,3 +243,113 @@ def funnel(
         "steps": figures(list(best.values())),
         "groups": {value: figures(results) for value, results in groups.items()},
     }
+
+
+def _trunc(day: date, grain: str) -> date:
+    if grain == "day":
+        return day
+    if grain == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _periods_between(a: date, b: date, grain: str) -> int:
+    if grain == "day":
+        return (b - a).days
+    if grain == "week":
+        return (b - a).days // 7
+    return (b.year - a.year) * 12 + b.month - a.month
+
+
+def retention(
+    hist: dict[int, list[Ev]],
+    *,
+    start: dict[str, Any],
+    ret: dict[str, Any],
+    grain: str,
+    periods: int,
+    lo: date | None = None,
+    hi: date | None = None,
+    by_channel: bool = False,
+) -> dict[tuple[date, str | None], list[int | None]]:
+    """(cohort, channel) -> customers retained in period 0..periods (None: not observed)."""
+    last_day = max(e.day for evs in hist.values() for e in evs)
+    sizes: dict[tuple[date, str | None], int] = defaultdict(int)
+    back: dict[tuple[date, str | None], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for evs in hist.values():
+        first = next((i for i, e in enumerate(evs) if matches(start, e)), None)
+        if first is None:
+            continue
+        day = evs[first].day
+        if (lo and day < lo) or (hi and day > hi):
+            continue
+        key = (_trunc(day, grain), evs[first].channel if by_channel else None)
+        sizes[key] += 1
+        seen = {
+            _periods_between(key[0], _trunc(e.day, grain), grain)
+            for e in evs[first:]
+            if matches(ret, e)
+        }
+        for n in seen:
+            if 1 <= n <= periods:
+                back[key][n] += 1
+    out = {}
+    for key, size in sizes.items():
+        observed = min(periods, max(0, _periods_between(key[0], last_day, grain)))
+        out[key] = [size] + [back[key][n] if n <= observed else None for n in range(1, periods + 1)]
+    return out
+
+
+def paths(
+    hist: dict[int, list[Ev]],
+    *,
+    anchor: dict[str, Any],
+    after: bool,
+    depth: int,
+    top: int,
+    within: timedelta,
+    channels: bool,
+    collapse: bool,
+    exclude: set[str],
+) -> dict[tuple[int, str, int, str], int]:
+    """(level, step, level + 1, step) -> customers."""
+
+    def step(e: Ev) -> str:
+        return f"{e.event} · {e.channel}" if channels else e.event
+
+    walks: list[list[str]] = []
+    for evs in hist.values():
+        i = next((i for i, e in enumerate(evs) if matches(anchor, e)), None)
+        if i is None:
+            continue
+        t0 = evs[i].ts
+        order = evs[i:] if after else evs[i::-1]
+        near = [
+            e
+            for e in order
+            if (e.ts <= t0 + within if after else e.ts >= t0 - within) and e.event not in exclude
+        ]
+        walk, prev = [], step(evs[i])
+        for e in near[1:] if near and near[0] is evs[i] else near:
+            s = step(e)
+            if not collapse or s != prev:
+                walk.append(s)
+            prev = s
+        walks.append([step(evs[i])] + walk[:depth])
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for walk in walks:
+        for level, s in enumerate(walk[1:], 1):
+            counts[level][s] += 1
+    keep = {
+        level: {s for s, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]}
+        for level, c in counts.items()
+    }
+    links: dict[tuple[int, str, int, str], int] = defaultdict(int)
+    for walk in walks:
+        named = [walk[0]] + [s if s in keep[lv] else "(other)" for lv, s in enumerate(walk[1:], 1)]
+        for level in range(depth):
+            if level >= len(named):
+                break
+            target = named[level + 1] if level + 1 < len(named) else "(end)"
+            links[(level, named[level], level + 1, target)] += 1
+    return dict(links)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 
 import httpx
@@ -20,6 +22,7 @@ from tsunagu.events.normalize import normalize
 from tsunagu.identity.graph import build_graph
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.keys import create_key
+from tsunagu.remote import write_server_file
 from tsunagu.store import Store
 
 BODY = {
@@ -115,3 +118,50 @@ def test_cli_funnel_json_is_the_http_answer(settings: Settings) -> None:
         app, ["--data-dir", str(settings.data_dir), "funnel", "A", "B", "--window", "soon"]
     )
     assert bad.exit_code == 2 and "window" in bad.output
+
+
+def test_retention_and_paths_over_http_and_the_cli(live_server, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    store: Store = live_server.store
+    fill(store, crafted_messages())
+    build_graph(store=store, rules=IdentityRules())
+    _, key = create_key(store=store, name="bi", scope="read")
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"start": {"event": "A"}, "return": {"event": "B"}, "grain": "day", "periods": 5}
+    got = httpx.post(live_server.url + "/v1/analytics/retention", json=body, headers=auth)
+    assert got.status_code == 200, got.text
+    assert got.json()["cohorts"][0]["retained"][0] == got.json()["cohorts"][0]["customers"]
+    bad = httpx.post(
+        live_server.url + "/v1/analytics/retention", json={**body, "grain": "year"}, headers=auth
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "grain"
+    paths = httpx.post(
+        live_server.url + "/v1/analytics/paths",
+        json={"event": {"event": "A"}, "depth": 2},
+        headers=auth,
+    )
+    assert paths.status_code == 200 and paths.json()["links"][0]["source"].startswith("0:A")
+    # While the server holds the store, the CLI (another process) asks it.
+    write_server_file(settings.server_file, url=live_server.url, key=key)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tsunagu",
+            "--data-dir",
+            str(settings.data_dir),
+            "retention",
+            "A",
+            "B",
+            "--grain",
+            "day",
+            "--periods",
+            "5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["cohorts"] == got.json()["cohorts"]
+    assert "asking it" in cli.stderr

@@ -220,14 +220,15 @@ def _rows(
     # A line item's category: the products table's, else the one the event names.
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_items AS "
-        "SELECT seq, list(item_sku) FILTER (WHERE item_sku IS NOT NULL) AS skus, "
-        "list(DISTINCT coalesce(p.category, item_category)) "
-        "FILTER (WHERE coalesce(p.category, item_category) IS NOT NULL) AS categories FROM ("
-        "  SELECT seq, coalesce(json_extract_string(item, '$.sku'), "
+        "SELECT seq, list(item_sku ORDER BY i) FILTER (WHERE item_sku IS NOT NULL) AS skus, "
+        "list_sort(list(DISTINCT coalesce(p.category, item_category)) "
+        "FILTER (WHERE coalesce(p.category, item_category) IS NOT NULL)) AS categories FROM ("
+        "  SELECT seq, i, coalesce(json_extract_string(item, '$.sku'), "
         "    json_extract_string(item, '$.product_id')) AS item_sku, "
         "    json_extract_string(item, '$.category') AS item_category FROM ("
-        "    SELECT seq, unnest(json_extract(properties, '$.products[*]')) AS item "
-        f"   FROM _a_src WHERE {items})"
+        "    SELECT seq, unnest(items) AS item, generate_subscripts(items, 1) AS i FROM ("
+        "     SELECT seq, json_extract(properties, '$.products[*]') AS items "
+        f"    FROM _a_src WHERE {items}))"
         ") LEFT JOIN products p ON p.sku = item_sku GROUP BY seq"
     )
     # The properties' values read by one parse of each message's JSON: x[1] sku, x[2]

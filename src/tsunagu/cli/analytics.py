@@ -68,24 +68,14 @@ def funnel(
     except InvalidInput as exc:
         raise fail(exc) from None
 
-    def local(store: Store) -> FunnelResult:
-        from tsunagu.analytics.facts import fresh_engine
-        from tsunagu.analytics.funnels import run_funnel
+    from tsunagu.analytics.funnels import run_funnel
 
-        settings = state.settings
-        engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
-        return run_funnel(engine=engine, query=query, timezone=settings.timezone)
-
-    def remote(server: RunningServer) -> FunnelResult:
-        answer = call(
-            server,
-            "POST",
-            "/v1/analytics/funnel",
-            json=query.model_dump(mode="json", by_alias=True),
-        )
-        return FunnelResult.model_validate(answer)
-
-    result = local_or_server(local, remote)
+    result = _run(
+        "/v1/analytics/funnel",
+        query.model_dump(mode="json", by_alias=True),
+        lambda engine: run_funnel(engine=engine, query=query, timezone=state.settings.timezone),
+        FunnelResult,
+    )
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
@@ -118,3 +108,121 @@ def _duration(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _run(path: str, body: dict[str, Any], local: Any, model: Any) -> Any:
+    """`local(store, engine)` on a fresh analytics table, or `path` on the running server."""
+
+    def here(store: Store) -> Any:
+        from tsunagu.analytics.facts import fresh_engine
+
+        settings = state.settings
+        engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+        return local(engine)
+
+    def there(server: RunningServer) -> Any:
+        return model.model_validate(call(server, "POST", path, json=body))
+
+    return local_or_server(here, there)
+
+
+@app.command("retention")
+def retention(
+    start_event: Annotated[
+        str, typer.Argument(help="puts a customer in a cohort (or EVENT@channel)")
+    ],
+    return_event: Annotated[str, typer.Argument(help="counts as coming back (or EVENT@channel)")],
+    grain: Annotated[str, typer.Option(help="day, week or month")] = "week",
+    periods: Annotated[int | None, typer.Option(help="periods after the cohort's")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first cohort day (local)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last cohort day (local)")] = None,
+    by_channel: Annotated[
+        bool, typer.Option("--by-channel", help="cohorts per channel of the first start event")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Retention triangle: cohorts by first start event, returns per day, week or month."""
+    from tsunagu.analytics.retention import RetentionQuery, RetentionResult, run_retention
+
+    try:
+        query = parse(
+            RetentionQuery,
+            {
+                "start": _step(start_event),
+                "return": _step(return_event),
+                "grain": grain,
+                "periods": periods,
+                "from": start,
+                "to": end,
+                "breakdown": "channel" if by_channel else None,
+            },
+        )
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _run(
+        "/v1/analytics/retention",
+        query.model_dump(mode="json", by_alias=True),
+        lambda engine: run_retention(engine=engine, query=query),
+        RetentionResult,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"retention by {result.grain}: {start_event} → {return_event}")
+    table.add_column("cohort")
+    if by_channel:
+        table.add_column("channel")
+    table.add_column("customers", justify="right")
+    for n in range(1, result.periods + 1):
+        table.add_column(f"{n}", justify="right")
+    for cohort in result.cohorts:
+        cells = [f"{r:.0%}" if r is not None else "" for r in cohort.rates[1:]]
+        head = [str(cohort.cohort)] + ([cohort.channel or ""] if by_channel else [])
+        table.add_row(*head, f"{cohort.customers:,}", *cells)
+    average = [f"{r:.0%}" if r is not None else "" for r in result.average[1:]]
+    table.add_row("average", *([""] if by_channel else []), "", *average)
+    console.print(table)
+
+
+@app.command("paths")
+def paths(
+    event: Annotated[str, typer.Argument(help="the anchor event (or EVENT@channel, or JSON)")],
+    before: Annotated[bool, typer.Option("--before", help="what led to it instead")] = False,
+    depth: Annotated[int, typer.Option(help="steps to follow")] = 3,
+    top: Annotated[int, typer.Option(help="steps kept per level")] = 8,
+    within: Annotated[str, typer.Option(help="how far from the anchor: 30m, 1d, 7d")] = "1d",
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """The most frequent steps after (or before) an event, channel included."""
+    from tsunagu.analytics.paths import PathsQuery, PathsResult, run_paths
+
+    try:
+        query = parse(
+            PathsQuery,
+            {
+                "event": _step(event),
+                "direction": "before" if before else "after",
+                "depth": depth,
+                "top": top,
+                "within": within,
+            },
+        )
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _run(
+        "/v1/analytics/paths",
+        query.model_dump(mode="json", by_alias=True),
+        lambda engine: run_paths(engine=engine, query=query, timezone=state.settings.timezone),
+        PathsResult,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(
+        title=f"paths {'before' if before else 'after'} {event} ({result.customers:,} customers)"
+    )
+    for name in ("from", "to", "customers"):
+        table.add_column(name, justify="right" if name == "customers" else "left")
+    for link in result.links:
+        table.add_row(link.source, link.target, f"{link.customers:,}")
+    console.print(table)
