@@ -150,6 +150,18 @@ def _attempt_ordered(
     return chain
 
 
+def _superseded(
+    evs: list[Ev], i: int, steps: list[dict[str, Any]], lo: datetime | None, hi: datetime | None
+) -> bool:
+    """Another step-1 event in range comes after event i and before its next step 2."""
+    for e in evs[i + 1 :]:
+        if matches(steps[1], e):
+            return False
+        if matches(steps[0], e) and (lo is None or e.ts >= lo) and (hi is None or e.ts < hi):
+            return True
+    return False
+
+
 def _excluded(
     evs: list[Ev], chain: list[int], exclusions: list[dict[str, Any]], k: int
 ) -> list[int]:
@@ -216,6 +228,8 @@ def funnel(
                 times = _attempt_any(evs, i, steps, window)
             else:
                 if not matches(steps[0], e):
+                    continue
+                if mode == "ordered" and _superseded(evs, i, steps, lo, hi):
                     continue
                 chain = _attempt_ordered(evs, i, steps, window, strict=mode == "strict")
                 chain = _excluded(evs, chain, exclusions, k)

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlglot
 
@@ -19,8 +20,10 @@ from tsunagu.exceptions import InvalidInput
 from tsunagu.store import Store
 
 
-def answer(store: Store, body: dict[str, Any]) -> FunnelResult:
-    return run_funnel(engine=Engine(store), query=parse(FunnelQuery, body), timezone=TZ)
+def answer(store: Store, body: dict[str, Any], *, portable: bool = False) -> FunnelResult:
+    """The funnel as the DuckDB engine walks it, or by the portable SQL statement."""
+    query = parse(FunnelQuery, body)
+    return run_funnel(engine=Engine(store), query=query, timezone=TZ, portable=portable)
 
 
 def by_hand(
@@ -92,9 +95,9 @@ def test_random_funnels_equal_the_plain_reading(crafted: tuple[Store, Any], seed
     store, hist = crafted
     rng = random.Random(seed)
     body = random_query(rng)
-    got = answer(store, body)
     want = by_hand(store, hist, body)
-    assert_same(got.steps, want["steps"])
+    for portable in (False, True):
+        assert_same(answer(store, body, portable=portable).steps, want["steps"])
 
 
 @pytest.mark.parametrize("breakdown", ["channel", "category", "price", "profile.first_seen"])
@@ -106,7 +109,6 @@ def test_breakdowns_equal_the_plain_reading(crafted: tuple[Store, Any], breakdow
         "breakdown": breakdown,
         "breakdown_limit": 200,
     }
-    got = answer(store, body)
     traits = dict(
         store.query(
             "SELECT ap.pid, CAST(t.first_seen AS VARCHAR) FROM analytics_profiles ap "
@@ -124,10 +126,12 @@ def test_breakdowns_equal_the_plain_reading(crafted: tuple[Store, Any], breakdow
         return v if v is not None else "(none)"
 
     want = by_hand(store, hist, body, breakdown_of=value)
-    assert {g.value for g in got.breakdown} == set(want["groups"])
-    for group in got.breakdown:
-        assert_same(group.steps, want["groups"][group.value])
-    assert_same(got.steps, want["steps"])
+    for portable in (False, True):
+        got = answer(store, body, portable=portable)
+        assert {g.value for g in got.breakdown} == set(want["groups"])
+        for group in got.breakdown:
+            assert_same(group.steps, want["groups"][group.value])
+        assert_same(got.steps, want["steps"])
 
 
 def test_window_edges_and_ties_as_documented(store: Store) -> None:
@@ -156,17 +160,15 @@ def test_window_edges_and_ties_as_documented(store: Store) -> None:
             ]
         )
     analysed(store)
-    got = answer(store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d"})
-    assert [s.customers for s in got.steps] == [4, 2]  # X and Z
-    assert got.steps[1].median_seconds_to_convert == pytest.approx(86400 / 2)
-    strict = answer(
-        store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "strict"}
-    )
-    assert [s.customers for s in strict.steps] == [4, 2]
-    anyway = answer(
-        store, {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d", "mode": "any"}
-    )
-    assert [s.customers for s in anyway.steps] == [4, 3]  # X, Z and W
+    pair = {"steps": [{"event": "A"}, {"event": "B"}], "window": "1d"}
+    for portable in (False, True):
+        got = answer(store, pair, portable=portable)
+        assert [s.customers for s in got.steps] == [4, 2]  # X and Z
+        assert got.steps[1].median_seconds_to_convert == pytest.approx(86400 / 2)
+        strict = answer(store, {**pair, "mode": "strict"}, portable=portable)
+        assert [s.customers for s in strict.steps] == [4, 2]
+        anyway = answer(store, {**pair, "mode": "any"}, portable=portable)
+        assert [s.customers for s in anyway.steps] == [4, 3]  # X, Z and W
 
 
 def test_the_same_event_never_fills_two_steps(crafted: tuple[Store, Any]) -> None:
@@ -224,10 +226,11 @@ def test_sample_retailer_cross_channel_funnels_equal_the_plain_reading(
         },
     ]
     for body in bodies:
-        got = answer(store, body)
         want = by_hand(store, hist, body)
-        assert_same(got.steps, want["steps"])
-        assert got.steps[0].customers > 0
+        for portable in (False, True):
+            got = answer(store, body, portable=portable)
+            assert_same(got.steps, want["steps"])
+            assert got.steps[0].customers > 0
     # A cross-channel funnel in the sample: app views lead people into stores.
     del bodies[0]["steps"][0]["where"]
     assert answer(store, bodies[0]).steps[2].customers > 0
@@ -315,3 +318,17 @@ def test_answer_shape_is_the_documented_one(crafted: tuple[Store, Any]) -> None:
         step["customers"] / doc["steps"][0]["customers"], abs=1e-6
     )
     assert doc["breakdown"] and {"value", "steps"} <= set(doc["breakdown"][0])
+
+
+def test_rows_out_of_customer_order_are_put_in_order() -> None:
+    from tsunagu.analytics.walk import customer_order
+
+    pid = np.array([3, 3, 1, 1, 2], dtype=np.int32)
+    r = np.array([1, 2, 5, 9, 1], dtype=np.int32)
+    assert customer_order(pid, r) is None  # contiguous, in order: walked as it comes
+    split = np.array([3, 1, 3, 1, 2], dtype=np.int32)
+    order = customer_order(split, r)
+    assert order is not None and list(split[order]) == [1, 1, 2, 3, 3]
+    backwards = np.array([3, 3, 1, 1, 2], dtype=np.int32)
+    order = customer_order(backwards, np.array([2, 1, 5, 9, 1], dtype=np.int32))
+    assert order is not None and list(order) == [2, 3, 4, 1, 0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import sqlglot
 from sqlglot import ErrorLevel
 
@@ -32,9 +33,21 @@ class Engine:
         """`sql` (DuckDB dialect) in this engine's dialect."""
         return transpile(sql, self.dialect)
 
+    walks_in_process = True
+    """Whether analyses may fetch rows and finish in numpy (analytics/walk.py): yes for the
+    embedded database; an engine on a cluster answers with the portable SQL instead."""
+
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The result of one statement, as tuples."""
         return self.store.query(self.compile(sql))
+
+    def table(self, sql: str) -> pa.Table:
+        """The result of one statement, as an Arrow table."""
+        cur = self.store.cursor()
+        try:
+            return cur.sql(self.compile(sql)).to_arrow_table()
+        finally:
+            cur.close()
 
 
 def transpile(sql: str, dialect: str) -> str:

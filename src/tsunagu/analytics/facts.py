@@ -107,7 +107,7 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     )
     cur.execute(
         f"CREATE OR REPLACE TABLE analytics_events AS SELECT {_COLUMNS} "
-        "FROM _a_rows JOIN _a_pos USING (seq)"
+        "FROM _a_rows JOIN _a_pos USING (seq) ORDER BY pid, r"
     )
     cur.execute("DROP TABLE _a_pos")
     n = count(cur, "SELECT count(*) FROM analytics_events")

@@ -3,7 +3,10 @@
 Definitions (the tests hold a plain-Python reading of them to the same answers):
 
 - A customer's events are ordered by time, events at the same instant by arrival
-  (analytics/facts.py). An *attempt* starts at each step-1 event in [from, to).
+  (analytics/facts.py). An *attempt* starts at each step-1 event in [from, to), except (in
+  ordered mode) one followed by another such event before its next step-2 event: the later
+  one supersedes it (who looks at five products and then adds one to the cart converted from
+  the fifth look; it can only reach as far).
 - `ordered` (the default): each next step is the customer's first event matching it after the
   previous step's event (other events may come between); `strict`: each next step must be the
   customer's very next event; `any`: the steps may happen in any order, the attempt starting at
@@ -32,8 +35,10 @@ import time
 from datetime import date, datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tsunagu.analytics import walk
 from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.filters import Step, ts_literal, utc_bounds, window_seconds
 from tsunagu.exceptions import InvalidInput
@@ -103,18 +108,23 @@ class FunnelResult(BaseModel):
     """How long the query took."""
 
 
-def run_funnel(*, engine: Engine, query: FunnelQuery, timezone: str) -> FunnelResult:
+def run_funnel(
+    *, engine: Engine, query: FunnelQuery, timezone: str, portable: bool = False
+) -> FunnelResult:
+    """Answer `query`: walked in numpy where the engine allows it (analytics/walk.py), else
+    (or with `portable`) by the one SQL statement of `funnel_sql`."""
     started = time.perf_counter()
-    sql = funnel_sql(query, timezone=timezone)
-    rows = engine.rows(sql)
     k = len(query.steps)
     overall: list[Any] = [0] * (3 * k)
     groups: dict[str, list[Any]] = {}
-    for key, *figures in rows:
-        if key is None:
-            overall = figures
-        else:
-            groups[key] = figures
+    if engine.walks_in_process and not portable:
+        overall, groups = _walked(engine, query, timezone)
+    else:
+        for key, *figures in engine.rows(funnel_sql(query, timezone=timezone)):
+            if key is None:
+                overall = figures
+            else:
+                groups[key] = figures
     total = _steps(query, overall)
     ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))
     breakdown = [
@@ -127,6 +137,73 @@ def run_funnel(*, engine: Engine, query: FunnelQuery, timezone: str) -> FunnelRe
         mode=query.mode,
         window_seconds=window_seconds(query.window),
         seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+def _walked(
+    engine: Engine, query: FunnelQuery, timezone: str
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    k = len(query.steps)
+    table = engine.table(step_rows_sql(query, timezone=timezone))
+    values = table.column("b").combine_chunks().dictionary_encode()
+    rows: dict[str, walk.Ints] = {
+        name: np.asarray(table.column(name).to_numpy(), np.int64 if name == "us" else np.int32)
+        for name in ("pid", "r", "us", "bits")
+    }
+    order = walk.customer_order(rows["pid"], rows["r"])
+    if order is not None:
+        rows = {name: column[order] for name, column in rows.items()}
+    settings = {
+        "steps": k,
+        "mode": query.mode,
+        "window_us": window_seconds(query.window) * 1_000_000,
+        "exclusions": [x.between or (1, k) for x in query.exclusions],
+    }
+    no_groups = np.zeros(table.num_rows, np.int32)
+    attempts = walk.walk(**rows, group=no_groups, **settings)  # type: ignore[arg-type]
+    groups = {}
+    if query.breakdown:
+        # A customer counts in each value their attempts start with, once overall.
+        codes = values.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        codes = codes if order is None else codes[order]
+        by_value = walk.walk(**rows, group=np.asarray(codes, np.int32) + 1, **settings)  # type: ignore[arg-type]
+        labels = values.dictionary.to_pylist()
+        for code in np.unique(by_value.group):
+            groups[labels[code - 1]] = walk.figures(by_value, k, group=int(code))
+    return walk.figures(attempts, k), groups
+
+
+def step_rows_sql(query: FunnelQuery, *, timezone: str) -> str:
+    """The events that match a step or an exclusion, with the steps each
+    matches as bits (step i: bit i-1, exclusion j: bit 10+j-1, may start an attempt: bit 30)."""
+    window = window_seconds(query.window)
+    lo, hi = utc_bounds(query.from_, query.to, timezone)
+    bits = [f"(CASE WHEN {s.sql()} THEN {1 << i} ELSE 0 END)" for i, s in enumerate(query.steps)]
+    bits += [
+        f"(CASE WHEN {x.sql()} THEN {1 << (10 + j)} ELSE 0 END)"
+        for j, x in enumerate(query.exclusions)
+    ]
+    starts = " OR ".join(s.sql() for s in (query.steps if query.mode == "any" else query.steps[:1]))
+    in_range = [f"({starts})"]
+    scan = [
+        "("
+        + " OR ".join([s.sql() for s in query.steps] + [x.sql() for x in query.exclusions])
+        + ")"
+    ]
+    if lo is not None:
+        in_range.append(f"ts >= {ts_literal(lo)}")
+        scan.append(f"ts >= {ts_literal(lo)}")
+    if hi is not None:
+        in_range.append(f"ts < {ts_literal(hi)}")
+        scan.append(f"ts < {ts_literal(hi)} + INTERVAL {window} SECOND")
+    bits.append(f"(CASE WHEN {' AND '.join(in_range)} THEN {walk.START_BIT} ELSE 0 END)")
+    value, join = _breakdown(query.breakdown)
+    # No ORDER BY: the table is written in customer order and DuckDB keeps the order of a
+    # table in a scan; walk.customer_order checks, and sorts only if it must.
+    return (
+        f"SELECT e.pid::INTEGER AS pid, e.r::INTEGER AS r, epoch_us(e.ts) AS us, "
+        f"({' + '.join(bits)})::INTEGER AS bits, {value} AS b "
+        f"FROM analytics_events e {join}WHERE {' AND '.join(scan)}"
     )
 
 
@@ -258,8 +335,13 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
     # For each event: the position of the next event matching each step (and each exclusion)
     # after it. Joining an attempt's step-i event to the next step's position walks the chain.
     nexts = []
+    superseded = "false"
     if not strict:
         nexts += [f"min(CASE WHEN m{i} THEN r END) OVER f AS n{i}" for i in range(2, k + 1)]
+        # A start with a later start before its step 2 is superseded by it.
+        starts_here = " AND ".join(["m1", *(c.replace("s1.ts", "ts") for c in in_range)])
+        nexts.append(f"min(CASE WHEN {starts_here} THEN r END) OVER f AS n1")
+        superseded = "(s1.n1 IS NOT NULL AND (s1.n2 IS NULL OR s1.n1 < s1.n2))"
     nexts += [
         f"min(CASE WHEN x{j} THEN r END) OVER f AS e{j}"
         for j in range(1, len(query.exclusions) + 1)
@@ -289,7 +371,7 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
     chain = (
         f"c AS (SELECT s1.pid, s1.b, {reached} AS depth0, {', '.join(columns)} FROM nx s1 "
         + " ".join(joins)
-        + f" WHERE s1.m1 AND {' AND '.join(in_range)})"
+        + f" WHERE s1.m1 AND {' AND '.join(in_range)} AND NOT {superseded})"
     )
     depth = "depth0"
     for j, ex in enumerate(query.exclusions, 1):
