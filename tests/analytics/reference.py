@@ -367,3 +367,144 @@ def paths(
             target = named[level + 1] if level + 1 < len(named) else "(end)"
             links[(level, named[level], level + 1, target)] += 1
     return dict(links)
+
+
+def _in(e: Ev, lo: datetime | None, hi: datetime | None) -> bool:
+    return (lo is None or e.ts >= lo) and (hi is None or e.ts < hi)
+
+
+def channels(
+    hist: dict[int, list[Ev]],
+    *,
+    lo: datetime | None,
+    hi: datetime | None,
+    ropo_days: int,
+    showrooming_days: int,
+    category_of: dict[str, str],
+) -> dict[str, Any]:
+    segments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    ropo = {"orders": 0, "total": 0, "customers": set(), "store": defaultdict(lambda: [0, 0])}
+    ropo_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    show = {"orders": 0, "total": 0, "customers": set(), "store": defaultdict(int)}
+    show_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for pid, evs in hist.items():
+        orders = [e for e in evs if e.event == "Order Completed" and _in(e, lo, hi)]
+        if orders:
+            online = any(o.channel in ("web", "app") for o in orders)
+            store = any(o.channel == "store" for o in orders)
+            name = (
+                "omnichannel"
+                if online and store
+                else "online_only"
+                if online
+                else "store_only"
+                if store
+                else "other_only"
+            )
+            seg = segments[name]
+            seg[0] += 1
+            seg[1] += len(orders)
+            seg[2] += sum(o.revenue or 0 for o in orders)
+        for o in orders:
+            if o.channel == "store":
+                since = o.ts - timedelta(days=ropo_days)
+                viewed = {
+                    v.sku
+                    for v in evs
+                    if v.event == "Product Viewed"
+                    and v.channel in ("web", "app")
+                    and since <= v.ts <= o.ts
+                }
+                hit = any(s in viewed for s in o.skus or [])
+                ropo["total"] += 1
+                ropo["orders"] += hit
+                if hit:
+                    ropo["customers"].add(pid)
+                if o.store_id is not None:
+                    ropo["store"][o.store_id][0] += hit
+                    ropo["store"][o.store_id][1] += 1
+                for s in o.skus or []:
+                    cat = category_of.get(s)
+                    if cat is not None:
+                        ropo_cat[cat][0] += s in viewed
+                        ropo_cat[cat][1] += 1
+            elif o.channel in ("web", "app"):
+                since = o.ts - timedelta(days=showrooming_days)
+                visits = [
+                    v
+                    for v in evs
+                    if (
+                        v.event == "Store Visited"
+                        or (v.event == "Order Completed" and v.channel == "store")
+                    )
+                    and since <= v.ts <= o.ts
+                ]
+                show["total"] += 1
+                if visits:
+                    show["orders"] += 1
+                    show["customers"].add(pid)
+                    last = max(visits, key=lambda v: (v.ts, v.seq))
+                    if last.store_id is not None:
+                        show["store"][last.store_id] += 1
+                for cat in o.categories or []:
+                    show_cat[cat][0] += bool(visits)
+                    show_cat[cat][1] += 1
+    return {
+        "segments": {k: tuple(v) for k, v in segments.items()},
+        "ropo": (ropo["orders"], ropo["total"], len(ropo["customers"])),
+        "ropo_store": {k: tuple(v) for k, v in ropo["store"].items()},
+        "ropo_category": {k: tuple(v) for k, v in ropo_cat.items()},
+        "showrooming": (show["orders"], show["total"], len(show["customers"])),
+        "showrooming_store": dict(show["store"]),
+        "showrooming_category": {k: tuple(v) for k, v in show_cat.items()},
+    }
+
+
+SENT_BY_RETAILER = {"Message Sent", "Coupon Issued", "Catalog Sent"}
+
+
+def kpis(
+    hist: dict[int, list[Ev]], *, grain: str, lo: date | None, hi: date | None
+) -> dict[date, dict[str, Any]]:
+    """Period start -> figures, for the whole business."""
+    first_order = {
+        pid: min(e.day for e in evs if e.event == "Order Completed")
+        for pid, evs in hist.items()
+        if any(e.event == "Order Completed" for e in evs)
+    }
+    out: dict[date, dict[str, Any]] = defaultdict(
+        lambda: {
+            "active": set(),
+            "by_channel": defaultdict(set),
+            "orders": defaultdict(list),
+            "issued": 0,
+            "redeemed": 0,
+        }
+    )
+    for pid, evs in hist.items():
+        for e in evs:
+            if (lo and e.day < lo) or (hi and e.day > hi):
+                continue
+            row = out[_trunc(e.day, grain)]
+            if e.event not in SENT_BY_RETAILER:
+                row["active"].add(pid)
+                row["by_channel"][e.channel].add(pid)
+            if e.event == "Order Completed":
+                row["orders"][pid].append(e.revenue or 0)
+            row["issued"] += e.event == "Coupon Issued"
+            row["redeemed"] += e.event == "Coupon Redeemed"
+    figures = {}
+    for start, row in out.items():
+        buyers = row["orders"]
+        figures[start] = {
+            "active_customers": len(row["active"]),
+            "active_by_channel": {c: len(p) for c, p in sorted(row["by_channel"].items())},
+            "orders": sum(len(v) for v in buyers.values()),
+            "revenue": sum(sum(v) for v in buyers.values()),
+            "buyers": len(buyers),
+            "repeat": sum(len(v) >= 2 for v in buyers.values()),
+            "new_buyers": sum(first_order[p] >= start for p in buyers),
+            "coupons_issued": row["issued"],
+            "coupons_redeemed": row["redeemed"],
+        }
+    return figures

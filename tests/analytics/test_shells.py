@@ -6,16 +6,20 @@ import json
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from tests.analytics.conftest import T0, TZ, crafted_messages
+from tests.conftest import serve_app
+from tsunagu.analytics.channels import ChannelsQuery, run_channels
 from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.facts import rebuild
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.funnels import FunnelQuery, run_funnel
+from tsunagu.api import create_app
 from tsunagu.cli import app
 from tsunagu.config import Settings
 from tsunagu.events.normalize import normalize
@@ -165,3 +169,36 @@ def test_retention_and_paths_over_http_and_the_cli(live_server, settings: Settin
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["cohorts"] == got.json()["cohorts"]
     assert "asking it" in cli.stderr
+
+
+def test_channels_and_kpis_over_http_and_the_cli(sample_copy: Store, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    _, key = create_key(store=sample_copy, name="bi", scope="read")
+    auth = {"Authorization": f"Bearer {key}"}
+    with serve_app(create_app(settings, store=sample_copy)) as url:
+        got = httpx.get(
+            url + "/v1/analytics/channels",
+            params={"from": "2026-08-01", "ropo_days": 3},
+            headers=auth,
+        )
+        assert got.status_code == 200, got.text
+        direct = run_channels(
+            engine=Engine(sample_copy),
+            query=parse(ChannelsQuery, {"from": "2026-08-01", "ropo_days": 3}),
+            timezone=settings.timezone,
+        )
+        assert got.json()["segments"] == [s.model_dump() for s in direct.segments]
+        assert got.json()["ropo"]["orders"] == direct.ropo.orders
+        bad = httpx.get(url + "/v1/analytics/channels", params={"ropo_days": 0}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "ropo_days"
+        kpis = httpx.get(
+            url + "/v1/analytics/kpis", params={"grain": "week", "by_store": "true"}, headers=auth
+        )
+        assert kpis.status_code == 200 and kpis.json()["totals"][0]["store_id"]
+        assert (
+            httpx.get(url + "/v1/analytics/kpis", params={"grain": "hour"}, headers=auth).json()[
+                "error"
+            ]["field"]
+            == "grain"
+        )
+        assert httpx.get(url + "/v1/analytics/kpis").status_code == 401

@@ -226,3 +226,127 @@ def paths(
     for link in result.links:
         table.add_row(link.source, link.target, f"{link.customers:,}")
     console.print(table)
+
+
+def _get(path: str, params: dict[str, Any], local: Any, model: Any) -> Any:
+    """Like `_run`, for the analyses the server offers as GET."""
+
+    def here(store: Store) -> Any:
+        from tsunagu.analytics.facts import fresh_engine
+
+        settings = state.settings
+        engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+        return local(engine)
+
+    def there(server: RunningServer) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(call(server, "GET", path, params=query))
+
+    return local_or_server(here, there)
+
+
+@app.command("channels")
+def channels(
+    start: Annotated[str | None, typer.Option("--from", help="first day (local)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last day (local)")] = None,
+    ropo_days: Annotated[
+        int, typer.Option(help="days from an online view to a store purchase")
+    ] = 7,
+    showrooming_days: Annotated[
+        int, typer.Option(help="days from a store visit to an online purchase")
+    ] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Who buys online, in store or both; ROPO, showrooming and the O2O lift."""
+    from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
+
+    params = {
+        "from": start,
+        "to": end,
+        "ropo_days": ropo_days,
+        "showrooming_days": showrooming_days,
+    }
+    try:
+        query = parse(ChannelsQuery, params)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _get(
+        "/v1/analytics/channels",
+        params,
+        lambda engine: run_channels(engine=engine, query=query, timezone=state.settings.timezone),
+        ChannelsResult,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"buyers by channel ({result.buyers:,} buyers, ¥{result.revenue:,})")
+    for name in ("segment", "buyers", "share", "revenue", "share of revenue", "spend/buyer"):
+        table.add_column(name, justify="left" if name == "segment" else "right")
+    for s in result.segments:
+        table.add_row(
+            s.segment,
+            f"{s.buyers:,}",
+            f"{s.share_of_buyers:.1%}",
+            f"¥{s.revenue:,}",
+            f"{s.share_of_revenue:.1%}",
+            f"¥{s.spend_per_buyer:,.0f}",
+        )
+    console.print(table)
+    if result.o2o_lift is not None:
+        console.print(
+            f"O2O lift (omnichannel vs single-channel spend per buyer): {result.o2o_lift:.2f}×"
+        )
+    for name, b in (("ROPO", result.ropo), ("showrooming", result.showrooming)):
+        console.print(
+            f"{name}: {b.orders:,} of {b.total:,} orders ({b.rate:.1%}), {b.customers:,} customers"
+        )
+
+
+@app.command("kpis")
+def kpis(
+    start: Annotated[str | None, typer.Option("--from", help="first day (local)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last day (local)")] = None,
+    grain: Annotated[str, typer.Option(help="day, week or month")] = "day",
+    store_id: Annotated[str | None, typer.Option("--store", help="one store's figures")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """KPIs per period: active customers, orders, revenue, AOV, repeat, new buyers, coupons."""
+    from tsunagu.analytics.kpis import KpiQuery, KpiResult, run_kpis
+
+    params = {"from": start, "to": end, "grain": grain, "store_id": store_id}
+    try:
+        query = parse(KpiQuery, params)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _get(
+        "/v1/analytics/kpis", params, lambda engine: run_kpis(engine=engine, query=query), KpiResult
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"KPIs by {result.grain}" + (f" at {store_id}" if store_id else ""))
+    for name in (
+        "period",
+        "active",
+        "orders",
+        "revenue",
+        "AOV",
+        "buyers",
+        "repeat",
+        "new",
+        "coupons",
+    ):
+        table.add_column(name, justify="left" if name == "period" else "right")
+    for k in [*result.periods, *result.totals]:
+        table.add_row(
+            str(k.period) if k.period else "total",
+            f"{k.active_customers:,}",
+            f"{k.orders:,}",
+            f"¥{k.revenue:,}",
+            f"¥{k.aov:,.0f}",
+            f"{k.buyers:,}",
+            f"{k.repeat_rate:.1%}",
+            f"{k.new_buyers:,}",
+            "-" if k.coupon_redemption_rate is None else f"{k.coupon_redemption_rate:.1%}",
+        )
+    console.print(table)

@@ -1,0 +1,239 @@
+"""Channel journeys: who buys where, research online / purchase offline, showrooming, O2O lift.
+
+Definitions (the tests hold a plain-Python reading to the same answers):
+
+- A purchase is an "Order Completed" in [from, to); in a store (channel `store`) or online
+  (`web`, `app`). Purchases on other channels (call centre, catalogue, LINE) count in revenue
+  and orders but make no one an online or a store buyer.
+- Buyers are online-only, store-only or omnichannel (bought both online and in a store in the
+  period); `other_only` bought on other channels alone. Their share of buyers and of revenue
+  (`properties.revenue`, else `total`), and spend per buyer.
+- O2O lift: spend per omnichannel buyer over spend per single-channel buyer (online-only and
+  store-only together); also over each.
+- ROPO (research online, purchase offline): a store order is ROPO when the customer viewed one
+  of its products ("Product Viewed" on web or app, same sku) in the `ropo_days` days before it.
+  The rate is over all store orders; per store, and per category of the line items (an item is
+  ROPO when its own sku was viewed).
+- Showrooming: an online order is showroomed when the customer was in a store ("Store
+  Visited", or an order in a store) in the `showrooming_days` days before it. The rate is over
+  all online orders; per category of the order's line items (each category once per order);
+  per store, the showroomed orders whose last store visit before the order (the latest to
+  arrive of simultaneous ones) was there, as a
+  share of all showroomed orders.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu.analytics.engine import Engine
+from tsunagu.analytics.filters import ts_literal, utc_bounds
+
+ONLINE = ("web", "app")
+SEGMENTS = ("online_only", "store_only", "omnichannel", "other_only")
+
+
+class ChannelsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: date | datetime | None = Field(default=None, alias="from")
+    to: date | datetime | None = None
+    ropo_days: int = Field(default=7, ge=1, le=365)
+    showrooming_days: int = Field(default=7, ge=1, le=365)
+
+
+class Segment(BaseModel):
+    segment: str
+    buyers: int
+    share_of_buyers: float
+    orders: int
+    revenue: int
+    share_of_revenue: float
+    spend_per_buyer: float
+
+
+class Rate(BaseModel):
+    key: str
+    """A store id or a category."""
+    matched: int
+    total: int
+    rate: float
+
+
+class Behaviour(BaseModel):
+    orders: int
+    total: int
+    rate: float
+    customers: int
+    by_store: list[Rate]
+    by_category: list[Rate]
+
+
+class ChannelsResult(BaseModel):
+    buyers: int
+    orders: int
+    revenue: int
+    segments: list[Segment]
+    o2o_lift: float | None
+    """Spend per omnichannel buyer / spend per single-channel buyer."""
+    o2o_lift_vs_online_only: float | None
+    o2o_lift_vs_store_only: float | None
+    ropo: Behaviour
+    showrooming: Behaviour
+    seconds: float
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 6) if b else 0.0
+
+
+def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> ChannelsResult:
+    started = time.perf_counter()
+    lo, hi = utc_bounds(query.from_, query.to, timezone)
+    period = _period("o.ts", lo, hi)
+    online = ", ".join(f"'{c}'" for c in ONLINE)
+    segments = {
+        row[0]: row[1:]
+        for row in engine.rows(
+            "SELECT CASE WHEN online AND store THEN 'omnichannel' WHEN online THEN 'online_only' "
+            "WHEN store THEN 'store_only' ELSE 'other_only' END AS segment, count(*), "
+            "sum(orders), sum(revenue) FROM ("
+            f" SELECT pid, bool_or(channel IN ({online})) AS online, bool_or(channel = 'store') "
+            "  AS store, count(*) AS orders, coalesce(sum(revenue), 0) AS revenue "
+            f" FROM analytics_events o WHERE event = 'Order Completed' AND {period} GROUP BY pid"
+            ") GROUP BY segment"
+        )
+    }
+    buyers = sum(int(v[0]) for v in segments.values())
+    orders = sum(int(v[1]) for v in segments.values())
+    revenue = sum(int(v[2]) for v in segments.values())
+    listed = []
+    for name in SEGMENTS:
+        n, o, rev = (int(x) for x in segments.get(name, (0, 0, 0)))
+        listed.append(
+            Segment(
+                segment=name,
+                buyers=n,
+                share_of_buyers=_ratio(n, buyers),
+                orders=o,
+                revenue=rev,
+                share_of_revenue=_ratio(rev, revenue),
+                spend_per_buyer=round(rev / n, 2) if n else 0.0,
+            )
+        )
+    spend = {s.segment: s for s in listed}
+    omni = spend["omnichannel"].spend_per_buyer
+    single_buyers = spend["online_only"].buyers + spend["store_only"].buyers
+    single_revenue = spend["online_only"].revenue + spend["store_only"].revenue
+
+    def lift(base: float) -> float | None:
+        return round(omni / base, 6) if base and spend["omnichannel"].buyers else None
+
+    return ChannelsResult(
+        buyers=buyers,
+        orders=orders,
+        revenue=revenue,
+        segments=listed,
+        o2o_lift=lift(single_revenue / single_buyers if single_buyers else 0.0),
+        o2o_lift_vs_online_only=lift(spend["online_only"].spend_per_buyer),
+        o2o_lift_vs_store_only=lift(spend["store_only"].spend_per_buyer),
+        ropo=_behaviour(engine, *_ropo_sql(period, query.ropo_days)),
+        showrooming=_behaviour(
+            engine, *_showrooming_sql(period, query.showrooming_days), store_share=True
+        ),
+        seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+def _period(column: str, lo: datetime | None, hi: datetime | None) -> str:
+    parts = ["true"]
+    if lo is not None:
+        parts.append(f"{column} >= {ts_literal(lo)}")
+    if hi is not None:
+        parts.append(f"{column} < {ts_literal(hi)}")
+    return " AND ".join(parts)
+
+
+def _behaviour(
+    engine: Engine, orders_sql: str, items_sql: str, *, store_share: bool = False
+) -> Behaviour:
+    """From a query of orders (pid, store, matched) and one of line items (category,
+    matched). With `store_share`, a store's total is every matched order (its share of them)."""
+    ((total, matched, customers),) = engine.rows(
+        f"SELECT count(*), count(*) FILTER (WHERE matched), count(DISTINCT pid) "
+        f"FILTER (WHERE matched) FROM ({orders_sql})"
+    )
+    per_store = "sum(count(*)) OVER ()" if store_share else "count(*)"
+    by_store = _rates(
+        engine.rows(
+            f"SELECT store, count(*) FILTER (WHERE matched), {per_store} FROM ({orders_sql}) "
+            f"WHERE store IS NOT NULL{' AND matched' if store_share else ''} GROUP BY store"
+        )
+    )
+    by_category = _rates(
+        engine.rows(
+            f"SELECT category, count(*) FILTER (WHERE matched), count(*) FROM ({items_sql}) "
+            "WHERE category IS NOT NULL GROUP BY category"
+        )
+    )
+    return Behaviour(
+        orders=int(matched),
+        total=int(total),
+        rate=_ratio(matched, total),
+        customers=int(customers),
+        by_store=by_store,
+        by_category=by_category,
+    )
+
+
+def _rates(rows: list[tuple[Any, ...]]) -> list[Rate]:
+    rates = [Rate(key=k, matched=int(m), total=int(t), rate=_ratio(m, t)) for k, m, t in rows]
+    return sorted(rates, key=lambda r: (-r.matched, -r.total, r.key))
+
+
+def _ropo_sql(period: str, days: int) -> tuple[str, str]:
+    online = ", ".join(f"'{c}'" for c in ONLINE)
+    items = (
+        "SELECT o.seq, o.pid, o.ts, o.store_id, unnest(o.skus) AS sku "
+        f"FROM analytics_events o WHERE o.event = 'Order Completed' AND o.channel = 'store' "
+        f"AND {period}"
+    )
+    looked = (
+        f"SELECT i.seq, i.sku, bool_or(v.pid IS NOT NULL) AS viewed FROM ({items}) i "
+        "LEFT JOIN analytics_events v ON v.pid = i.pid AND v.sku = i.sku "
+        f"AND v.event = 'Product Viewed' AND v.channel IN ({online}) "
+        f"AND v.ts <= i.ts AND v.ts >= i.ts - INTERVAL {days} DAY GROUP BY i.seq, i.sku"
+    )
+    orders = (
+        "SELECT o.pid, o.store_id AS store, coalesce(l.viewed, false) AS matched "
+        "FROM analytics_events o LEFT JOIN ("
+        f" SELECT seq, bool_or(viewed) AS viewed FROM ({looked}) GROUP BY seq"
+        f") l ON l.seq = o.seq WHERE o.event = 'Order Completed' AND o.channel = 'store' "
+        f"AND {period}"
+    )
+    lines = (
+        "SELECT p.category, l.viewed AS matched FROM ("
+        f" SELECT i.seq, i.sku, coalesce(k.viewed, false) AS viewed FROM ({items}) i "
+        f" LEFT JOIN ({looked}) k ON k.seq = i.seq AND k.sku = i.sku"
+        ") l LEFT JOIN products p ON p.sku = l.sku"
+    )
+    return orders, lines
+
+
+def _showrooming_sql(period: str, days: int) -> tuple[str, str]:
+    online = ", ".join(f"'{c}'" for c in ONLINE)
+    orders = (
+        "SELECT o.seq, o.pid, o.categories, arg_max(v.store_id, (v.ts, v.seq)) AS store, "
+        "count(v.pid) > 0 AS matched FROM analytics_events o "
+        "LEFT JOIN analytics_events v ON v.pid = o.pid "
+        "AND (v.event = 'Store Visited' OR (v.event = 'Order Completed' AND v.channel = 'store')) "
+        f"AND v.ts <= o.ts AND v.ts >= o.ts - INTERVAL {days} DAY "
+        f"WHERE o.event = 'Order Completed' AND o.channel IN ({online}) AND {period} "
+        "GROUP BY o.seq, o.pid, o.categories"
+    )
+    lines = f"SELECT unnest(categories) AS category, matched FROM ({orders})"
+    return orders, lines
