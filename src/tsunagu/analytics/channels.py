@@ -110,10 +110,10 @@ def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> Chan
     }
     buyers = sum(int(v[0]) for v in segments.values())
     orders = sum(int(v[1]) for v in segments.values())
-    revenue = sum(int(v[2]) for v in segments.values())
+    revenue = round(sum(v[2] for v in segments.values()))
     listed = []
     for name in SEGMENTS:
-        n, o, rev = (int(x) for x in segments.get(name, (0, 0, 0)))
+        n, o, rev = (round(x) for x in segments.get(name, (0, 0, 0)))
         listed.append(
             Segment(
                 segment=name,

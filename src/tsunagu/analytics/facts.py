@@ -14,7 +14,8 @@ seconds, so `analytics_events` keeps them joined: one row per track / page / scr
 - `day`, the local calendar day (settings' time zone) that retention and KPIs group by;
 - the values analyses filter on as columns: `sku` and `category` of product events (the
   category from the products table, else the event's), `skus` and `categories` of the line items
-  of orders, carts and refunds, `revenue` (JPY; `properties.revenue`, else `total`), `order_id`,
+  of orders, carts and refunds, `revenue` (`properties.revenue`, else `total`: JPY, or with
+  cents in a file of another currency), `order_id`,
   the page or screen `name`, and `properties` for any other filter.
 
 Freshness: the table remembers the identity graph's change stamp and the last commit stamp of
@@ -239,7 +240,7 @@ def _rows(
         "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, a.seq, a.ts, "
         f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
         "coalesce(p.category, a.x[3]) AS category, i.skus, i.categories, "
-        "CAST(round(coalesce(TRY_CAST(a.x[4] AS DOUBLE), TRY_CAST(a.x[5] AS DOUBLE))) AS BIGINT) "
+        "coalesce(TRY_CAST(a.x[4] AS DOUBLE), TRY_CAST(a.x[5] AS DOUBLE)) "
         "AS revenue, a.x[6] AS order_id, a.name, a.properties "
         "FROM (SELECT *, coalesce(x[1], x[2]) AS sku FROM ("
         f"      SELECT *, json_extract_string(properties, {paths}) AS x FROM _a_src)) a "

@@ -140,7 +140,7 @@ def _figures(engine: Engine, query: KpiQuery, period: str) -> list[Kpis]:
         else:
             row(p, s)["by_channel"][channel] = int(n)
     for p, s, n_orders, revenue, buyers, repeat, new in orders:
-        row(p, s).update(orders=int(n_orders), revenue=int(revenue), buyers=int(buyers))
+        row(p, s).update(orders=int(n_orders), revenue=round(revenue), buyers=int(buyers))
         row(p, s).update(repeat=int(repeat), new=int(new))
     for p, s, issued, redeemed in coupons:
         row(p, s).update(issued=int(issued), redeemed=int(redeemed))

@@ -9,12 +9,27 @@ from fastapi import APIRouter, Query
 
 from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
 from tsunagu.analytics.facts import fresh_engine
+from tsunagu.analytics.fans import (
+    FanComputation,
+    FanReport,
+    compute_fan_levels,
+    fan_report,
+    load_fan_rules,
+)
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.funnels import FunnelQuery, FunnelResult, run_funnel
 from tsunagu.analytics.kpis import KpiQuery, KpiResult, run_kpis
+from tsunagu.analytics.ltv import (
+    LtvEvaluation,
+    LtvEvaluationQuery,
+    LtvFit,
+    LtvFitQuery,
+    evaluate_ltv,
+    fit_ltv,
+)
 from tsunagu.analytics.paths import PathsQuery, PathsResult, run_paths
 from tsunagu.analytics.retention import RetentionQuery, RetentionResult, run_retention
-from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -95,3 +110,59 @@ def kpis(
     )
     engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
     return run_kpis(engine=engine, query=query)
+
+
+@router.post(
+    "/ltv",
+    summary="Fit BG/NBD and Gamma-Gamma on every purchase; store each customer's expected "
+    "purchases and value",
+    response_model=LtvFit,
+)
+def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: AdminKey) -> LtvFit:
+    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    return fit_ltv(engine=engine, store=store, **dict(query))
+
+
+@router.post(
+    "/ltv/evaluate",
+    summary="Fit up to a calibration end and compare predicted with actual repeat purchases",
+    response_model=LtvEvaluation,
+)
+def ltv_evaluate(
+    query: LtvEvaluationQuery, store: StoreDep, settings: SettingsDep, _: ReadKey
+) -> LtvEvaluation:
+    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    return evaluate_ltv(engine=engine, **dict(query))
+
+
+@router.get(
+    "/fans",
+    summary="Fan levels: the distribution as of a day and the movement since another",
+    response_model=FanReport,
+)
+def fans(
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    as_of: date | None = Query(default=None, description="day (local); default the last with data"),
+    compare_to: date | None = Query(default=None, description="earlier day to compare with"),
+) -> FanReport:
+    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    rules = load_fan_rules(settings.data_dir)
+    return fan_report(engine=engine, rules=rules, as_of=as_of, compare_to=compare_to)
+
+
+@router.post(
+    "/fans/compute",
+    summary="Recompute and store every profile's fan level",
+    response_model=FanComputation,
+)
+def fans_compute(
+    store: StoreDep,
+    settings: SettingsDep,
+    _: AdminKey,
+    as_of: date | None = Query(default=None, description="day (local); default the last with data"),
+) -> FanComputation:
+    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    rules = load_fan_rules(settings.data_dir)
+    return compute_fan_levels(store=store, rules=rules, as_of=as_of)

@@ -8,13 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from tsunagu.analytics.fans import level_of
+from tsunagu.analytics.ltv import prediction_of
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 from tsunagu.events.model import Channel
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.erasure import erase_profile
 from tsunagu.identity.graph import split_identifier
-from tsunagu.identity.profiles import get_profile, lookup, timeline
+from tsunagu.identity.profiles import Profile, get_profile, lookup, timeline
 from tsunagu.identity.rules import load_rules
+from tsunagu.store import Store
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 
@@ -31,7 +34,7 @@ def lookup_profile(
 ) -> dict[str, Any]:
     rules = load_rules(settings.data_dir)
     profile_id = lookup(store=store, rules=rules, kind=type, value=value)
-    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id, rules=rules))
+    return _with_figures(store, get_profile(store=store, profile_id=profile_id, rules=rules))
 
 
 @router.get("/{profile_id}/timeline", summary="The profile's events across channels, newest first")
@@ -87,4 +90,13 @@ def read_profile(
     profile_id: str, store: StoreDep, settings: SettingsDep, _: ReadKey
 ) -> dict[str, Any]:
     rules = load_rules(settings.data_dir)
-    return dataclasses.asdict(get_profile(store=store, profile_id=profile_id, rules=rules))
+    return _with_figures(store, get_profile(store=store, profile_id=profile_id, rules=rules))
+
+
+def _with_figures(store: Store, profile: Profile) -> dict[str, Any]:
+    """The profile, with what analytics computed for it: its fan level and lifetime value
+    (null until `tsunagu fans compute` / `tsunagu ltv fit` have run)."""
+    out = dataclasses.asdict(profile)
+    out["fan_level"] = level_of(store, profile.profile_id)
+    out["ltv"] = prediction_of(store, profile.profile_id)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Annotated, Any
 
 import typer
@@ -350,3 +351,178 @@ def kpis(
             "-" if k.coupon_redemption_rate is None else f"{k.coupon_redemption_rate:.1%}",
         )
     console.print(table)
+
+
+ltv_app = typer.Typer(
+    help="Lifetime value: BG/NBD and Gamma-Gamma fitted on every channel's purchases.",
+    no_args_is_help=True,
+)
+app.add_typer(ltv_app, name="ltv")
+
+
+@ltv_app.command("fit")
+def ltv_fit(
+    horizon_days: Annotated[int, typer.Option(help="days ahead to predict")] = 365,
+    unit_days: Annotated[int, typer.Option(help="days in a period of the fit (7: weeks)")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Fit the models on all purchases; keep every customer's expected purchases and value."""
+    from tsunagu.analytics.ltv import LtvFit, fit_ltv
+
+    params = {"horizon_days": horizon_days, "unit_days": unit_days}
+    result = _run(
+        "/v1/analytics/ltv",
+        params,
+        lambda engine: fit_ltv(engine=engine, store=engine.store, **params),
+        LtvFit,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"lifetime value, purchases to {result.observation_end}", show_header=False)
+    rows = [
+        ("customers (repeat)", f"{result.customers:,} ({result.repeat_customers:,})"),
+        ("BG/NBD r, alpha", f"{result.r:.4f}, {result.alpha:.4f}"),
+        ("BG/NBD a, b", f"{result.a:.4f}, {result.b:.4f}"),
+        ("log-likelihood", f"{result.log_likelihood:.2f}"),
+    ]
+    if result.p is not None:
+        rows += [
+            ("Gamma-Gamma p, q, v", f"{result.p:.4f}, {result.q:.4f}, {result.v:.4f}"),
+            ("log-likelihood", f"{result.gamma_gamma_log_likelihood:.2f}"),
+        ]
+    rows.append(
+        (f"expected purchases, next {horizon_days} days", f"{result.expected_purchases:,.1f}")
+    )
+    if result.expected_value is not None:
+        rows.append((f"expected value, next {horizon_days} days", f"{result.expected_value:,.0f}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+@ltv_app.command("evaluate")
+def ltv_evaluate(
+    calibration_end: Annotated[
+        str, typer.Option("--calibration-end", help="last day (local) of the fitting period")
+    ],
+    unit_days: Annotated[int, typer.Option(help="days in a period of the fit (7: weeks)")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Fit up to a day, predict the purchases after it, and compare with what happened."""
+    from tsunagu.analytics.ltv import LtvEvaluation, LtvEvaluationQuery, evaluate_ltv
+
+    try:
+        query = parse(
+            LtvEvaluationQuery, {"calibration_end": calibration_end, "unit_days": unit_days}
+        )
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _run(
+        "/v1/analytics/ltv/evaluate",
+        query.model_dump(mode="json"),
+        lambda engine: evaluate_ltv(engine=engine, **dict(query)),
+        LtvEvaluation,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(
+        f"BG/NBD fitted to {result.calibration_end}: r={result.r:.4f} alpha={result.alpha:.4f} "
+        f"a={result.a:.4f} b={result.b:.4f} (log-likelihood {result.log_likelihood:.2f})"
+    )
+    table = Table(title=f"repeat purchases {result.calibration_end} → {result.holdout_end}")
+    for name in ("purchases in calibration", "customers", "predicted", "actual"):
+        table.add_column(name, justify="right")
+    for g in result.by_frequency:
+        table.add_row(g.label, f"{g.customers:,}", f"{g.predicted:,.1f}", f"{g.actual:,}")
+    table.add_row("all", f"{result.customers:,}", f"{result.predicted:,.1f}", f"{result.actual:,}")
+    console.print(table)
+
+
+fans_app = typer.Typer(
+    help="Fan levels: relationship strength across channels.", no_args_is_help=True
+)
+app.add_typer(fans_app, name="fans")
+
+
+@fans_app.command("compute")
+def fans_compute(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="day (local); default the last with data")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Recompute and store every profile's fan level (rules: fan-rules.json in the data dir)."""
+    from tsunagu.analytics.fans import FanComputation, compute_fan_levels, load_fan_rules
+
+    def here(store: Store) -> FanComputation:
+        from tsunagu.analytics.facts import fresh_engine
+
+        settings = state.settings
+        fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+        day = date.fromisoformat(as_of) if as_of else None
+        return compute_fan_levels(store=store, rules=load_fan_rules(settings.data_dir), as_of=day)
+
+    def there(server: RunningServer) -> FanComputation:
+        params = {"as_of": as_of} if as_of else {}
+        return FanComputation.model_validate(
+            call(server, "POST", "/v1/analytics/fans/compute", params=params)
+        )
+
+    try:
+        result = local_or_server(here, there)
+    except ValueError as exc:
+        raise fail(InvalidInput(f"as_of: {exc}", field="as_of")) from None
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(
+        f"fan levels of {result.profiles:,} profiles as of {result.as_of} ({result.seconds:.1f} s)"
+    )
+
+
+@fans_app.command("report")
+def fans_report(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="day (local); default the last with data")
+    ] = None,
+    compare_to: Annotated[
+        str | None, typer.Option("--compare-to", help="earlier day to compare with")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """How many customers are at each fan level, and how many moved up or down since a day."""
+    from tsunagu.analytics.fans import FanReport, fan_report, load_fan_rules
+
+    try:
+        days = [date.fromisoformat(d) if d else None for d in (as_of, compare_to)]
+    except ValueError as exc:
+        raise fail(InvalidInput(f"as_of / compare_to: {exc}", field="as_of")) from None
+    rules = load_fan_rules(state.settings.data_dir)
+    result = _get(
+        "/v1/analytics/fans",
+        {"as_of": as_of, "compare_to": compare_to},
+        lambda engine: fan_report(engine=engine, rules=rules, as_of=days[0], compare_to=days[1]),
+        FanReport,
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"fan levels as of {result.as_of} ({result.window_days} days)")
+    for name in ("level", "customers", "share", "revenue", "share of revenue"):
+        table.add_column(name, justify="left" if name == "level" else "right")
+    for lv in result.levels:
+        table.add_row(
+            f"{lv.level} {lv.name} ({lv.name_en})",
+            f"{lv.customers:,}",
+            f"{lv.share:.1%}",
+            f"{lv.revenue:,}",
+            f"{lv.share_of_revenue:.1%}",
+        )
+    console.print(table)
+    if result.compare_to:
+        console.print(
+            f"since {result.compare_to}: {result.moved_up:,} up, {result.moved_down:,} down, "
+            f"{result.stayed:,} stayed"
+        )

@@ -300,13 +300,50 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 category   VARCHAR,
                 skus       VARCHAR[],
                 categories VARCHAR[],
-                revenue    BIGINT,
+                revenue    DOUBLE,
                 order_id   VARCHAR,
                 name       VARCHAR,
                 properties JSON
             )""",
             "CREATE TABLE analytics_profiles (pid BIGINT NOT NULL, profile_id VARCHAR NOT NULL)",
             "CREATE TABLE analytics_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        ],
+    ),
+    (
+        "fan levels",
+        [
+            # Each profile's fan level and its points as of a day (analytics/fans.py),
+            # replaced by every computation.
+            """CREATE TABLE fan_levels (
+                profile_id  VARCHAR   NOT NULL,
+                level       INTEGER   NOT NULL,
+                score       INTEGER   NOT NULL,
+                recency     INTEGER   NOT NULL,
+                frequency   INTEGER   NOT NULL,
+                monetary    INTEGER   NOT NULL,
+                omnichannel INTEGER   NOT NULL,
+                engagement  INTEGER   NOT NULL,
+                as_of       DATE      NOT NULL,
+                computed_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
+    (
+        "lifetime value predictions",
+        [
+            # Each customer's BG/NBD + Gamma-Gamma figures from the last `tsunagu ltv fit`
+            # (analytics/ltv.py); recency and t in periods of the fit's unit.
+            """CREATE TABLE ltv_predictions (
+                profile_id         VARCHAR   NOT NULL,
+                frequency          BIGINT    NOT NULL,
+                recency            DOUBLE    NOT NULL,
+                t                  DOUBLE    NOT NULL,
+                expected_purchases DOUBLE    NOT NULL,
+                expected_value     DOUBLE,
+                horizon_days       INTEGER   NOT NULL,
+                as_of              DATE      NOT NULL,
+                computed_at        TIMESTAMP NOT NULL
+            )""",
         ],
     ),
 ]
