@@ -155,6 +155,19 @@ def demo(
 
         report = build_graph(store=store, rules=load_rules(state.settings.data_dir))
         err.print(f"identity: {report.identifiers:,} identifiers in {report.profiles:,} profiles")
+        from tsunagu.analytics.facts import ensure_fresh
+        from tsunagu.analytics.fans import compute_fan_levels, load_fan_rules
+
+        analysed = ensure_fresh(
+            store=store,
+            rules=load_rules(state.settings.data_dir),
+            timezone=state.settings.timezone,
+        )
+        fans = compute_fan_levels(store=store, rules=load_fan_rules(state.settings.data_dir))
+        err.print(
+            f"analytics: {analysed.events:,} events of customers; fan levels of {fans.profiles:,} "
+            "profiles"
+        )
         api_key_file = state.settings.data_dir / "demo-api-key.txt"
         if not api_key_file.exists():
             from tsunagu.keys import create_key
@@ -190,6 +203,10 @@ def demo(
         f"[bold]demo read API key[/bold]: {api_key}\n"
         f"a profile:    curl -H 'Authorization: Bearer {api_key}' "
         f"'http://{host}:{port}/v1/profiles/lookup?type=user_id&value={member}'\n"
+        f"a funnel:     curl -H 'Authorization: Bearer {api_key}' -H 'Content-Type: "
+        'application/json\' -d \'{"steps": [{"event": "Product Viewed", "channel": '
+        '"app"}, {"event": "Store Visited"}, {"event": "Order Completed", '
+        f'"channel": "store"}}], "window": "14d"}}\' http://{host}:{port}/v1/analytics/funnel\n'
     )
     serve(host=host, port=port)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -22,6 +22,8 @@ from tsunagu.cli.common import (
 from tsunagu.exceptions import InvalidInput
 from tsunagu.store import Store
 
+T = TypeVar("T")
+
 
 @identity_app.command("build")
 def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -30,7 +32,7 @@ def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     from tsunagu.identity.rules import load_rules
 
     rules = load_rules(state.settings.data_dir)
-    report = local_only(lambda store: build_graph(store=store, rules=rules))
+    report = local_only(lambda store: _analysed(store, build_graph(store=store, rules=rules)))
     if as_json:
         print_json(dataclasses.asdict(report))
         return
@@ -43,6 +45,21 @@ def identity_build(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     )
 
 
+def _analysed(store: Store, report: T) -> T:
+    """After the graph changed, the analytics table follows it now rather than at the first
+    question (analytics/facts.py)."""
+    from tsunagu.analytics.facts import ensure_fresh
+    from tsunagu.identity.rules import load_rules
+
+    settings = state.settings
+    refresh = ensure_fresh(
+        store=store, rules=load_rules(settings.data_dir), timezone=settings.timezone
+    )
+    if refresh.kind != "fresh":
+        err.print(f"[dim]analytics table {refresh.kind} ({refresh.seconds:.1f} s)[/dim]")
+    return report
+
+
 @identity_app.command("update")
 def identity_update(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Fold events and member changes since the last build or update into the graph."""
@@ -50,7 +67,7 @@ def identity_update(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     from tsunagu.identity.rules import load_rules
 
     rules = load_rules(state.settings.data_dir)
-    report = local_only(lambda store: update_graph(store=store, rules=rules))
+    report = local_only(lambda store: _analysed(store, update_graph(store=store, rules=rules)))
     if as_json:
         print_json(dataclasses.asdict(report))
         return

@@ -1,0 +1,229 @@
+"""Cross-channel analytics on an imported store, each timed on tsunagu and, in the same run,
+on a pandas reference implementation (vectorised: merge_asof, groupby) over the same events,
+with the ratio and the answers compared:
+
+- a 4-step cross-channel funnel with a 7-day window (app view -> store visit -> any view ->
+  store purchase; and the plain 4-step online funnel);
+- a weekly retention triangle (purchase -> purchase);
+- paths after an app product view, 3 steps.
+
+Also the analytics table's build time and peak memory (RSS).
+
+    .venv/bin/python benchmarks/funnel.py --data-dir DIR [--repeat 3] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsunagu.analytics.engine import Engine
+from tsunagu.analytics.facts import ensure_fresh, rebuild
+from tsunagu.analytics.filters import parse
+from tsunagu.analytics.funnels import FunnelQuery, run_funnel
+from tsunagu.analytics.paths import PathsQuery, run_paths
+from tsunagu.analytics.retention import RetentionQuery, run_retention
+from tsunagu.identity.rules import load_rules
+from tsunagu.store import Store
+
+TZ = "Asia/Tokyo"
+WEEK_US = 7 * 86400 * 1_000_000
+
+CROSS = [
+    ("Product Viewed", "app"),
+    ("Store Visited", None),
+    ("Product Viewed", None),
+    ("Order Completed", "store"),
+]
+ONLINE = [
+    ("Product Viewed", None),
+    ("Product Added", None),
+    ("Checkout Started", None),
+    ("Order Completed", None),
+]
+
+
+def rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
+    times, answer = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = run()
+        times.append(time.perf_counter() - started)
+    return min(times), answer
+
+
+# -- pandas reference -------------------------------------------------------------------------
+
+
+def pandas_funnel(ev: pd.DataFrame, steps: list[tuple[str, str | None]]) -> list[int]:
+    """Ordered funnel, 7-day window, each customer's best attempt (the same definitions)."""
+
+    def rows(event: str, channel: str | None) -> pd.DataFrame:
+        hit = ev["event"] == event
+        if channel:
+            hit &= ev["channel"] == channel
+        out = ev.loc[hit, ["pid", "r", "us"]]
+        return out.astype({"r": "float64"})
+
+    first = rows(*steps[0])
+    second = rows(*steps[1])
+    # A start with another start before its step 2 is superseded (funnels.py).
+    both = pd.concat([first.assign(k=1), second.assign(k=2)]).sort_values(
+        ["pid", "r"], kind="stable"
+    )
+    nxt_pid, nxt_k = both["pid"].shift(-1), both["k"].shift(-1)
+    superseded = (both["k"] == 1) & (nxt_pid == both["pid"]) & (nxt_k == 1)
+    starts = both.loc[(both["k"] == 1) & ~superseded, ["pid", "r", "us"]].rename(
+        columns={"r": "r1", "us": "t1"}
+    )
+    chain = starts.sort_values("r1")
+    prev = "r1"
+    alive = pd.Series(True, index=chain.index)
+    for i, step in enumerate(steps[1:], start=2):
+        right = rows(*step).rename(columns={"r": f"r{i}", "us": f"t{i}"}).sort_values(f"r{i}")
+        chain = pd.merge_asof(
+            chain.sort_values(prev),
+            right,
+            left_on=prev,
+            right_on=f"r{i}",
+            by="pid",
+            direction="forward",
+            allow_exact_matches=False,
+        )
+        alive = chain[f"t{i}"].notna() & (chain[f"t{i}"] <= chain["t1"] + WEEK_US)
+        if i > 2:
+            alive &= chain[f"ok{i - 1}"]
+        chain[f"ok{i}"] = alive
+        chain[f"r{i}"] = chain[f"r{i}"].where(alive, np.inf)
+        prev = f"r{i}"
+    depth = 1 + sum(chain[f"ok{i}"].astype(int) for i in range(2, len(steps) + 1))
+    best = depth.groupby(chain["pid"]).max()
+    return [int((best >= k).sum()) for k in range(1, len(steps) + 1)]
+
+
+def pandas_retention(ev: pd.DataFrame) -> dict[tuple[Any, int], int]:
+    orders = ev.loc[ev["event"] == "Order Completed", ["pid", "day"]]
+    weeks = orders["day"] - pd.to_timedelta(orders["day"].dt.weekday, unit="D")
+    orders = orders.assign(week=weeks)
+    cohort = orders.groupby("pid")["week"].min().rename("cohort")
+    back = orders[["pid", "week"]].drop_duplicates().join(cohort, on="pid")
+    back["n"] = (back["week"] - back["cohort"]).dt.days // 7
+    cells = back[(back["n"] >= 1) & (back["n"] <= 12)].groupby(["cohort", "n"]).size()
+    return {(c.date(), int(n)): int(v) for (c, n), v in cells.items()}
+
+
+def pandas_paths(ev: pd.DataFrame) -> dict[tuple[int, str], int]:
+    hit = (ev["event"] == "Product Viewed") & (ev["channel"] == "app")
+    anchors = ev.loc[hit].groupby("pid").agg(r0=("r", "min"))
+    anchors["t0"] = ev.loc[hit].groupby("pid")["us"].min()
+    near = ev.join(anchors, on="pid", how="inner")
+    near = near[(near["r"] >= near["r0"]) & (near["us"] <= near["t0"] + 86400 * 1_000_000)]
+    near = near.sort_values(["pid", "r"], kind="stable")
+    near["step"] = near["event"] + " · " + near["channel"]
+    prev = near.groupby("pid")["step"].shift(1)
+    kept = near[(near["r"] != near["r0"]) & (prev != near["step"])]
+    level = kept.groupby("pid").cumcount() + 1
+    shown = kept.assign(level=level)[level <= 3]
+    return {(int(lv), s): int(n) for (lv, s), n in shown.groupby(["level", "step"]).size().items()}
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rebuild", action="store_true", help="time a full analytics build")
+    args = parser.parse_args()
+    with Store(args.data_dir / "tsunagu.duckdb", memory_limit="4GB") as store:
+        rules = load_rules(args.data_dir)
+        if args.rebuild:
+            started = time.perf_counter()
+            with store.transaction() as cur:
+                n = rebuild(cur, rules, timezone=TZ)
+            print(f"analytics table rebuilt: {n:,} events in {time.perf_counter() - started:.1f} s")
+        print(f"fresh: {ensure_fresh(store=store, rules=rules, timezone=TZ)}")
+        engine = Engine(store)
+        events = store.scalar("SELECT count(*) FROM analytics_events")
+        customers = store.scalar("SELECT count(DISTINCT pid) FROM analytics_events")
+        print(f"{events:,} events of {customers:,} customers; 2 cores; best of {args.repeat}")
+
+        started = time.perf_counter()
+        ev = (
+            store.cursor()
+            .sql("SELECT pid, r, epoch_us(ts) AS us, day, event, channel FROM analytics_events")
+            .df()
+        )
+        ev["day"] = pd.to_datetime(ev["day"])
+        load = time.perf_counter() - started
+        print(f"pandas: events loaded into a DataFrame in {load:.1f} s (not counted below)")
+
+        rows = []
+        for name, steps in (
+            ("funnel, 4 steps cross-channel", CROSS),
+            ("funnel, 4 steps online", ONLINE),
+        ):
+            query = parse(
+                FunnelQuery,
+                {
+                    "steps": [{"event": e, **({"channel": c} if c else {})} for e, c in steps],
+                    "window": "7d",
+                },
+            )
+            ours, answer = best_of(
+                args.repeat, lambda q=query: run_funnel(engine=engine, query=q, timezone=TZ)
+            )
+            theirs, reference = best_of(1, lambda s=steps: pandas_funnel(ev, s))
+            rows.append((name, ours, theirs, [s.customers for s in answer.steps] == reference))
+
+        query = parse(
+            RetentionQuery,
+            {
+                "start": {"event": "Order Completed"},
+                "return": {"event": "Order Completed"},
+                "grain": "week",
+            },
+        )
+        ours, answer = best_of(args.repeat, lambda: run_retention(engine=engine, query=query))
+        theirs, reference = best_of(1, lambda: pandas_retention(ev))
+        got = {
+            (c.cohort, n): v for c in answer.cohorts for n, v in enumerate(c.retained) if n and v
+        }
+        rows.append(("retention, weekly triangle", ours, theirs, got == reference))
+
+        query = parse(
+            PathsQuery,
+            {"event": {"event": "Product Viewed", "channel": "app"}, "depth": 3, "top": 50},
+        )
+        ours, answer = best_of(
+            args.repeat, lambda: run_paths(engine=engine, query=query, timezone=TZ)
+        )
+        theirs, reference = best_of(1, lambda: pandas_paths(ev))
+        got_nodes = {
+            (n.level, n.step): n.customers
+            for n in answer.nodes
+            if n.level > 0 and n.step not in ("(end)", "(other)")
+        }
+        same = all(reference.get(k) == v for k, v in got_nodes.items())
+        rows.append(("paths, 3 steps after an app view", ours, theirs, same))
+
+        print(f"{'analysis':36} {'tsunagu':>9} {'pandas':>9} {'ratio':>7}  same answer")
+        for name, ours, theirs, same in rows:
+            print(f"{name:36} {ours:8.3f}s {theirs:8.2f}s {theirs / ours:6.1f}x  {same}")
+        print(f"peak RSS {rss_gb():.1f} GB (the pandas frame included)")
+
+
+if __name__ == "__main__":
+    main()
