@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+import random
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,52 @@ def test_bad_calibration_ends_name_the_field(cdnow: Path) -> None:
 def test_a_store_without_purchases_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "ltv", "fit"])
     assert result.exit_code == 2 and "no purchases" in result.output
+
+
+def pos_file(
+    path: Path, *, customers: int, seed: int, free: bool = False, regular: bool = False
+) -> Path:
+    """Purchases as BG/NBD imagines them (a rate per customer, a chance to drop out after each
+    purchase), or, `regular`, every customer once a month without fail."""
+    rng = random.Random(seed)
+    rows = ["customer_id,date,quantity,amount"]
+    start = date(2026, 1, 1)
+    for c in range(customers):
+        day = start + timedelta(days=rng.randrange(60))
+        rate = rng.gammavariate(0.8, 1 / 20)  # purchases per day
+        while day <= date(2026, 9, 30):
+            free_order = free and c % 7 == 0 and len(rows) % 2 == 0
+            amount = 0 if free_order else rng.randint(500, 20000)
+            rows.append(f"C{c:04d},{day},1,{amount}")
+            if regular:
+                day += timedelta(days=30)
+                continue
+            if rng.random() < 0.2:
+                break
+            day += timedelta(days=1 + int(rng.expovariate(rate)))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def import_pos(data: Path, file: Path) -> None:
+    result = CliRunner().invoke(app, ["--data-dir", str(data), "import", "pos", str(file)])
+    assert result.exit_code == 0, result.output
+
+
+def test_free_orders_do_not_break_the_spend_model(tmp_path: Path) -> None:
+    """Orders fully paid by a coupon (amount 0) leave some customers a mean spend of zero: the
+    Gamma-Gamma model is fitted on the others, and every customer still gets a value."""
+    data = tmp_path / "data"
+    import_pos(data, pos_file(tmp_path / "pos.csv", customers=400, seed=3, free=True))
+    got = run(data, "ltv", "fit")
+    assert got["customers"] == 400 and got["p"] is not None
+    with Store(data / "tsunagu.duckdb") as store:
+        assert store.scalar("SELECT count(*) FROM ltv_predictions WHERE expected_value > 0") == 400
+
+
+def test_purchases_without_drop_out_say_the_model_does_not_fit(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    import_pos(data, pos_file(tmp_path / "pos.csv", customers=50, seed=4, regular=True))
+    result = CliRunner().invoke(app, ["--data-dir", str(data), "ltv", "fit", "--json"])
+    assert result.exit_code == 2 and "degenerate" in result.output
+    assert result.stdout == ""  # no half-written JSON

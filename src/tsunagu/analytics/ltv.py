@@ -14,7 +14,8 @@ The customer-by-customer summary follows the papers:
 - frequency is the number of purchase days after the first, recency the time from the first
   purchase day to the last, T the time from the first purchase day to the end of the
   observation, in fractional periods of `unit_days` (7: weeks) computed from the dates;
-- the monetary value is the mean value of the repeat purchase days (the first is left out).
+- the monetary value is the mean value of the repeat purchase days (the first is left out);
+  the Gamma-Gamma model is fitted on the customers whose mean is above zero.
 
 `evaluate` fits on purchases up to a calibration end and compares the expected number of
 repeat purchase days in the rest of the data with what happened, in total and per
@@ -224,12 +225,22 @@ def fit_ltv(
         s = _summary(engine, end, unit_days)
         bg, bg_model = fit_bg_nbd(s["frequency"], s["recency"], s["t"])
         repeat = s["frequency"] > 0
+        # The Gamma-Gamma model needs spend above zero: free orders (a full discount) and
+        # refunds netted in an order leave some customers' means at zero or below.
+        spending = repeat & (np.nan_to_num(s["monetary"].astype(float)) > 0)
         gg: GammaGamma | None = None
         expected = _expected(bg_model, horizon_days / unit_days)
+        if not np.all(np.isfinite(expected)):
+            raise InvalidInput(
+                f"events: the BG/NBD estimate is degenerate (r={bg.r:.4g}, alpha={bg.alpha:.4g}, "
+                f"a={bg.a:.4g}, b={bg.b:.4g}) and its predictions are not finite: the purchases "
+                "show too little spread in purchase rates or drop-out for the model",
+                field="events",
+            )
         value = None
-        if repeat.sum() >= MIN_CUSTOMERS:
+        if spending.sum() >= MIN_CUSTOMERS:
             gg, gg_model = fit_gamma_gamma(
-                s["frequency"][repeat], s["monetary"][repeat].astype(float)
+                s["frequency"][spending], s["monetary"][spending].astype(float)
             )
             value = expected * _expected_spend(gg_model, s["frequency"], s["monetary"])
         if store is not None:
@@ -267,7 +278,7 @@ def _expected_spend(model: Any, frequency: np.ndarray, monetary: np.ndarray) -> 
         {
             "customer_id": np.arange(len(frequency)),
             "frequency": frequency,
-            "monetary_value": np.where(frequency > 0, np.nan_to_num(monetary.astype(float)), 0.0),
+            "monetary_value": np.clip(np.nan_to_num(monetary.astype(float)), 0.0, None),
         }
     )
     return np.asarray(model.expected_customer_spend(data=data).values).reshape(-1)
@@ -324,6 +335,13 @@ def evaluate_ltv(*, engine: Engine, calibration_end: date, unit_days: int = 7) -
         bg, model = fit_bg_nbd(s["frequency"], s["recency"], s["t"])
         holdout_days = (last - calibration_end).days
         predicted = _expected(model, holdout_days / unit_days)
+        if not np.all(np.isfinite(predicted)):
+            raise InvalidInput(
+                f"calibration_end: the BG/NBD estimate up to {calibration_end} is degenerate "
+                f"(r={bg.r:.4g}, alpha={bg.alpha:.4g}, a={bg.a:.4g}, b={bg.b:.4g}) and its "
+                "predictions are not finite",
+                field="calibration_end",
+            )
     finally:
         quiet.__exit__(None, None, None)
     actual_by_pid = dict(
