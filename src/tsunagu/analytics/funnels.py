@@ -380,14 +380,7 @@ def _ordered_attempts(query: FunnelQuery, window: int, in_range: list[str]) -> l
             f"WHEN depth0 >= {i} AND r{i} > ex{j} THEN {i - 1}" for i in range(a + 1, b + 1)
         )
         depth = f"least({depth}, CASE {cases} ELSE depth0 END)"
-    durations = ", ".join(
-        f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
-    )
-    return [
-        nx,
-        chain,
-        f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)",
-    ]
+    return [nx, chain, _attempts(depth, k)]
 
 
 def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
@@ -407,12 +400,13 @@ def _any_attempts(k: int, window: int, in_range: list[str]) -> list[str]:
     chain = f"c AS (SELECT s1.pid, s1.b, s1.r AS r1, s1.ts AS start, {times} FROM nx s1 WHERE {' AND '.join(in_range)})"
     deadline = f"start + INTERVAL {window} SECOND"
     depth = " + ".join(f"(CASE WHEN t{i} <= {deadline} THEN 1 ELSE 0 END)" for i in range(1, k + 1))
+    # depth counts steps done in time; t_i only grows with i, so they are always steps 1..depth.
+    return [nx, chain, _attempts(depth, k)]
+
+
+def _attempts(depth: str, k: int) -> str:
+    """`a`: an attempt's customer, breakdown value, start, depth and times between steps."""
     durations = ", ".join(
         f"date_diff('millisecond', t{i - 1}, t{i}) / 1000.0 AS d{i}" for i in range(2, k + 1)
     )
-    # depth counts steps done in time; t_i only grows with i, so they are always steps 1..depth.
-    return [
-        nx,
-        chain,
-        f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)",
-    ]
+    return f"a AS (SELECT pid, b, r1, CAST({depth} AS BIGINT) AS depth, {durations} FROM c)"

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -145,12 +147,24 @@ def _summary(engine: Engine, end: date, unit_days: int) -> dict[str, np.ndarray]
     return columns
 
 
-def _quiet() -> Any:
+@contextmanager
+def _quiet() -> Iterator[None]:
     """pymc and arviz speak through warnings and progress bars; a command prints figures."""
-    context = warnings.catch_warnings()
-    context.__enter__()
-    warnings.simplefilter("ignore")
-    return context
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _finite(expected: np.ndarray, bg: BgNbd, *, field: str, fitted: str) -> np.ndarray:
+    """`expected`, unless a degenerate estimate made it infinite or NaN."""
+    if not np.all(np.isfinite(expected)):
+        raise InvalidInput(
+            f"{field}: the BG/NBD estimate {fitted} is degenerate (r={bg.r:.4g}, "
+            f"alpha={bg.alpha:.4g}, a={bg.a:.4g}, b={bg.b:.4g}) and its predictions are not "
+            "finite: the purchases show too little spread in purchase rates or drop-out",
+            field=field,
+        )
+    return expected
 
 
 def fit_bg_nbd(frequency: np.ndarray, recency: np.ndarray, t: np.ndarray) -> tuple[BgNbd, Any]:
@@ -220,8 +234,7 @@ def fit_ltv(
     end = engine.rows("SELECT max(day) FROM analytics_events WHERE event = 'Order Completed'")[0][0]
     if end is None:
         raise InvalidInput("no purchases (Order Completed) to fit on", field="events")
-    quiet = _quiet()
-    try:
+    with _quiet():
         s = _summary(engine, end, unit_days)
         bg, bg_model = fit_bg_nbd(s["frequency"], s["recency"], s["t"])
         repeat = s["frequency"] > 0
@@ -229,14 +242,9 @@ def fit_ltv(
         # refunds netted in an order leave some customers' means at zero or below.
         spending = repeat & (np.nan_to_num(s["monetary"].astype(float)) > 0)
         gg: GammaGamma | None = None
-        expected = _expected(bg_model, horizon_days / unit_days)
-        if not np.all(np.isfinite(expected)):
-            raise InvalidInput(
-                f"events: the BG/NBD estimate is degenerate (r={bg.r:.4g}, alpha={bg.alpha:.4g}, "
-                f"a={bg.a:.4g}, b={bg.b:.4g}) and its predictions are not finite: the purchases "
-                "show too little spread in purchase rates or drop-out for the model",
-                field="events",
-            )
+        expected = _finite(
+            _expected(bg_model, horizon_days / unit_days), bg, field="events", fitted="on them"
+        )
         value = None
         if spending.sum() >= MIN_CUSTOMERS:
             gg, gg_model = fit_gamma_gamma(
@@ -245,8 +253,6 @@ def fit_ltv(
             value = expected * _expected_spend(gg_model, s["frequency"], s["monetary"])
         if store is not None:
             _save(store, s, expected, value, horizon_days, end)
-    finally:
-        quiet.__exit__(None, None, None)
     return LtvFit(
         observation_end=end,
         unit_days=unit_days,
@@ -329,21 +335,16 @@ def evaluate_ltv(*, engine: Engine, calibration_end: date, unit_days: int = 7) -
             + (f" ({last})" if last else " (there are no purchases)"),
             field="calibration_end",
         )
-    quiet = _quiet()
-    try:
+    with _quiet():
         s = _summary(engine, calibration_end, unit_days)
         bg, model = fit_bg_nbd(s["frequency"], s["recency"], s["t"])
         holdout_days = (last - calibration_end).days
-        predicted = _expected(model, holdout_days / unit_days)
-        if not np.all(np.isfinite(predicted)):
-            raise InvalidInput(
-                f"calibration_end: the BG/NBD estimate up to {calibration_end} is degenerate "
-                f"(r={bg.r:.4g}, alpha={bg.alpha:.4g}, a={bg.a:.4g}, b={bg.b:.4g}) and its "
-                "predictions are not finite",
-                field="calibration_end",
-            )
-    finally:
-        quiet.__exit__(None, None, None)
+        predicted = _finite(
+            _expected(model, holdout_days / unit_days),
+            bg,
+            field="calibration_end",
+            fitted=f"up to {calibration_end}",
+        )
     actual_by_pid = dict(
         engine.rows(
             "SELECT pid, count(DISTINCT day) FROM analytics_events WHERE event = 'Order Completed' "

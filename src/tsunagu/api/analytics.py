@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
+from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.facts import fresh_engine
 from tsunagu.analytics.fans import (
     FanComputation,
@@ -30,8 +31,14 @@ from tsunagu.analytics.ltv import (
 from tsunagu.analytics.paths import PathsQuery, PathsResult, run_paths
 from tsunagu.analytics.retention import RetentionQuery, RetentionResult, run_retention
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.config import Settings
+from tsunagu.store import Store
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+def _fresh(store: Store, settings: Settings) -> Engine:
+    return fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
 
 
 @router.post(
@@ -40,7 +47,7 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
     response_model=FunnelResult,
 )
 def funnel(query: FunnelQuery, store: StoreDep, settings: SettingsDep, _: ReadKey) -> FunnelResult:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return run_funnel(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -52,7 +59,7 @@ def funnel(query: FunnelQuery, store: StoreDep, settings: SettingsDep, _: ReadKe
 def retention(
     query: RetentionQuery, store: StoreDep, settings: SettingsDep, _: ReadKey
 ) -> RetentionResult:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return run_retention(engine=engine, query=query)
 
 
@@ -62,7 +69,7 @@ def retention(
     response_model=PathsResult,
 )
 def paths(query: PathsQuery, store: StoreDep, settings: SettingsDep, _: ReadKey) -> PathsResult:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return run_paths(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -84,7 +91,7 @@ def channels(
         ChannelsQuery,
         {"from": start, "to": to, "ropo_days": ropo_days, "showrooming_days": showrooming_days},
     )
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return run_channels(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -108,7 +115,7 @@ def kpis(
         KpiQuery,
         {"from": start, "to": to, "grain": grain, "store_id": store_id, "by_store": by_store},
     )
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return run_kpis(engine=engine, query=query)
 
 
@@ -119,7 +126,7 @@ def kpis(
     response_model=LtvFit,
 )
 def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: AdminKey) -> LtvFit:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return fit_ltv(engine=engine, store=store, **dict(query))
 
 
@@ -131,7 +138,7 @@ def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: Admin
 def ltv_evaluate(
     query: LtvEvaluationQuery, store: StoreDep, settings: SettingsDep, _: ReadKey
 ) -> LtvEvaluation:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     return evaluate_ltv(engine=engine, **dict(query))
 
 
@@ -147,7 +154,7 @@ def fans(
     as_of: date | None = Query(default=None, description="day (local); default the last with data"),
     compare_to: date | None = Query(default=None, description="earlier day to compare with"),
 ) -> FanReport:
-    engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    engine = _fresh(store, settings)
     rules = load_fan_rules(settings.data_dir)
     return fan_report(engine=engine, rules=rules, as_of=as_of, compare_to=compare_to)
 
@@ -163,6 +170,6 @@ def fans_compute(
     _: AdminKey,
     as_of: date | None = Query(default=None, description="day (local); default the last with data"),
 ) -> FanComputation:
-    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    _fresh(store, settings)
     rules = load_fan_rules(settings.data_dir)
     return compute_fan_levels(store=store, rules=rules, as_of=as_of)

@@ -111,8 +111,9 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def _run(path: str, body: dict[str, Any], local: Any, model: Any) -> Any:
-    """`local(store, engine)` on a fresh analytics table, or `path` on the running server."""
+def _run(path: str, body: dict[str, Any], local: Any, model: Any, *, get: bool = False) -> Any:
+    """`local(engine)` on a fresh analytics table, or `path` on the running server (POST with
+    `body`, or GET with it as the query)."""
 
     def here(store: Store) -> Any:
         from tsunagu.analytics.facts import fresh_engine
@@ -122,6 +123,9 @@ def _run(path: str, body: dict[str, Any], local: Any, model: Any) -> Any:
         return local(engine)
 
     def there(server: RunningServer) -> Any:
+        if get:
+            query = {k: v for k, v in body.items() if v is not None}
+            return model.model_validate(call(server, "GET", path, params=query))
         return model.model_validate(call(server, "POST", path, json=body))
 
     return local_or_server(here, there)
@@ -229,23 +233,6 @@ def paths(
     console.print(table)
 
 
-def _get(path: str, params: dict[str, Any], local: Any, model: Any) -> Any:
-    """Like `_run`, for the analyses the server offers as GET."""
-
-    def here(store: Store) -> Any:
-        from tsunagu.analytics.facts import fresh_engine
-
-        settings = state.settings
-        engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
-        return local(engine)
-
-    def there(server: RunningServer) -> Any:
-        query = {k: v for k, v in params.items() if v is not None}
-        return model.model_validate(call(server, "GET", path, params=query))
-
-    return local_or_server(here, there)
-
-
 @app.command("channels")
 def channels(
     start: Annotated[str | None, typer.Option("--from", help="first day (local)")] = None,
@@ -271,11 +258,12 @@ def channels(
         query = parse(ChannelsQuery, params)
     except InvalidInput as exc:
         raise fail(exc) from None
-    result = _get(
+    result = _run(
         "/v1/analytics/channels",
         params,
         lambda engine: run_channels(engine=engine, query=query, timezone=state.settings.timezone),
         ChannelsResult,
+        get=True,
     )
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -319,8 +307,12 @@ def kpis(
         query = parse(KpiQuery, params)
     except InvalidInput as exc:
         raise fail(exc) from None
-    result = _get(
-        "/v1/analytics/kpis", params, lambda engine: run_kpis(engine=engine, query=query), KpiResult
+    result = _run(
+        "/v1/analytics/kpis",
+        params,
+        lambda engine: run_kpis(engine=engine, query=query),
+        KpiResult,
+        get=True,
     )
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -500,11 +492,12 @@ def fans_report(
     except ValueError as exc:
         raise fail(InvalidInput(f"as_of / compare_to: {exc}", field="as_of")) from None
     rules = load_fan_rules(state.settings.data_dir)
-    result = _get(
+    result = _run(
         "/v1/analytics/fans",
         {"as_of": as_of, "compare_to": compare_to},
         lambda engine: fan_report(engine=engine, rules=rules, as_of=days[0], compare_to=days[1]),
         FanReport,
+        get=True,
     )
     if as_json:
         print_json(result.model_dump(mode="json"))
