@@ -12,7 +12,8 @@ inclusive), by rules a retailer can change (`fan-rules.json` in the data dir):
 
 A list gives the points of the first row that applies (rows are checked in order, so write
 them strongest first). The score is the sum; the level is the highest of `levels` whose
-`min_score` the score reaches. Customers with nothing in the window score 0.
+`min_score` the score reaches. Customers with nothing in the window score 0, and so do profiles
+with no action at all yet (a member who never came): every profile of the graph has a level.
 
 `compute_fan_levels` stores the current levels (`fan_levels`, one row per profile, read by the
 profile API and by breakdowns as `profile.fan_level`); `fan_report` gives the distribution as
@@ -185,6 +186,14 @@ def compute_fan_levels(
             "s.frequency, s.monetary, s.omnichannel, s.engagement, ?::DATE, ?::TIMESTAMP "
             f"FROM ({scores_sql(rules, day)}) s JOIN analytics_profiles ap USING (pid) "
             "ORDER BY ap.profile_id",
+            [day, utcnow()],
+        )
+        # Profiles with no action of their own yet (a member who never came) score nothing.
+        lowest = min(rules.levels, key=lambda lv: lv.min_score).level
+        cur.execute(
+            f"INSERT INTO fan_levels SELECT profile_id, {lowest}, 0, 0, 0, 0, 0, 0, ?::DATE, "
+            "?::TIMESTAMP FROM (SELECT DISTINCT profile_id FROM identity_nodes) "
+            "WHERE profile_id NOT IN (SELECT profile_id FROM fan_levels) ORDER BY profile_id",
             [day, utcnow()],
         )
         n = int(cur.execute("SELECT count(*) FROM fan_levels").fetchall()[0][0])
