@@ -13,6 +13,8 @@ from tests.analytics import reference
 from tests.conftest import serve_app
 from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.fans import FanRules, compute_fan_levels, fan_report, load_fan_rules
+from tsunagu.analytics.filters import parse
+from tsunagu.analytics.funnels import FunnelQuery, run_funnel
 from tsunagu.analytics.kpis import SENT_BY_RETAILER
 from tsunagu.api import create_app
 from tsunagu.cli import app
@@ -187,3 +189,22 @@ def test_fans_over_http_the_cli_and_the_profile(sample_copy: Store, tmp_path: Pa
     assert json.loads(out.stdout)["customers"] == sum(
         lv["customers"] for lv in report.json()["levels"]
     )
+
+
+def test_funnels_break_down_by_fan_level(sample_copy: Store) -> None:
+
+    compute_fan_levels(store=sample_copy, rules=FanRules())
+    body = {"steps": [{"event": "Product Viewed"}, {"event": "Order Completed"}], "window": "30d"}
+    for portable in (False, True):
+        got = run_funnel(
+            engine=Engine(sample_copy),
+            query=parse(FunnelQuery, {**body, "breakdown": "profile.fan_level"}),
+            timezone="Asia/Tokyo",
+            portable=portable,
+        )
+        # A customer has one level: the groups split the customers.
+        assert {g.value for g in got.breakdown} <= {"1", "2", "3", "4", "5"}
+        for i in range(2):
+            assert sum(g.steps[i].customers for g in got.breakdown) == got.steps[i].customers
+        rates = {g.value: g.steps[1].conversion_from_first for g in got.breakdown}
+        assert rates["3"] > rates["1"]  # fans buy after looking more often

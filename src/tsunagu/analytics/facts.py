@@ -8,6 +8,9 @@ seconds, so `analytics_events` keeps them joined: one row per track / page / scr
 - `pid`, the customer: a number for the profile of the event's highest-priority identifier (the
   identity rules' order, user id first), or, for an identifier the graph has not seen yet (an
   event after the last identity build), a customer of its own until the next build;
+- `analytics_profiles.identified`: false for a customer known only by a receipt (a till sale
+  without a member card is a one-off, anonymous buyer: `identity` cannot tell who returns), so
+  that models of returning customers (LTV) leave them out;
 - `seq`, the order of arrival, and `r`, the event's position in its customer's history ordered
   by (`ts`, `seq`): events at the same instant count in the order they arrived, and "the next
   event" is `r + 1`;
@@ -92,11 +95,11 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     _rows(cur, rules, since=None, timezone=timezone)
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_keys AS "
-        "SELECT key, (row_number() OVER (ORDER BY key))::BIGINT AS pid FROM "
-        "(SELECT DISTINCT key FROM _a_rows)"
+        "SELECT key, (row_number() OVER (ORDER BY key))::BIGINT AS pid, identified FROM "
+        "(SELECT key, NOT bool_and(walk_in) AS identified FROM _a_rows GROUP BY key)"
     )
     cur.execute("DELETE FROM analytics_profiles")
-    cur.execute("INSERT INTO analytics_profiles SELECT pid, key FROM _a_keys")
+    cur.execute("INSERT INTO analytics_profiles SELECT pid, key, identified FROM _a_keys")
     # Replaced rather than emptied; written in (pid, r) order, so a customer's events sit
     # together and DuckDB's min/max per block skips the rest.
     # Positions from the narrow columns alone, then joined to the rest: a sort of every
@@ -125,13 +128,18 @@ def append(
     n = count(cur, "SELECT count(*) FROM _a_rows")
     if n:
         cur.execute(
-            "INSERT INTO analytics_profiles SELECT "
-            "(SELECT coalesce(max(pid), 0) FROM analytics_profiles) + "
-            "row_number() OVER (ORDER BY key), key FROM (SELECT DISTINCT key FROM _a_rows "
-            "WHERE key NOT IN (SELECT profile_id FROM analytics_profiles))"
+            "UPDATE analytics_profiles SET identified = true WHERE NOT identified AND "
+            "profile_id IN (SELECT key FROM _a_rows WHERE NOT walk_in)"
         )
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key) "
+            "INSERT INTO analytics_profiles SELECT "
+            "(SELECT coalesce(max(pid), 0) FROM analytics_profiles) + "
+            "row_number() OVER (ORDER BY key), key, identified FROM ("
+            " SELECT key, NOT bool_and(walk_in) AS identified FROM _a_rows "
+            " WHERE key NOT IN (SELECT profile_id FROM analytics_profiles) GROUP BY key)"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key, walk_in) "
             "FROM _a_rows a JOIN analytics_profiles p ON p.profile_id = a.key"
         )
         cur.execute(
@@ -237,7 +245,9 @@ def _rows(
     paths = "['$.sku', '$.product_id', '$.category', '$.revenue', '$.total', '$.order_id']"
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_rows AS SELECT "
-        "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, a.seq, a.ts, "
+        "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, "
+        "(a.id_type = 'anonymous_id' AND starts_with(a.id_value, 'receipt:')) AS walk_in, "
+        "a.seq, a.ts, "
         f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
         "coalesce(p.category, a.x[3]) AS category, i.skus, i.categories, "
         "coalesce(TRY_CAST(a.x[4] AS DOUBLE), TRY_CAST(a.x[5] AS DOUBLE)) "

@@ -25,8 +25,9 @@ Definitions (the tests hold a plain-Python reading of them to the same answers):
   ranks, as `quantile_cont`).
 - A breakdown splits customers by a value of their attempt's first event (`channel`,
   `store_id`, `category`, `sku`, `name`, or any property) or of their profile
-  (`profile.home_store_id`, `profile.gender`, any profile trait): a customer whose attempts
-  start with different values counts in each group, with their best attempt there.
+  (`profile.home_store_id`, `profile.gender`, any profile trait, `profile.fan_level`): a
+  customer whose attempts start with different values counts in each group, with their best
+  attempt there.
 """
 
 from __future__ import annotations
@@ -301,15 +302,16 @@ def _breakdown(breakdown: str | None) -> tuple[str, str]:
         key = breakdown.removeprefix("profile.")
         if not key:
             raise InvalidInput("breakdown: name a profile trait after profile.", field="breakdown")
+        join = "LEFT JOIN analytics_profiles ap ON ap.pid = e.pid "
+        if key == "fan_level":
+            join += "LEFT JOIN fan_levels f ON f.profile_id = ap.profile_id "
+            return f"coalesce(CAST(f.level AS VARCHAR), {none})", join
         value = (
             f"CAST(t.{key} AS VARCHAR)"
             if key in PROFILE_COLUMNS
             else f"json_extract_string(t.traits, {literal('$.' + _quoted(key))})"
         )
-        join = (
-            "LEFT JOIN analytics_profiles ap ON ap.pid = e.pid "
-            "LEFT JOIN profile_traits t ON t.profile_id = ap.profile_id "
-        )
+        join += "LEFT JOIN profile_traits t ON t.profile_id = ap.profile_id "
         return f"coalesce({value}, {none})", join
     if breakdown in BREAKDOWN_COLUMNS:
         column = (

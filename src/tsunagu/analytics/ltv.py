@@ -9,7 +9,9 @@ note's p = 6.25, q = 3.74, v = 15.44.
 
 The customer-by-customer summary follows the papers:
 
-- purchases are "Order Completed" events of every channel, by customer (resolved profile);
+- purchases are "Order Completed" events of every channel, by customer (resolved profile),
+  less those of buyers known only by a receipt (a till sale without a member card: one-off
+  and anonymous, they would read as customers who never came back);
   purchases on the same local day count once, with their values added up;
 - frequency is the number of purchase days after the first, recency the time from the first
   purchase day to the last, T the time from the first purchase day to the end of the
@@ -124,7 +126,8 @@ def summary_sql(end: date, unit_days: int) -> str:
     """(pid, frequency, recency, T, monetary, first_day) of customers who bought by `end`."""
     return (
         "WITH days AS (SELECT pid, day, coalesce(sum(revenue), 0) AS value FROM analytics_events "
-        f"WHERE event = 'Order Completed' AND day <= DATE '{end.isoformat()}' GROUP BY pid, day) "
+        f"WHERE event = 'Order Completed' AND day <= DATE '{end.isoformat()}' "
+        "AND pid IN (SELECT pid FROM analytics_profiles WHERE identified) GROUP BY pid, day) "
         "SELECT pid, count(*) - 1 AS frequency, "
         f"date_diff('day', min(day), max(day)) / {float(unit_days)} AS recency, "
         f"date_diff('day', min(day), DATE '{end.isoformat()}') / {float(unit_days)} AS t, "

@@ -346,6 +346,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "identified analytics customers",
+        [
+            # False for a customer known only by a receipt (a till sale without a member card).
+            "ALTER TABLE analytics_profiles ADD COLUMN identified BOOLEAN DEFAULT true",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
