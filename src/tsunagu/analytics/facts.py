@@ -100,10 +100,10 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     )
     cur.execute("DELETE FROM analytics_profiles")
     cur.execute("INSERT INTO analytics_profiles SELECT pid, key, identified FROM _a_keys")
-    # Replaced rather than emptied; written in (pid, r) order, so a customer's events sit
-    # together and DuckDB's min/max per block skips the rest.
-    # Positions from the narrow columns alone, then joined to the rest: a sort of every
-    # event's JSON would cost more than the join.
+    # Positions from the narrow columns alone, then joined to the rest (a window over every
+    # event's JSON would cost more than the join). The table is replaced rather than emptied,
+    # and written in (pid, r) order: a customer's events sit together, as the funnel walk reads
+    # them (analytics/walk.py), and DuckDB's min/max per block skips the rest.
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_pos AS SELECT a.seq, k.pid, "
         "(row_number() OVER (PARTITION BY k.pid ORDER BY a.ts, a.seq))::BIGINT AS r "
