@@ -175,8 +175,8 @@ def _walked(
 
 
 def step_rows_sql(query: FunnelQuery, *, timezone: str) -> str:
-    """The events that match a step or an exclusion, with the steps each
-    matches as bits (step i: bit i-1, exclusion j: bit 10+j-1, may start an attempt: bit 30)."""
+    """The events that match a step or an exclusion, with what each matches as bits (step i:
+    bit i-1, exclusion j: bit 10+j-1, may start an attempt: bit 30)."""
     window = window_seconds(query.window)
     lo, hi = utc_bounds(query.from_, query.to, timezone)
     bits = [f"(CASE WHEN {s.sql()} THEN {1 << i} ELSE 0 END)" for i, s in enumerate(query.steps)]
