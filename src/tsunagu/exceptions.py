@@ -7,6 +7,7 @@ TsunaguError
 ├── AuthError                        missing or wrong key                        → 401
 │   └── Forbidden                    key lacks the scope                         → 403
 ├── NotFound (LookupError)           no such profile / source / ...              → 404
+├── Conflict                         the state does not allow it (stock held)     → 409
 └── StoreBusy                        the database is held by another process     → 503
 """
 
@@ -52,6 +53,10 @@ class Forbidden(AuthError):
 
 class NotFound(TsunaguError, LookupError):
     code = "not_found"
+
+
+class Conflict(TsunaguError):
+    code = "conflict"
 
 
 class StoreBusy(TsunaguError):

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from tsunagu.exceptions import (
     AuthError,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -27,6 +28,7 @@ _STATUS: list[tuple[type[TsunaguError], int]] = [
     (AuthError, 401),
     (InvalidInput, 400),
     (NotFound, 404),
+    (Conflict, 409),
     (StoreBusy, 503),
 ]
 

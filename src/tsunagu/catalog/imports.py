@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from tsunagu.catalog.history import record_changes
 from tsunagu.store import Store, columns, count, utcnow
 from tsunagu.store.files import (
     Column,
@@ -215,13 +216,19 @@ def import_master(
         cols = [n for n in names if not (kind == "inventory" and n == "updated_at")]
         select_cols = ", ".join(cols)
         cur.execute(
-            f"INSERT OR REPLACE INTO {kind} ({select_cols}{extra}, updated_at) "
-            f"SELECT {select_cols}{extra_value}, {updated_value} FROM _in i WHERE _reason IS NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {kind} t WHERE "
+            f"CREATE OR REPLACE TEMP TABLE _changed AS "
+            f"SELECT {select_cols}{extra_value}, {updated_value} AS updated_at FROM _in i "
+            f"WHERE _reason IS NULL AND NOT EXISTS (SELECT 1 FROM {kind} t WHERE "
             + " AND ".join(f"t.{k} = i.{k}" for k in key)
             + f" AND {compare})",
             [now],
         )
+        cur.execute(
+            f"INSERT OR REPLACE INTO {kind} ({select_cols}{extra}, updated_at) "
+            f"SELECT {select_cols}{extra_value}, updated_at FROM _changed"
+        )
+        record_changes(cur, kind, "_changed", source="import")
+        cur.execute("DROP TABLE _changed")
         result.read = staged.rows + len(staged.malformed)
         result.rejected = write_rejects(
             cur,

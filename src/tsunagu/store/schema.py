@@ -353,6 +353,55 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE analytics_profiles ADD COLUMN identified BOOLEAN DEFAULT true",
         ],
     ),
+    (
+        "master data every channel reads: search keys, history, stock changes",
+        [
+            # A product's name as search compares it (catalog/search.py): width-folded,
+            # lower-case, katakana as hiragana; and its reading in hiragana (kanji read).
+            """CREATE TABLE product_search (
+                sku     VARCHAR PRIMARY KEY,
+                norm    VARCHAR NOT NULL,
+                reading VARCHAR NOT NULL
+            )""",
+            # Every change to a product or a store, as the row after it (`data`; NULL when
+            # deleted), so that what was true on a day can be asked later.
+            """CREATE TABLE master_history (
+                kind       VARCHAR   NOT NULL,
+                key        VARCHAR   NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                data       JSON
+            )""",
+            # Every change of a stock figure: the quantity after it and the change itself.
+            """CREATE TABLE inventory_history (
+                store_id   VARCHAR   NOT NULL,
+                sku        VARCHAR   NOT NULL,
+                quantity   BIGINT    NOT NULL,
+                delta      BIGINT,
+                changed_at TIMESTAMP NOT NULL,
+                source     VARCHAR   NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS inventory_sku ON inventory (sku)",
+        ],
+    ),
+    (
+        "click-and-collect reservations",
+        [
+            # Stock held at a store for a customer until `expires_at` (catalog/reservations.py);
+            # status held, picked_up, cancelled or expired.
+            """CREATE TABLE reservations (
+                reservation_id VARCHAR   PRIMARY KEY,
+                profile_id     VARCHAR,
+                user_id        VARCHAR,
+                store_id       VARCHAR   NOT NULL,
+                sku            VARCHAR   NOT NULL,
+                quantity       BIGINT    NOT NULL,
+                status         VARCHAR   NOT NULL,
+                created_at     TIMESTAMP NOT NULL,
+                expires_at     TIMESTAMP NOT NULL,
+                closed_at      TIMESTAMP
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
