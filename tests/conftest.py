@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -70,3 +71,34 @@ def live_server(settings: Settings, store: Store) -> Iterator[LiveServer]:
     _, key = create_source(store=store, name="test")
     with serve_app(create_app(settings, store=store)) as url:
         yield LiveServer(url=url, write_key=key, store=store, settings=settings)
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Store]]:
+    """The sample retailer: its files, and a store with them imported, the identity graph and
+    the analytics table built (shared: tests that change it use `sample_copy`)."""
+    from tsunagu.analytics.facts import rebuild
+    from tsunagu.demo import generate
+    from tsunagu.identity.graph import build_graph
+    from tsunagu.identity.rules import IdentityRules
+    from tsunagu.imports import DEMO_ORDER, run_import
+
+    root = tmp_path_factory.mktemp("sample")
+    generate(out_dir=root / "files", customers=1500, days=120, seed=11)
+    with Store(root / "data" / "tsunagu.duckdb") as store:
+        for kind, name in DEMO_ORDER:
+            run_import(store=store, kind=kind, path=root / "files" / name)
+        build_graph(store=store, rules=IdentityRules())
+        with store.transaction() as cur:
+            rebuild(cur, IdentityRules(), timezone="Asia/Tokyo")
+        yield root / "files", store
+
+
+@pytest.fixture
+def sample_copy(sample: tuple[Path, Store], tmp_path: Path) -> Iterator[Store]:
+    """A store of its own with the sample's data, for tests that change it."""
+    _, shared = sample
+    shared.query("CHECKPOINT")
+    shutil.copy(shared.path, tmp_path / "copy.duckdb")
+    with Store(tmp_path / "copy.duckdb") as store:
+        yield store

@@ -4,20 +4,16 @@ the sample retailer with its identity graph and analytics table built."""
 from __future__ import annotations
 
 import random
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.analytics import reference
 from tsunagu.analytics.facts import rebuild
-from tsunagu.demo import generate
 from tsunagu.events.normalize import normalize
 from tsunagu.identity.graph import build_graph
 from tsunagu.identity.rules import IdentityRules
-from tsunagu.imports import DEMO_ORDER, run_import
 from tsunagu.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -70,25 +66,3 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, d
         store.insert_events(rows)
         analysed(store)
         yield store, reference.histories(store)
-
-
-@pytest.fixture(scope="session")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Store]]:
-    """The sample retailer (its files and an analysed store)."""
-    root = tmp_path_factory.mktemp("sample")
-    generate(out_dir=root / "files", customers=1500, days=120, seed=11)
-    with Store(root / "data" / "tsunagu.duckdb") as store:
-        for kind, name in DEMO_ORDER:
-            run_import(store=store, kind=kind, path=root / "files" / name)
-        analysed(store)
-        yield root / "files", store
-
-
-@pytest.fixture
-def sample_copy(sample: tuple[Path, Store], tmp_path: Path) -> Iterator[Store]:
-    """A store of its own with the sample's data, for tests that change it."""
-    _, shared = sample
-    shared.query("CHECKPOINT")
-    shutil.copy(shared.path, tmp_path / "copy.duckdb")
-    with Store(tmp_path / "copy.duckdb") as store:
-        yield store

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from tsunagu.analytics.facts import fresh_engine
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.catalog.favourites import FavouritesResult, favourites_availability
 from tsunagu.catalog.inventory import (
     AvailabilityResult,
     StockResult,
@@ -129,3 +131,28 @@ def collect(reservation_id: str, store: StoreDep, _: AdminKey) -> Reservation:
 @router.post("/reservations/{reservation_id}/cancel", summary="Release the held stock")
 def release(reservation_id: str, store: StoreDep, _: AdminKey) -> Reservation:
     return cancel(store=store, reservation_id=reservation_id)
+
+
+@router.get(
+    "/profiles/{profile_id}/favourites/availability",
+    summary="For each item the customer favourited, the nearest stores that have it",
+)
+def favourites_near(
+    profile_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    lat: float | None = Query(default=None, ge=-90, le=90, description="default: home store"),
+    lon: float | None = Query(default=None, ge=-180, le=180),
+    radius_km: float | None = Query(default=None, gt=0, le=20_000),
+    stores_per_item: int = Query(default=3, ge=1, le=50),
+) -> FavouritesResult:
+    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    return favourites_availability(
+        store=store,
+        profile_id=profile_id,
+        lat=lat,
+        lon=lon,
+        radius_km=radius_km,
+        stores_per_item=stores_per_item,
+    )
