@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tsunagu.server import free_port
 
 BIN = str(Path(sys.executable).parent / "tsunagu")
 

@@ -1,0 +1,105 @@
+"""Stock near me: `GET /v1/inventory/availability` latency with 200 stores x 50,000 SKUs
+(10M stock rows), in process and over HTTP on loopback, p50 / p99; plus a click-and-collect
+hold and pickup.
+
+    .venv/bin/python benchmarks/availability.py [--stores 200] [--skus 50000] [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tsunagu.api import create_app
+from tsunagu.catalog.inventory import availability
+from tsunagu.config import Settings
+from tsunagu.keys import create_key
+from tsunagu.server import serve_in_thread
+from tsunagu.store import Store
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stores", type=int, default=200)
+    parser.add_argument("--skus", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        with Store(settings.database_path) as store:
+            started = time.perf_counter()
+            with store.transaction() as cur:
+                # Stores over Japan (lat 31-43, lon 130-145); every store stocks ~70% of SKUs.
+                cur.execute(
+                    "INSERT INTO stores (store_id, name, prefecture, lat, lon, updated_at) "
+                    "SELECT printf('S%04d', i), printf('店舗%d', i), '東京都', "
+                    "31 + 12 * random(), 130 + 15 * random(), now() FROM range(?) t(i)",
+                    [args.stores],
+                )
+                cur.execute(
+                    "INSERT INTO inventory SELECT printf('S%04d', s), printf('SKU-%06d', k), "
+                    "CASE WHEN random() < 0.3 THEN 0 ELSE (random() * 20)::BIGINT + 1 END, now() "
+                    "FROM range(?) a(s), range(?) b(k)",
+                    [args.stores, args.skus],
+                )
+            rows = store.scalar("SELECT count(*) FROM inventory")
+            print(f"{rows:,} stock rows in {time.perf_counter() - started:.1f} s; 2 cores")
+            queries = [
+                (
+                    f"SKU-{rng.randrange(args.skus):06d}",
+                    31 + 12 * rng.random(),
+                    130 + 15 * rng.random(),
+                )
+                for _ in range(args.requests)
+            ]
+            for sku, lat, lon in queries[:50]:
+                availability(store=store, sku=sku, lat=lat, lon=lon, radius_km=300)
+            took = []
+            for sku, lat, lon in queries:
+                t = time.perf_counter()
+                availability(store=store, sku=sku, lat=lat, lon=lon, radius_km=300)
+                took.append(time.perf_counter() - t)
+            print(
+                f"in process: p50 {percentile(took, 0.5):.2f} ms, p99 {percentile(took, 0.99):.2f} "
+                f"ms, mean {statistics.mean(took) * 1000:.2f} ms"
+            )
+            _, key = create_key(store=store, name="bench", scope="read")
+            with (
+                serve_in_thread(create_app(settings, store=store)) as url,
+                httpx.Client() as client,
+            ):
+                headers = {"Authorization": f"Bearer {key}"}
+
+                def ask(sku: str, lat: float, lon: float) -> None:
+                    params = {"sku": sku, "lat": lat, "lon": lon, "radius_km": 300}
+                    response = client.get(
+                        f"{url}/v1/inventory/availability", params=params, headers=headers
+                    )
+                    assert response.status_code == 200, response.text
+
+                for q in queries[:100]:
+                    ask(*q)
+                took = []
+                for q in queries:
+                    t = time.perf_counter()
+                    ask(*q)
+                    took.append(time.perf_counter() - t)
+            print(
+                f"over HTTP: p50 {percentile(took, 0.5):.2f} ms, p99 {percentile(took, 0.99):.2f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
