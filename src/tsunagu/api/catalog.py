@@ -35,6 +35,7 @@ from tsunagu.catalog.reservations import (
     pick_up,
     reserve,
 )
+from tsunagu.recommend.service import Context, RecommendationResult, model_for, recommend
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -155,4 +156,28 @@ def favourites_near(
         lon=lon,
         radius_km=radius_km,
         stores_per_item=stores_per_item,
+    )
+
+
+@router.get(
+    "/profiles/{profile_id}/recommendations",
+    summary="Products for the customer from their online and store history, for the place",
+)
+def recommendations(
+    profile_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    context: Context = "web",
+    store_id: str | None = Query(default=None, max_length=200, description="for context=store"),
+    limit: int = Query(default=10, ge=1, le=100),
+) -> RecommendationResult:
+    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    return recommend(
+        store=store,
+        recommender=model_for(store=store, data_dir=settings.data_dir),
+        profile_id=profile_id,
+        context=context,
+        store_id=store_id,
+        limit=limit,
     )

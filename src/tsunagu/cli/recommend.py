@@ -1,0 +1,67 @@
+"""`tsunagu recommend train|evaluate`: the recommender of GET /v1/profiles/{id}/recommendations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tsunagu.cli.common import app, console, local_only, print_json, state
+from tsunagu.store import Store
+
+recommend_app = typer.Typer(
+    help="Recommendations from online and store history together.", no_args_is_help=True
+)
+app.add_typer(recommend_app, name="recommend")
+
+
+def _fresh(store: Store) -> None:
+    from tsunagu.analytics.facts import fresh_engine
+
+    settings = state.settings
+    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+
+
+@recommend_app.command("train")
+def train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Train the model on every customer's history (the server uses it from its next request)."""
+    from tsunagu.recommend.service import train_and_save
+
+    def run(store: Store):  # type: ignore[no-untyped-def]
+        _fresh(store)
+        return train_and_save(store=store, data_dir=state.settings.data_dir)
+
+    report = local_only(run)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    console.print(
+        f"trained on {report.customers:,} customers x {report.products:,} products "
+        f"({report.interactions:,} interactions) in {report.seconds:.1f} s"
+    )
+
+
+@recommend_app.command("evaluate")
+def evaluate(
+    customers: Annotated[int, typer.Option(help="customers to test at most")] = 20_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hold out each customer's last purchases; recall@10 and NDCG@10 against popularity."""
+    from tsunagu.recommend.service import evaluate as run_evaluation
+
+    def run(store: Store):  # type: ignore[no-untyped-def]
+        _fresh(store)
+        return run_evaluation(store=store, max_customers=customers)
+
+    result = local_only(run)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"{result.customers:,} customers, their last purchase day held out")
+    console.print(
+        f"recommender: recall@10 {result.recall_at_10:.4f}  NDCG@10 {result.ndcg_at_10:.4f}"
+    )
+    console.print(
+        f"popularity:  recall@10 {result.popularity_recall_at_10:.4f}  "
+        f"NDCG@10 {result.popularity_ndcg_at_10:.4f}"
+    )
