@@ -25,7 +25,7 @@ from tsunagu.recommend.model import (
     save,
     train,
 )
-from tsunagu.store import Store
+from tsunagu.store import Store, utcnow
 
 Context = Literal["web", "app", "store"]
 RECENT_DAYS = 30
@@ -136,11 +136,6 @@ def _customer(store: Store, profile_id: str, now: datetime) -> _Customer:
     return _Customer(int(pid[0][0]), {s: float(w) for s, w in rows}, {r[0] for r in recent})
 
 
-def _now(store: Store) -> datetime:
-    """The data's present: the last event (an import of last year's history is not stale)."""
-    return store.scalar("SELECT max(ts) FROM analytics_events") or datetime(2000, 1, 1)
-
-
 def recommend(
     *,
     store: Store,
@@ -154,12 +149,10 @@ def recommend(
         raise InvalidInput("store_id: in-store recommendations need the store", field="store_id")
     if store_id and not store.query("SELECT 1 FROM stores WHERE store_id = ?", [store_id]):
         raise InvalidInput(f"store_id: no store {store_id!r}", field="store_id")
-    now = _now(store)
+    shared = _shared(store)
+    now = shared.now
     customer = _customer(store, profile_id, now)
-    products = {
-        r[0]: r[1:]
-        for r in store.query("SELECT sku, name, category, price, repeat_purchase FROM products")
-    }
+    products = shared.products
     in_stock = None
     if context == "store":
         in_stock = {
@@ -169,7 +162,7 @@ def recommend(
                 " FROM reservations WHERE store_id = $1 AND status = 'held' AND expires_at > $2 "
                 " GROUP BY sku) h USING (sku) "
                 "WHERE v.store_id = $1 AND v.quantity - coalesce(h.held, 0) > 0",
-                [store_id, now],
+                [store_id, utcnow()],
             )
         }
 
@@ -202,40 +195,84 @@ def recommend(
     if recommender is not None and customer.history:
         take(recommender.scores(customer.history, limit * 5 + len(customer.recent)), "history")
     if len(picked) < limit:
-        take(_popular(store, profile_id, now, region=True), "popular_in_region")
+        take(shared.regional.get(_prefecture(store, profile_id) or "", []), "popular_in_region")
     if len(picked) < limit:
-        take(_popular(store, profile_id, now, region=False), "popular")
+        take(shared.popular, "popular")
     return RecommendationResult(
         profile_id=profile_id, context=context, store_id=store_id, items=picked
     )
 
 
-def _popular(
-    store: Store, profile_id: str, now: datetime, *, region: bool
-) -> list[tuple[str, float]]:
-    """Most bought products of the last REGION_DAYS days: by customers whose home store is in
-    the customer's prefecture (`region`), or by everyone."""
+@dataclass
+class _Shared:
+    """What every request reads and few change: the data's present, the products, and what
+    sells (everywhere and per prefecture), kept until the analytics table or the products
+    change."""
+
+    key: tuple[object, ...]
+    now: datetime
+    products: dict[str, tuple[str | None, str | None, int | None, bool | None]]
+    popular: list[tuple[str, float]]
+    regional: dict[str, list[tuple[str, float]]]
+
+
+_shared_cache: dict[str, _Shared] = {}
+
+
+def _shared(store: Store) -> _Shared:
+    key = tuple(
+        store.query(
+            "SELECT (SELECT list(value ORDER BY key) FROM analytics_state), "
+            "(SELECT max(updated_at) FROM products), (SELECT count(*) FROM products)"
+        )[0]
+    )
+    cached = _shared_cache.get(str(store.path))
+    if cached is not None and cached.key == key:
+        return cached
+    now = store.scalar("SELECT max(ts) FROM analytics_events") or datetime(2000, 1, 1)
     since = now - timedelta(days=REGION_DAYS)
-    if region:
-        rows = store.query(
-            "WITH home AS (SELECT s.prefecture FROM profile_traits t JOIN stores s "
-            " ON s.store_id = t.home_store_id WHERE t.profile_id = $1), "
-            "locals AS (SELECT ap.pid FROM profile_traits t JOIN stores s "
-            " ON s.store_id = t.home_store_id JOIN analytics_profiles ap USING (profile_id) "
-            " WHERE s.prefecture = (SELECT prefecture FROM home)) "
-            "SELECT sku, count(*) FROM (SELECT unnest(skus) AS sku FROM analytics_events "
-            " WHERE event = 'Order Completed' AND ts >= $2 AND pid IN (SELECT pid FROM locals)) "
-            "GROUP BY sku ORDER BY 2 DESC, sku LIMIT 200",
-            [profile_id, since],
-        )
-    else:
-        rows = store.query(
-            "SELECT sku, count(*) FROM (SELECT unnest(skus) AS sku FROM analytics_events "
-            " WHERE event = 'Order Completed' AND ts >= ?) GROUP BY sku ORDER BY 2 DESC, sku "
-            "LIMIT 200",
+    products = {
+        r[0]: (r[1], r[2], r[3], r[4])
+        for r in store.query("SELECT sku, name, category, price, repeat_purchase FROM products")
+    }
+    sold = (
+        "SELECT pid, unnest(skus) AS sku FROM analytics_events "
+        "WHERE event = 'Order Completed' AND ts >= ?"
+    )
+    popular = [
+        (sku, float(n))
+        for sku, n in store.query(
+            f"SELECT sku, count(*) FROM ({sold}) GROUP BY sku ORDER BY 2 DESC, sku LIMIT 200",
             [since],
         )
-    return [(sku, float(n)) for sku, n in rows]
+    ]
+    regional: dict[str, list[tuple[str, float]]] = {}
+    for prefecture, sku, n in store.query(
+        f"SELECT s.prefecture, o.sku, count(*) AS n FROM ({sold}) o "
+        "JOIN analytics_profiles ap USING (pid) JOIN profile_traits t USING (profile_id) "
+        "JOIN stores s ON s.store_id = t.home_store_id WHERE s.prefecture IS NOT NULL "
+        "GROUP BY ALL ORDER BY s.prefecture, n DESC, o.sku",
+        [since],
+    ):
+        ranked = regional.setdefault(prefecture, [])
+        if len(ranked) < 200:
+            ranked.append((sku, float(n)))
+    shared = _Shared(key, now, products, popular, regional)
+    _shared_cache[str(store.path)] = shared
+    return shared
+
+
+def _prefecture(store: Store, profile_id: str) -> str | None:
+    """The prefecture of the customer's home store (most store visits, else their member
+    record's)."""
+    rows = store.query(
+        "SELECT s.prefecture FROM stores s WHERE s.store_id = coalesce("
+        "(SELECT home_store_id FROM profile_traits WHERE profile_id = $1), "
+        "(SELECT min(m.home_store_id) FROM members m JOIN identity_nodes n "
+        " ON n.type = 'user_id' AND n.value = m.member_id WHERE n.profile_id = $1))",
+        [profile_id],
+    )
+    return rows[0][0] if rows else None
 
 
 # -- offline test ---------------------------------------------------------------------------------
