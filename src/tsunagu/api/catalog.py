@@ -35,6 +35,8 @@ from tsunagu.catalog.reservations import (
     pick_up,
     reserve,
 )
+from tsunagu.clienteling import ClientelingView, clienteling
+from tsunagu.identity.rules import load_rules
 from tsunagu.recommend.service import Context, RecommendationResult, model_for, recommend
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -180,4 +182,28 @@ def recommendations(
         context=context,
         store_id=store_id,
         limit=limit,
+    )
+
+
+@router.get(
+    "/clienteling",
+    summary="The store-staff screen: who this member is, what they looked at online, what to "
+    "offer in this store, their coupons",
+)
+def staff_view(
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    store_id: str = Query(min_length=1, max_length=200),
+    member_card: str | None = Query(default=None, max_length=200),
+    qr: str | None = Query(default=None, max_length=1000, description="the app's QR payload"),
+) -> ClientelingView:
+    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    return clienteling(
+        store=store,
+        rules=load_rules(settings.data_dir),
+        data_dir=settings.data_dir,
+        store_id=store_id,
+        member_card=member_card,
+        qr=qr,
     )
