@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
+from tsunagu.analytics.assortment import AssortmentQuery, AssortmentReport, assortment_report
 from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
 from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.facts import fresh_engine
@@ -173,3 +174,25 @@ def fans_compute(
     _fresh(store, settings)
     rules = load_fan_rules(settings.data_dir)
     return compute_fan_levels(store=store, rules=rules, as_of=as_of)
+
+
+@router.get(
+    "/assortment",
+    summary="A store's catchment demand (online and in store) against what it stocks and sells",
+    response_model=AssortmentReport,
+)
+def assortment(
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    store_id: str = Query(min_length=1, max_length=200),
+    radius_km: float = Query(default=10.0, gt=0, le=500),
+    days: int = Query(default=90, ge=1, le=3650),
+    low_demand: int = Query(default=2, ge=1),
+    top: int = Query(default=50, ge=1, le=1000),
+) -> AssortmentReport:
+    _fresh(store, settings)
+    query = AssortmentQuery(
+        store_id=store_id, radius_km=radius_km, days=days, low_demand=low_demand, top=top
+    )
+    return assortment_report(store=store, query=query)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -519,3 +520,78 @@ def fans_report(
             f"since {result.compare_to}: {result.moved_up:,} up, {result.moved_down:,} down, "
             f"{result.stayed:,} stayed"
         )
+
+
+assortment_app = typer.Typer(help="Regional assortment of a store.", no_args_is_help=True)
+app.add_typer(assortment_app, name="assortment")
+
+
+@assortment_app.command("report")
+def assortment_report_command(
+    store_id: Annotated[str, typer.Option("--store", help="the store")],
+    radius_km: Annotated[
+        float, typer.Option(help="home stores this near are in the catchment")
+    ] = 10.0,
+    days: Annotated[int, typer.Option(help="days of purchases")] = 90,
+    low_demand: Annotated[int, typer.Option(help="local buyers below this are low demand")] = 2,
+    top: Annotated[int, typer.Option(help="products per list")] = 50,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="write both lists to this CSV")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """What the store's neighbourhood buys that it does not stock, and what it stocks that
+    the neighbourhood does not buy."""
+    from tsunagu.analytics.assortment import (
+        AssortmentQuery,
+        AssortmentReport,
+        assortment_report,
+        write_csv,
+    )
+
+    params = {
+        "store_id": store_id,
+        "radius_km": radius_km,
+        "days": days,
+        "low_demand": low_demand,
+        "top": top,
+    }
+    try:
+        query = parse(AssortmentQuery, params)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    result = _run(
+        "/v1/analytics/assortment",
+        params,
+        lambda engine: assortment_report(store=engine.store, query=query),
+        AssortmentReport,
+        get=True,
+    )
+    if csv_file is not None:
+        write_csv(result, csv_file)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"{store_id}: {result.catchment_customers:,} customers nearby, last {days} days")
+    for title, lines in (
+        ("in demand nearby, not stocked", result.missing),
+        ("stocked, little demand nearby", result.slow),
+    ):
+        table = Table(title=title)
+        for name in ("sku", "name", "category", "local buyers", "store orders", "on hand"):
+            table.add_column(
+                name,
+                justify="right" if name in ("local buyers", "store orders", "on hand") else "left",
+            )
+        for line in lines[:20]:
+            table.add_row(
+                line.sku,
+                line.name or "",
+                line.category or "",
+                f"{line.local_buyers:,}",
+                f"{line.store_orders:,}",
+                f"{line.on_hand:,}",
+            )
+        console.print(table)
+    if csv_file is not None:
+        console.print(f"wrote {csv_file}")
