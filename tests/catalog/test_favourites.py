@@ -85,3 +85,18 @@ def test_favourites_over_http(sample_copy: Store, tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {read}"},
         )
         assert missing.status_code == 404
+
+
+def test_the_last_known_location_comes_before_the_home_store(sample: tuple[Path, Store]) -> None:
+    _, store = sample
+    profile_id, lat, lon = store.query(
+        "SELECT n.profile_id, json_extract(e.raw, '$.context.location.latitude')::DOUBLE, "
+        "json_extract(e.raw, '$.context.location.longitude')::DOUBLE FROM events e "
+        "JOIN identity_nodes n ON n.type = 'user_id' AND n.value = e.user_id "
+        "WHERE json_extract(e.raw, '$.context.location.latitude') IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY n.profile_id ORDER BY e.timestamp DESC, e.rowid DESC) = 1 "
+        "ORDER BY n.profile_id LIMIT 1"
+    )[0]
+    got = favourites_availability(store=store, profile_id=profile_id)
+    assert got.location.source == "last_location"
+    assert (got.location.lat, got.location.lon) == pytest.approx((lat, lon))

@@ -19,7 +19,8 @@ seconds, so `analytics_events` keeps them joined: one row per track / page / scr
   category from the products table, else the event's), `skus` and `categories` of the line items
   of orders, carts and refunds, `revenue` (`properties.revenue`, else `total`: JPY, or with
   cents in a file of another currency), `order_id`,
-  the page or screen `name`, and `properties` for any other filter.
+  the page or screen `name`, where the device was (`lat`, `lon` of `context.location`: a
+  store's beacon or the app's GPS), and `properties` for any other filter.
 
 Freshness: the table remembers the identity graph's change stamp and the last commit stamp of
 the events it holds. `ensure_fresh` rebuilds it when the graph changed (merges and splits move
@@ -160,7 +161,7 @@ def append(
 
 _COLUMNS = (
     "pid, r, seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, "
-    "revenue, order_id, name, properties"
+    "revenue, order_id, name, lat, lon, properties"
 )
 
 
@@ -210,9 +211,11 @@ def _rows(
         f" CASE type {page_names} ELSE event END AS event, channel, "
         " coalesce(store_id, json_extract_string(properties, '$.store_id')) AS store_id, "
         f" {first} AS id_type, {', '.join(rules.priority)}, "
-        " CASE WHEN type <> 'track' THEN coalesce(json_extract_string(raw, '$.name'), event) "
-        " END AS name, properties FROM ("
-        f"  SELECT *, rowid AS rid, json_extract(raw, '$.properties') AS properties FROM events "
+        " CASE WHEN type <> 'track' THEN coalesce(top[1], event) END AS name, "
+        " TRY_CAST(top[2] AS DOUBLE) AS lat, TRY_CAST(top[3] AS DOUBLE) AS lon, properties FROM ("
+        f"  SELECT *, rowid AS rid, json_extract(raw, '$.properties') AS properties, "
+        "   json_extract_string(raw, ['$.name', '$.context.location.latitude', "
+        "   '$.context.location.longitude']) AS top FROM events "
         f"  WHERE {where}))"
     )
     normalised = [(k, f"tg_norm('{k}', {k})") for k in rules.priority]
@@ -251,7 +254,7 @@ def _rows(
         f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
         "coalesce(p.category, a.x[3]) AS category, i.skus, i.categories, "
         "coalesce(TRY_CAST(a.x[4] AS DOUBLE), TRY_CAST(a.x[5] AS DOUBLE)) "
-        "AS revenue, a.x[6] AS order_id, a.name, a.properties "
+        "AS revenue, a.x[6] AS order_id, a.name, a.lat, a.lon, a.properties "
         "FROM (SELECT *, coalesce(x[1], x[2]) AS sku FROM ("
         f"      SELECT *, json_extract_string(properties, {paths}) AS x FROM _a_src)) a "
         "LEFT JOIN identity_nodes n ON n.type = a.id_type AND n.value = a.id_value "

@@ -3,7 +3,8 @@ or on LINE), the nearest stores that have it available.
 
 The favourites are the customer's "Product Added to Wishlist" events, newest first, read from
 the analytics table (every channel, one customer; analytics/facts.py, which the caller brings up
-to date). The place is the one asked about, else the customer's home store (the store of most
+to date). The place is the one asked about, else where the customer's device last was (a
+store's beacon or the app's GPS: `context.location`), else their home store (the store of most
 of their store visits and purchases, else the one on their member record).
 """
 
@@ -22,7 +23,7 @@ class Location(BaseModel):
     lat: float
     lon: float
     source: str
-    """"query" or "home_store"."""
+    """"query", "last_location" or "home_store"."""
     store_id: str | None = None
 
 
@@ -53,6 +54,18 @@ def favourites(*, store: Store, profile_id: str, limit: int = 20) -> list[str]:
         [profile_id, limit],
     )
     return [r[0] for r in rows]
+
+
+def last_location(*, store: Store, profile_id: str) -> Location | None:
+    """Where the customer's device last was (a store's beacon, the app's GPS)."""
+    rows = store.query(
+        "SELECT lat, lon FROM analytics_events WHERE pid = (SELECT pid FROM analytics_profiles "
+        "WHERE profile_id = ?) AND lat IS NOT NULL AND lon IS NOT NULL ORDER BY r DESC LIMIT 1",
+        [profile_id],
+    )
+    if not rows:
+        return None
+    return Location(lat=rows[0][0], lon=rows[0][1], source="last_location")
 
 
 def home_location(*, store: Store, profile_id: str) -> Location | None:
@@ -86,10 +99,14 @@ def favourites_availability(
     if lat is not None and lon is not None:
         where = Location(lat=lat, lon=lon, source="query")
     else:
-        found = home_location(store=store, profile_id=profile_id)
+        found = last_location(store=store, profile_id=profile_id) or home_location(
+            store=store, profile_id=profile_id
+        )
         if found is None:
             raise InvalidInput(
-                "lat: the customer has no home store with a location; give lat and lon", field="lat"
+                "lat: where the customer is is not known (no location, no home store); give lat "
+                "and lon",
+                field="lat",
             )
         where = found
     names = dict(

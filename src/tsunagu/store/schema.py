@@ -402,6 +402,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "where analytics events happened",
+        [
+            # context.location of the message (a beacon, the app's GPS), for "near me".
+            "ALTER TABLE analytics_events ADD COLUMN lat DOUBLE",
+            "ALTER TABLE analytics_events ADD COLUMN lon DOUBLE",
+            # Rebuilt with them at the next question (analytics/facts.py).
+            "DELETE FROM analytics_state",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
