@@ -337,3 +337,31 @@ def test_http_services(live_server) -> None:  # type: ignore[no-untyped-def]
         f"{url}/v1/reservations", json={"store_id": "S-SHINJUKU", "sku": "SHO-9"}, headers=a
     )
     assert nobody.status_code == 400 and nobody.json()["error"]["field"] == "user_id"
+
+
+def test_what_a_store_had_on_a_day(shop: Store) -> None:
+    from tsunagu.catalog.inventory import stocked_at
+
+    t0 = datetime(2026, 11, 1, 0, 0)
+    for day, items in enumerate(
+        [
+            [
+                {"store_id": "S-TOKYO", "sku": "SHO-1", "quantity": 2},
+                {"store_id": "S-TOKYO", "sku": "TOP-1", "quantity": 1},
+            ],
+            [
+                {"store_id": "S-TOKYO", "sku": "TOP-1", "delta": -1},
+                {"store_id": "S-TOKYO", "sku": "BAG-1", "quantity": 4},
+            ],
+        ]
+    ):
+        apply_stock(
+            store=shop,
+            update=StockUpdate.model_validate(
+                {"items": items, "as_of": (t0 + timedelta(days=day)).isoformat() + "+00:00"}
+            ),
+        )
+    first = stocked_at(store=shop, store_id="S-TOKYO", when=t0 + timedelta(hours=12))
+    assert first.items == [("SHO-1", 2), ("TOP-1", 1)]
+    second = stocked_at(store=shop, store_id="S-TOKYO", when=t0 + timedelta(days=1, hours=12))
+    assert second.items == [("BAG-1", 4), ("SHO-1", 2)]

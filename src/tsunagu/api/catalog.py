@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Query
 
 from tsunagu.analytics.facts import fresh_engine
@@ -9,10 +11,13 @@ from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 from tsunagu.catalog.favourites import FavouritesResult, favourites_availability
 from tsunagu.catalog.inventory import (
     AvailabilityResult,
+    StockOnDay,
     StockResult,
     StockUpdate,
     apply_stock,
     availability,
+    local_to_utc,
+    stocked_at,
 )
 from tsunagu.catalog.products import (
     Product,
@@ -38,6 +43,7 @@ from tsunagu.catalog.reservations import (
 from tsunagu.clienteling import ClientelingView, clienteling
 from tsunagu.identity.rules import load_rules
 from tsunagu.recommend.service import Context, RecommendationResult, model_for, recommend
+from tsunagu.store import utcnow
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -94,6 +100,21 @@ def replace_store(store_id: str, body: StoreWrite, store: StoreDep, _: AdminKey)
 @router.post("/inventory", summary="Stock counts (quantity) and changes (delta), applied in order")
 def stock(body: StockUpdate, store: StoreDep, settings: SettingsDep, _: AdminKey) -> StockResult:
     return apply_stock(store=store, update=body, timezone=settings.timezone)
+
+
+@router.get(
+    "/stores/{store_id}/stock",
+    summary="What a store had on hand at a time (from the stock history); now by default",
+)
+def store_stock(
+    store_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    at: datetime | None = Query(default=None, description="a time; without an offset, local"),
+) -> StockOnDay:
+    when = utcnow() if at is None else local_to_utc(at, settings.timezone)
+    return stocked_at(store=store, store_id=store_id, when=when)
 
 
 @router.get(

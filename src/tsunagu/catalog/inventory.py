@@ -56,7 +56,7 @@ def apply_stock(
     *, store: Store, update: StockUpdate, source: str = "api", timezone: str = "Asia/Tokyo"
 ) -> StockResult:
     """Apply counts and changes in order, in one transaction: all, or (a bad item) none."""
-    when = utcnow() if update.as_of is None else _utc(update.as_of, timezone)
+    when = utcnow() if update.as_of is None else local_to_utc(update.as_of, timezone)
     pairs = sorted({(c.store_id, c.sku) for c in update.items})
     with store.transaction() as cur:
         known = {r[0] for r in cur.execute("SELECT store_id FROM stores").fetchall()}
@@ -121,7 +121,8 @@ def apply_stock(
     return StockResult(applied=len(update.items), changed_at=when)
 
 
-def _utc(moment: datetime, timezone: str) -> datetime:
+def local_to_utc(moment: datetime, timezone: str) -> datetime:
+    """Naive UTC of `moment` (one without an offset is local to `timezone`)."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
     return aware.astimezone(UTC).replace(tzinfo=None)
 
@@ -135,6 +136,27 @@ def stock_on(*, store: Store, store_id: str, sku: str, when: datetime) -> int | 
         [store_id, sku, when],
     )
     return int(rows[0][0]) if rows else None
+
+
+class StockOnDay(BaseModel):
+    store_id: str
+    at: datetime
+    """Naive UTC."""
+    items: list[tuple[str, int]]
+    """(sku, quantity) of what the store had on hand then (quantity above zero)."""
+
+
+def stocked_at(*, store: Store, store_id: str, when: datetime) -> StockOnDay:
+    """Everything `store_id` had on hand at `when` (naive UTC), from the history."""
+    if not store.query("SELECT 1 FROM stores WHERE store_id = ?", [store_id]):
+        raise InvalidInput(f"store_id: no store {store_id!r}", field="store_id")
+    rows = store.query(
+        "SELECT sku, quantity FROM (SELECT sku, quantity, row_number() OVER (PARTITION BY sku "
+        " ORDER BY changed_at DESC, rowid DESC) AS latest FROM inventory_history "
+        " WHERE store_id = ? AND changed_at <= ?) WHERE latest = 1 AND quantity > 0 ORDER BY sku",
+        [store_id, when],
+    )
+    return StockOnDay(store_id=store_id, at=when, items=[(k, int(q)) for k, q in rows])
 
 
 class Availability(BaseModel):
