@@ -186,6 +186,8 @@ def demo(
             or "MEMBER_ID"
         )
         sku = store.scalar("SELECT min(sku) FROM products") or "SKU"
+        shop = store.scalar("SELECT min(store_id) FROM stores") or "STORE_ID"
+        stocked = store.scalar("SELECT min(sku) FROM inventory WHERE quantity > 0") or sku
         key_file = state.settings.data_dir / "demo-write-key.txt"
         if not key_file.exists():
             taken = {s.name for s in list_sources(store=store)}
@@ -207,6 +209,10 @@ def demo(
         'application/json\' -d \'{"steps": [{"event": "Product Viewed", "channel": '
         '"app"}, {"event": "Store Visited"}, {"event": "Order Completed", '
         f'"channel": "store"}}], "window": "14d"}}\' http://{host}:{port}/v1/analytics/funnel\n'
+        f"stock near:   curl -H 'Authorization: Bearer {api_key}' "
+        f"'http://{host}:{port}/v1/inventory/availability?sku={stocked}&lat=35.6812&lon=139.7671'\n"
+        f"staff screen: curl -H 'Authorization: Bearer {api_key}' "
+        f"'http://{host}:{port}/v1/clienteling?store_id={shop}&qr=user_id:{member}'\n"
     )
     serve(host=host, port=port)
 
