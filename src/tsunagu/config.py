@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     memory_limit: str = "4GB"
     """DuckDB's memory budget; beyond it, large imports and queries spill to disk."""
 
+    hold_sweep_seconds: float = Field(default=60, gt=0, le=3600)
+    """How often the server marks click-and-collect holds past their time as expired."""
+
     timezone: str = "Asia/Tokyo"
     """Zone for times given without an offset (tills) and for display."""
 

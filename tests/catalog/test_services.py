@@ -365,3 +365,36 @@ def test_what_a_store_had_on_a_day(shop: Store) -> None:
     assert first.items == [("SHO-1", 2), ("TOP-1", 1)]
     second = stocked_at(store=shop, store_id="S-TOKYO", when=t0 + timedelta(days=1, hours=12))
     assert second.items == [("BAG-1", 4), ("SHO-1", 2)]
+
+
+def test_the_server_expires_holds_as_their_time_passes(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.conftest import serve_app
+
+    from tsunagu.api import create_app
+    from tsunagu.config import Settings
+
+    put_store(store=store, store_id="S1", body=StoreWrite(name="店", lat=35.0, lon=139.0))
+    apply_stock(
+        store=store,
+        update=StockUpdate.model_validate(
+            {"items": [{"store_id": "S1", "sku": "A", "quantity": 1}]}
+        ),
+    )
+    hold = reserve(
+        store=store,
+        request=ReservationCreate(store_id="S1", sku="A", hours=1, user_id="M1"),
+        now=utcnow() - timedelta(hours=1, seconds=-1),
+    )
+    with serve_app(create_app(Settings(data_dir=tmp_path, hold_sweep_seconds=0.2), store=store)):
+        deadline = time.monotonic() + 10
+        while get_reservation(store=store, reservation_id=hold.reservation_id).status == "held":
+            assert time.monotonic() < deadline, "the hold did not expire"
+            time.sleep(0.1)
+    assert (
+        store.scalar(
+            "SELECT count(*) FROM events WHERE event = 'Reservation Expired' AND user_id = 'M1'"
+        )
+        == 1
+    )

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tsunagu import __version__
 from tsunagu.api import admin, analytics, catalog, collector, errors, health, profiles
+from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
@@ -45,9 +46,12 @@ def create_app(
             max_events=settings.max_commit_events,
         )
         app.state.collector.start()
+        sweeper = HoldSweeper(app.state.store, interval=settings.hold_sweep_seconds)
+        sweeper.start()
         try:
             yield
         finally:
+            sweeper.stop()
             app.state.collector.stop()
             if on_stop is not None:
                 on_stop()

@@ -9,6 +9,7 @@ Cancelled", "Reservation Expired"), so analytics and journeys see it like any ot
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -247,3 +248,34 @@ def _events(store: Store, cur: Any, items: list[tuple[Reservation, str, datetime
         store.insert_new_events(cur, "_reservation_events")
     finally:
         cur.unregister("_reservation_events")
+
+
+class HoldSweeper:
+    """Marks holds past their time as expired every `interval` seconds, so that their events
+    are written when they happen rather than at the next reservation call (the server runs
+    one)."""
+
+    def __init__(self, store: Store, *, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hold-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                due = self.store.query(
+                    "SELECT 1 FROM reservations WHERE status = 'held' AND expires_at <= ? LIMIT 1",
+                    [utcnow()],
+                )
+                if due:
+                    expire(store=self.store)
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next tick
+                continue
