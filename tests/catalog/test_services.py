@@ -398,3 +398,14 @@ def test_the_server_expires_holds_as_their_time_passes(store: Store, tmp_path) -
         )
         == 1
     )
+
+
+def test_paging_out_of_range_names_the_field(shop: Store) -> None:
+    for kwargs, field in (
+        ({"offset": 10**20}, "offset"),
+        ({"offset": -1}, "offset"),
+        ({"limit": 0}, "limit"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            search_products(store=shop, **kwargs)
+        assert err.value.field == field

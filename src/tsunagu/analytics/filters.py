@@ -37,6 +37,13 @@ MAX_WINDOW_SECONDS = 366 * 86400
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
+def check_property_name(key: str) -> str:
+    """A property name (dotted for a nested one) that can be put in a JSON path."""
+    if not _KEY.fullmatch(key) or not all(part.strip() for part in key.split(".")):
+        raise ValueError(f"{key!r} is not a property name (no quotes, backslashes or empty parts)")
+    return key
+
+
 class Step(BaseModel):
     """One event of an analysis, with optional filters."""
 
@@ -54,8 +61,7 @@ class Step(BaseModel):
     @classmethod
     def _keys(cls, value: dict[str, Condition]) -> dict[str, Condition]:
         for key in value:
-            if not _KEY.fullmatch(key):
-                raise ValueError(f"{key!r} is not a property name (no quotes or backslashes)")
+            check_property_name(key)
         return value
 
     def label(self) -> str:

@@ -37,11 +37,17 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tsunagu.analytics import walk
 from tsunagu.analytics.engine import Engine
-from tsunagu.analytics.filters import Step, ts_literal, utc_bounds, window_seconds
+from tsunagu.analytics.filters import (
+    Step,
+    check_property_name,
+    ts_literal,
+    utc_bounds,
+    window_seconds,
+)
 from tsunagu.exceptions import InvalidInput
 from tsunagu.store.sql import literal
 
@@ -67,9 +73,16 @@ class FunnelQuery(BaseModel):
     mode: Mode = "ordered"
     from_: date | datetime | None = Field(default=None, alias="from")
     to: date | datetime | None = None
-    breakdown: str | None = Field(default=None, max_length=200)
+    breakdown: str | None = Field(default=None, min_length=1, max_length=200)
     breakdown_limit: int = Field(default=20, ge=1, le=200)
     exclusions: list[Exclusion] = Field(default_factory=list, max_length=10)
+
+    @field_validator("breakdown")
+    @classmethod
+    def _breakdown_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_property_name(value.removeprefix("profile."))
+        return value
 
     @model_validator(mode="after")
     def _exclusions_fit(self) -> FunnelQuery:

@@ -57,7 +57,7 @@ def products(
     q: str | None = Query(default=None, max_length=200, description="words of the name"),
     category: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000_000),
 ) -> ProductPage:
     return search_products(store=store, q=q, category=category, limit=limit, offset=offset)
 

@@ -16,6 +16,7 @@ from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
 
 EARTH_KM = 6371.0088
+MAX_OFFSET = 1_000_000_000
 
 
 def distance_sql(lat: str, lon: str, lat0: float, lon0: float) -> str:
@@ -78,6 +79,10 @@ def search_products(
 ) -> ProductPage:
     """Products whose name has every word of `q` (width, kana and kanji folded; see
     catalog/search.py), in `category`, by sku, one page."""
+    if not 1 <= limit <= 10_000:
+        raise InvalidInput("limit: from 1 to 10,000", field="limit")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInput(f"offset: from 0 to {MAX_OFFSET:,}", field="offset")
     where: list[str] = ["true"]
     params: list[Any] = []
     for norm, reading in query_words(q or ""):
