@@ -79,9 +79,8 @@ def run_kpis(*, engine: Engine, query: KpiQuery) -> KpiResult:
         and (query.to - query.from_).days > MAX_PERIODS
     ):
         raise InvalidInput(f"to: at most {MAX_PERIODS} days at a time", field="to")
-    period = f"CAST(date_trunc({literal(query.grain)}, day) AS DATE)"
-    periods = _figures(engine, query, period)
-    totals = _figures(engine, query, "CAST(NULL AS DATE)")
+    periods = _figures(engine, query, totals=False)
+    totals = _figures(engine, query, totals=True)
     return KpiResult(
         grain=query.grain,
         periods=periods,
@@ -90,7 +89,11 @@ def run_kpis(*, engine: Engine, query: KpiQuery) -> KpiResult:
     )
 
 
-def _figures(engine: Engine, query: KpiQuery, period: str) -> list[Kpis]:
+def _figures(engine: Engine, query: KpiQuery, *, totals: bool) -> list[Kpis]:
+    """A row per period (and store), or with `totals` one for the range (per store)."""
+    period = (
+        "CAST(NULL AS DATE)" if totals else f"CAST(date_trunc({literal(query.grain)}, day) AS DATE)"
+    )
     where = ["true"]
     if query.from_ is not None:
         where.append(f"day >= DATE '{query.from_.isoformat()}'")
@@ -105,10 +108,7 @@ def _figures(engine: Engine, query: KpiQuery, period: str) -> list[Kpis]:
     sent = ", ".join(literal(e) for e in SENT_BY_RETAILER)
     keys = "p, s"
     # A buyer is new when their first order ever is in the period (or, for totals, the range).
-    if not period.startswith("CAST(NULL"):
-        start = "per.p"
-    else:
-        start = f"DATE '{(query.from_ or date.min).isoformat()}'"
+    start = f"DATE '{(query.from_ or date.min).isoformat()}'" if totals else "per.p"
     active = engine.rows(
         f"SELECT {period} AS p, {store} AS s, channel, count(DISTINCT pid) FROM analytics_events "
         f"WHERE {scope} AND event NOT IN ({sent}) GROUP BY GROUPING SETS (({keys}, channel), ({keys}))"
