@@ -111,29 +111,29 @@ def get_product(*, store: Store, sku: str) -> Product:
 def put_product(*, store: Store, sku: str, product: ProductWrite) -> Product:
     """Create or replace one product; the change is recorded with its time."""
     _check_key(sku, "sku")
+    _put(store, "products", {"sku": sku, **product.model_dump()})
+    return get_product(store=store, sku=sku)
+
+
+_TYPES = {
+    "products": {"price": "BIGINT", "repeat_purchase": "BOOLEAN", "launched_on": "DATE"},
+    "stores": {"lat": "DOUBLE", "lon": "DOUBLE", "opened_on": "DATE"},
+}
+
+
+def _put(store: Store, kind: str, record: dict[str, Any]) -> None:
+    """Write one record of `kind` (its columns, `attributes` as JSON) and its history row."""
+    values = {**record, "attributes": json.dumps(record["attributes"], ensure_ascii=False)}
+    values["updated_at"] = utcnow()
+    types = {**_TYPES[kind], "attributes": "JSON", "updated_at": "TIMESTAMP"}
+    select = ", ".join(f"?::{types.get(c, 'VARCHAR')} AS {c}" for c in values)
     with store.transaction() as cur:
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _changed AS SELECT ?::VARCHAR AS sku, ?::VARCHAR AS name, "
-            "?::VARCHAR AS category, ?::VARCHAR AS subcategory, ?::VARCHAR AS brand, "
-            "?::BIGINT AS price, ?::BOOLEAN AS repeat_purchase, ?::DATE AS launched_on, "
-            "?::JSON AS attributes, ?::TIMESTAMP AS updated_at",
-            [
-                sku,
-                product.name,
-                product.category,
-                product.subcategory,
-                product.brand,
-                product.price,
-                product.repeat_purchase,
-                product.launched_on,
-                json.dumps(product.attributes, ensure_ascii=False),
-                utcnow(),
-            ],
+            f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT {select}", list(values.values())
         )
-        cur.execute(f"INSERT OR REPLACE INTO products ({_PRODUCT_COLUMNS}) SELECT * FROM _changed")
-        record_changes(cur, "products", "_changed", source="api")
+        cur.execute(f"INSERT OR REPLACE INTO {kind} BY NAME SELECT * FROM _changed")
+        record_changes(cur, kind, "_changed", source="api")
         cur.execute("DROP TABLE _changed")
-    return get_product(store=store, sku=sku)
 
 
 def _check_key(value: str, field: str) -> None:
@@ -231,31 +231,7 @@ def get_store(*, store: Store, store_id: str) -> StorePublic:
 def put_store(*, store: Store, store_id: str, body: StoreWrite) -> StorePublic:
     """Create or replace one store; the change is recorded with its time."""
     _check_key(store_id, "store_id")
-    with store.transaction() as cur:
-        cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _changed AS SELECT ?::VARCHAR AS store_id, "
-            "?::VARCHAR AS name, ?::VARCHAR AS prefecture, ?::VARCHAR AS city, "
-            "?::VARCHAR AS address, ?::VARCHAR AS postcode, ?::DOUBLE AS lat, ?::DOUBLE AS lon, "
-            "?::VARCHAR AS store_type, ?::DATE AS opened_on, ?::JSON AS attributes, "
-            "?::TIMESTAMP AS updated_at",
-            [
-                store_id,
-                body.name,
-                body.prefecture,
-                body.city,
-                body.address,
-                body.postcode,
-                body.lat,
-                body.lon,
-                body.store_type,
-                body.opened_on,
-                json.dumps(body.attributes, ensure_ascii=False),
-                utcnow(),
-            ],
-        )
-        cur.execute(f"INSERT OR REPLACE INTO stores ({STORE_COLUMNS}) SELECT * FROM _changed")
-        record_changes(cur, "stores", "_changed", source="api")
-        cur.execute("DROP TABLE _changed")
+    _put(store, "stores", {"store_id": store_id, **body.model_dump()})
     return get_store(store=store, store_id=store_id)
 
 
