@@ -218,13 +218,14 @@ def _rows(
         "   '$.context.location.longitude']) AS top FROM events "
         f"  WHERE {where}))"
     )
-    normalised = [(k, f"tg_norm('{k}', {k})") for k in rules.priority]
-    cur.execute(
-        "UPDATE _a_src SET "
-        f"id_type = CASE {' '.join(f'WHEN {v} IS NOT NULL THEN {literal(k)}' for k, v in normalised)} END, "
-        f"id_value = coalesce({', '.join(v for _, v in normalised)}) "
-        "WHERE id_value IS NULL AND id_type IS NOT NULL"
-    )
+    blocked = "id_value IS NULL AND id_type IS NOT NULL"
+    if count(cur, f"SELECT count(*) FROM _a_src WHERE {blocked}"):
+        normalised = [(k, f"tg_norm('{k}', {k})") for k in rules.priority]
+        cur.execute(
+            "UPDATE _a_src SET id_type = CASE "
+            + " ".join(f"WHEN {v} IS NOT NULL THEN {literal(k)}" for k, v in normalised)
+            + f" END, id_value = coalesce({', '.join(v for _, v in normalised)}) WHERE {blocked}"
+        )
     cur.execute(f"ALTER TABLE _a_src DROP COLUMN {rules.priority[0]}")
     for kind in rules.priority[1:]:
         cur.execute(f"ALTER TABLE _a_src DROP COLUMN {kind}")
