@@ -409,3 +409,30 @@ def test_paging_out_of_range_names_the_field(shop: Store) -> None:
         with pytest.raises(InvalidInput) as err:
             search_products(store=shop, **kwargs)
         assert err.value.field == field
+
+
+def test_concurrent_http_holds_never_oversell(live_server) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    shop = live_server.store
+    put_store(store=shop, store_id="S1", body=StoreWrite(name="店", lat=35.0, lon=139.0))
+    apply_stock(
+        store=shop,
+        update=StockUpdate.model_validate(
+            {"items": [{"store_id": "S1", "sku": "A", "quantity": 5}]}
+        ),
+    )
+    _, admin = create_key(store=shop, name="app", scope="admin")
+
+    def hold(i: int) -> int:
+        return httpx.post(
+            f"{live_server.url}/v1/reservations",
+            json={"store_id": "S1", "sku": "A", "user_id": f"M{i}"},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(hold, range(20)))
+    assert sorted(codes) == [201] * 5 + [409] * 15
+    assert shop.scalar("SELECT sum(quantity) FROM reservations WHERE status = 'held'") == 5
