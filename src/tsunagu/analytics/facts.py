@@ -22,11 +22,13 @@ seconds, so `analytics_events` keeps them joined: one row per track / page / scr
   the page or screen `name`, where the device was (`lat`, `lon` of `context.location`: a
   store's beacon or the app's GPS), and `properties` for any other filter.
 
-Freshness: the table remembers the identity graph's change stamp and the last commit stamp of
-the events it holds. `ensure_fresh` rebuilds it when the graph changed (merges and splits move
-events between customers; erasure deletes events) and otherwise appends new events, renumbering
-the histories of the customers they belong to. Identity build and update rebuild it themselves,
-so the first query after them does not pay for it.
+Freshness: the table remembers the identity graph's change stamps and the last commit stamp of
+the events it holds. `ensure_fresh` rebuilds it when the graph was rebuilt (a build or a split
+can move an identifier out of a profile; erasure deletes events); follows merges when the graph
+was only updated (each customer is known by one of its identifiers, `anchor_*`: where that
+identifier's profile is now another, the customer's events move there, `merge_profiles`); and
+appends new events, renumbering the histories of the customers they belong to. Identity build
+and update bring it up to date themselves, so the first query after them does not pay for it.
 """
 
 from __future__ import annotations
@@ -59,9 +61,14 @@ class Refresh:
     seconds: float
 
 
-def graph_stamp(cur: duckdb.DuckDBPyConnection) -> str | None:
-    rows = cur.execute("SELECT value FROM identity_state WHERE key = 'changed_at'").fetchall()
-    return rows[0][0] if rows else None
+def graph_stamps(cur: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
+    """(last change of the graph, last change that was more than merges)."""
+    state = dict(
+        cur.execute(
+            "SELECT key, value FROM identity_state WHERE key IN ('changed_at', 'reshaped_at')"
+        ).fetchall()
+    )
+    return state.get("changed_at"), state.get("reshaped_at")
 
 
 def ensure_fresh(*, store: Store, rules: IdentityRules, timezone: str) -> Refresh:
@@ -71,23 +78,80 @@ def ensure_fresh(*, store: Store, rules: IdentityRules, timezone: str) -> Refres
         try:
             state = dict(cur.execute("SELECT key, value FROM analytics_state").fetchall())
             ((events_to,),) = cur.execute("SELECT max(stored_at)::VARCHAR FROM events").fetchall()
-            graph = graph_stamp(cur)
+            changed, reshaped = graph_stamps(cur)
         finally:
             cur.close()
         started = time.perf_counter()
         if (
             "events_to" not in state
-            or state.get("graph") != graph
+            or state.get("reshaped") != (reshaped or "")
             or state.get("timezone") != timezone
         ):
             with store.transaction() as tx:
                 n = rebuild(tx, rules, timezone=timezone)
             return Refresh("rebuilt", n, time.perf_counter() - started)
+        if state.get("graph") != (changed or ""):
+            # Profiles merged since: their customers' histories are merged, not rebuilt.
+            with store.transaction() as tx:
+                merge_profiles(tx)
+                n = append(tx, rules, timezone=timezone, since=state["events_to"])
+            return Refresh("merged", n, time.perf_counter() - started)
         if events_to is not None and events_to != state["events_to"]:
             with store.transaction() as tx:
                 n = append(tx, rules, timezone=timezone, since=state["events_to"])
             return Refresh("appended", n, time.perf_counter() - started)
         return Refresh("fresh", 0, 0.0)
+
+
+def merge_profiles(cur: duckdb.DuckDBPyConnection) -> int:
+    """Follow merges of the identity graph: each customer is known by one of its identifiers
+    (`analytics_profiles.anchor_*`); where that identifier's profile is now another, the
+    customer's events move to the customer of that profile (or the customer takes its name)
+    and the histories are renumbered. Returns how many customers moved."""
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _remap AS SELECT ap.pid, n.profile_id AS new_key "
+        "FROM analytics_profiles ap JOIN identity_nodes n "
+        "ON n.type = ap.anchor_type AND n.value = ap.anchor_value WHERE n.profile_id <> ap.profile_id"
+    )
+    if not count(cur, "SELECT count(*) FROM _remap"):
+        cur.execute("DROP TABLE _remap")
+        return 0
+    # Each new profile's customer: the one already named so, else the first that moves there.
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _target AS SELECT r.new_key, "
+        "coalesce(any_value(ap.pid), min(r.pid)) AS target FROM _remap r "
+        "LEFT JOIN analytics_profiles ap ON ap.profile_id = r.new_key GROUP BY r.new_key"
+    )
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _moves AS SELECT r.pid AS source, t.target, t.new_key "
+        "FROM _remap r JOIN _target t USING (new_key)"
+    )
+    moved = count(cur, "SELECT count(*) FROM _moves WHERE source <> target")
+    cur.execute(
+        "UPDATE analytics_profiles SET profile_id = t.new_key, identified = m.identified "
+        "FROM _target t, (SELECT m.target, bool_or(ap.identified) AS identified FROM _moves m "
+        " JOIN analytics_profiles ap ON ap.pid = m.source OR ap.pid = m.target GROUP BY m.target) m "
+        "WHERE analytics_profiles.pid = t.target AND m.target = t.target"
+    )
+    cur.execute(
+        "DELETE FROM analytics_profiles WHERE pid IN (SELECT source FROM _moves WHERE source <> target)"
+    )
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _a_redo AS SELECT coalesce(m.target, e.pid) AS pid, "
+        "e.* EXCLUDE (pid, r) FROM analytics_events e LEFT JOIN _moves m ON m.source = e.pid "
+        "WHERE e.pid IN (SELECT source FROM _moves UNION SELECT target FROM _moves)"
+    )
+    cur.execute(
+        "DELETE FROM analytics_events WHERE pid IN (SELECT source FROM _moves UNION "
+        "SELECT target FROM _moves)"
+    )
+    cur.execute(
+        f"INSERT INTO analytics_events BY NAME SELECT {_numbered('pid')} FROM _a_redo "
+        "ORDER BY pid, r"
+    )
+    for table in ("_remap", "_target", "_moves", "_a_redo"):
+        cur.execute(f"DROP TABLE {table}")
+    return moved
 
 
 def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: str) -> int:
@@ -96,11 +160,16 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     _rows(cur, rules, since=None, timezone=timezone)
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_keys AS "
-        "SELECT key, (row_number() OVER (ORDER BY key))::BIGINT AS pid, identified FROM "
-        "(SELECT key, NOT bool_and(walk_in) AS identified FROM _a_rows GROUP BY key)"
+        "SELECT key, (row_number() OVER (ORDER BY key))::BIGINT AS pid, identified, "
+        "anchor[1] AS anchor_type, anchor[2] AS anchor_value FROM "
+        "(SELECT key, NOT bool_and(walk_in) AS identified, min([id_type, id_value]) AS anchor "
+        " FROM _a_rows GROUP BY key)"
     )
     cur.execute("DELETE FROM analytics_profiles")
-    cur.execute("INSERT INTO analytics_profiles SELECT pid, key, identified FROM _a_keys")
+    cur.execute(
+        "INSERT INTO analytics_profiles (pid, profile_id, identified, anchor_type, anchor_value) "
+        "SELECT pid, key, identified, anchor_type, anchor_value FROM _a_keys"
+    )
     # Positions from the narrow columns alone, then joined to the rest (a window over every
     # event's JSON would cost more than the join). The table is replaced rather than emptied,
     # and written in (pid, r) order: a customer's events sit together, as the funnel walk reads
@@ -133,14 +202,16 @@ def append(
             "profile_id IN (SELECT key FROM _a_rows WHERE NOT walk_in)"
         )
         cur.execute(
-            "INSERT INTO analytics_profiles SELECT "
-            "(SELECT coalesce(max(pid), 0) FROM analytics_profiles) + "
-            "row_number() OVER (ORDER BY key), key, identified FROM ("
-            " SELECT key, NOT bool_and(walk_in) AS identified FROM _a_rows "
-            " WHERE key NOT IN (SELECT profile_id FROM analytics_profiles) GROUP BY key)"
+            "INSERT INTO analytics_profiles (pid, profile_id, identified, anchor_type, "
+            "anchor_value) SELECT (SELECT coalesce(max(pid), 0) FROM analytics_profiles) + "
+            "row_number() OVER (ORDER BY key), key, identified, anchor[1], anchor[2] FROM ("
+            " SELECT key, NOT bool_and(walk_in) AS identified, min([id_type, id_value]) AS anchor "
+            " FROM _a_rows WHERE key NOT IN (SELECT profile_id FROM analytics_profiles) "
+            " GROUP BY key)"
         )
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, a.* EXCLUDE (key, walk_in) "
+            "CREATE OR REPLACE TEMP TABLE _a_new AS SELECT p.pid, "
+            "a.* EXCLUDE (key, walk_in, id_type, id_value) "
             "FROM _a_rows a JOIN analytics_profiles p ON p.profile_id = a.key"
         )
         cur.execute(
@@ -174,9 +245,11 @@ def _numbered(pid: str) -> str:
 
 def _finish(cur: duckdb.DuckDBPyConnection, *, timezone: str) -> None:
     ((events_to,),) = cur.execute("SELECT max(stored_at)::VARCHAR FROM events").fetchall()
+    changed, reshaped = graph_stamps(cur)
     for key, value in (
         ("events_to", events_to or ""),
-        ("graph", graph_stamp(cur)),
+        ("graph", changed or ""),
+        ("reshaped", reshaped or ""),
         ("timezone", timezone),
     ):
         cur.execute("DELETE FROM analytics_state WHERE key = ?", [key])
@@ -251,6 +324,7 @@ def _rows(
         "CREATE OR REPLACE TEMP TABLE _a_rows AS SELECT "
         "coalesce(n.profile_id, a.id_type || ':' || a.id_value) AS key, "
         "(a.id_type = 'anonymous_id' AND starts_with(a.id_value, 'receipt:')) AS walk_in, "
+        "a.id_type, a.id_value, "
         "a.seq, a.ts, "
         f"{local_day} AS day, a.type, a.event, a.channel, a.store_id, a.sku, "
         "coalesce(p.category, a.x[3]) AS category, i.skus, i.categories, "

@@ -315,10 +315,14 @@ def _set_state(cur: duckdb.DuckDBPyConnection, key: str, value: str | None) -> N
     cur.execute("INSERT INTO identity_state VALUES (?, ?)", [key, value])
 
 
-def mark_changed(cur: duckdb.DuckDBPyConnection) -> None:
+def mark_changed(cur: duckdb.DuckDBPyConnection, *, merges_only: bool = False) -> None:
     """Stamp a change of identity_nodes (or of the events erasure deletes): what was derived
-    from the graph (analytics' customers) is stale from here on."""
-    _set_state(cur, "changed_at", utcnow().isoformat())
+    from the graph (analytics' customers) is stale from here on. `merges_only`: profiles only
+    grew and merged (an update), so what was derived can follow without starting over."""
+    stamp = utcnow().isoformat()
+    _set_state(cur, "changed_at", stamp)
+    if not merges_only:
+        _set_state(cur, "reshaped_at", stamp)
 
 
 def _set_watermarks(cur: duckdb.DuckDBPyConnection) -> None:
@@ -510,7 +514,9 @@ def _apply_records(
         cur.execute(
             "INSERT INTO identity_nodes SELECT type, value, profile_id, first_seen FROM _changes"
         )
-        mark_changed(cur)
+        # An update joins new identifiers to profiles and merges profiles; it never takes an
+        # identifier out of the profile it was in (detaching one rebuilds the graph).
+        mark_changed(cur, merges_only=True)
         cur.unregister("_changes")
     _audit(
         cur,

@@ -412,6 +412,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "DELETE FROM analytics_state",
         ],
     ),
+    (
+        "analytics customers known by an identifier",
+        [
+            # One identifier of each analytics customer, to follow merges of the graph.
+            "ALTER TABLE analytics_profiles ADD COLUMN anchor_type VARCHAR",
+            "ALTER TABLE analytics_profiles ADD COLUMN anchor_value VARCHAR",
+            "DELETE FROM analytics_state",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
