@@ -40,6 +40,7 @@ lint: install-test ## ruff (check, format) and mypy
 bench: install-test ## run the benchmarks (prints figures; takes minutes)
 	$(BIN)/python benchmarks/ingest_http.py
 	$(BIN)/python benchmarks/import_pos.py
+	$(BIN)/python benchmarks/availability.py
 
 clean: ## remove the demo data and the virtual environment
 	rm -rf tsunagu-data demo-data $(VENV)
