@@ -375,13 +375,13 @@ def ltv_fit(
     table = Table(title=f"lifetime value, purchases to {result.observation_end}", show_header=False)
     rows = [
         ("customers (repeat)", f"{result.customers:,} ({result.repeat_customers:,})"),
-        ("BG/NBD r, alpha", f"{result.r:.4f}, {result.alpha:.4f}"),
-        ("BG/NBD a, b", f"{result.a:.4f}, {result.b:.4f}"),
+        ("BG/NBD r, alpha", f"{result.r:.4g}, {result.alpha:.4g}"),
+        ("BG/NBD a, b", f"{result.a:.4g}, {result.b:.4g}"),
         ("log-likelihood", f"{result.log_likelihood:.2f}"),
     ]
     if result.p is not None:
         rows += [
-            ("Gamma-Gamma p, q, v", f"{result.p:.4f}, {result.q:.4f}, {result.v:.4f}"),
+            ("Gamma-Gamma p, q, v", f"{result.p:.4g}, {result.q:.4g}, {result.v:.4g}"),
             ("log-likelihood", f"{result.gamma_gamma_log_likelihood:.2f}"),
         ]
     rows.append(
@@ -421,8 +421,8 @@ def ltv_evaluate(
         print_json(result.model_dump(mode="json"))
         return
     console.print(
-        f"BG/NBD fitted to {result.calibration_end}: r={result.r:.4f} alpha={result.alpha:.4f} "
-        f"a={result.a:.4f} b={result.b:.4f} (log-likelihood {result.log_likelihood:.2f})"
+        f"BG/NBD fitted to {result.calibration_end}: r={result.r:.4g} alpha={result.alpha:.4g} "
+        f"a={result.a:.4g} b={result.b:.4g} (log-likelihood {result.log_likelihood:.2f})"
     )
     table = Table(title=f"repeat purchases {result.calibration_end} → {result.holdout_end}")
     for name in ("purchases in calibration", "customers", "predicted", "actual"):
