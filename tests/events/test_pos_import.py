@@ -161,6 +161,22 @@ def test_foreign_purchase_log_columns_and_decimal_prices(store: Store, tmp_path:
     assert by_event["Order Refunded"]["properties"]["order_id"] == "C536379"
 
 
+def test_marketplace_order_log_columns(store: Store, tmp_path: Path) -> None:
+    # Column names of a public marketplace order log: a unique customer id, a purchase
+    # timestamp, a payment value.
+    text = (
+        "order_id,customer_unique_id,order_purchase_timestamp,product_id,payment_value\n"
+        "e481f51c,7c396fd4,2017-10-02 10:56:33,87285b34,38.71\n"
+        "53cdb2fc,af07308b,2018-07-24 20:41:37,595fac2a,141.46\n"
+    )
+    result = import_pos(store=store, path=write(tmp_path / "orders.csv", text), store_id="online")
+    assert (result.imported, result.rejected) == (2, 0)
+    cards = {e["context"]["traits"]["member_card"] for e in events(store)}
+    assert cards == {"7c396fd4", "af07308b"}
+    revenue = sorted(e["properties"]["revenue"] for e in events(store))
+    assert revenue == pytest.approx([38.71, 141.46])
+
+
 def test_missing_required_column_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as info:
         import_pos(store=store, path=write(tmp_path / "p.csv", "receipt_id,sku\nR1,P1\n"))
