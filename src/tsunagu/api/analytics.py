@@ -9,8 +9,6 @@ from fastapi import APIRouter, Query
 
 from tsunagu.analytics.assortment import AssortmentQuery, AssortmentReport, assortment_report
 from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
-from tsunagu.analytics.engine import Engine
-from tsunagu.analytics.facts import fresh_engine
 from tsunagu.analytics.fans import (
     FanComputation,
     FanReport,
@@ -31,15 +29,9 @@ from tsunagu.analytics.ltv import (
 )
 from tsunagu.analytics.paths import PathsQuery, PathsResult, run_paths
 from tsunagu.analytics.retention import RetentionQuery, RetentionResult, run_retention
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
-from tsunagu.config import Settings
-from tsunagu.store import Store
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
-
-
-def _fresh(store: Store, settings: Settings) -> Engine:
-    return fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
 
 
 @router.post(
@@ -48,7 +40,7 @@ def _fresh(store: Store, settings: Settings) -> Engine:
     response_model=FunnelResult,
 )
 def funnel(query: FunnelQuery, store: StoreDep, settings: SettingsDep, _: ReadKey) -> FunnelResult:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return run_funnel(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -60,7 +52,7 @@ def funnel(query: FunnelQuery, store: StoreDep, settings: SettingsDep, _: ReadKe
 def retention(
     query: RetentionQuery, store: StoreDep, settings: SettingsDep, _: ReadKey
 ) -> RetentionResult:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return run_retention(engine=engine, query=query)
 
 
@@ -70,7 +62,7 @@ def retention(
     response_model=PathsResult,
 )
 def paths(query: PathsQuery, store: StoreDep, settings: SettingsDep, _: ReadKey) -> PathsResult:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return run_paths(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -92,7 +84,7 @@ def channels(
         ChannelsQuery,
         {"from": start, "to": to, "ropo_days": ropo_days, "showrooming_days": showrooming_days},
     )
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return run_channels(engine=engine, query=query, timezone=settings.timezone)
 
 
@@ -116,7 +108,7 @@ def kpis(
         KpiQuery,
         {"from": start, "to": to, "grain": grain, "store_id": store_id, "by_store": by_store},
     )
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return run_kpis(engine=engine, query=query)
 
 
@@ -127,7 +119,7 @@ def kpis(
     response_model=LtvFit,
 )
 def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: AdminKey) -> LtvFit:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return fit_ltv(engine=engine, store=store, **dict(query))
 
 
@@ -139,7 +131,7 @@ def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: Admin
 def ltv_evaluate(
     query: LtvEvaluationQuery, store: StoreDep, settings: SettingsDep, _: ReadKey
 ) -> LtvEvaluation:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     return evaluate_ltv(engine=engine, **dict(query))
 
 
@@ -155,7 +147,7 @@ def fans(
     as_of: date | None = Query(default=None, description="day (local); default the last with data"),
     compare_to: date | None = Query(default=None, description="earlier day to compare with"),
 ) -> FanReport:
-    engine = _fresh(store, settings)
+    engine = analytics_engine(store, settings)
     rules = load_fan_rules(settings.data_dir)
     return fan_report(engine=engine, rules=rules, as_of=as_of, compare_to=compare_to)
 
@@ -171,7 +163,7 @@ def fans_compute(
     _: AdminKey,
     as_of: date | None = Query(default=None, description="day (local); default the last with data"),
 ) -> FanComputation:
-    _fresh(store, settings)
+    analytics_engine(store, settings)
     rules = load_fan_rules(settings.data_dir)
     return compute_fan_levels(store=store, rules=rules, as_of=as_of)
 
@@ -191,7 +183,7 @@ def assortment(
     low_demand: int = Query(default=2, ge=1),
     top: int = Query(default=50, ge=1, le=1000),
 ) -> AssortmentReport:
-    _fresh(store, settings)
+    analytics_engine(store, settings)
     query = AssortmentQuery(
         store_id=store_id, radius_km=radius_km, days=days, low_demand=low_demand, top=top
     )

@@ -6,8 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Query
 
-from tsunagu.analytics.facts import fresh_engine
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine
 from tsunagu.catalog.favourites import FavouritesResult, favourites_availability
 from tsunagu.catalog.inventory import (
     AvailabilityResult,
@@ -171,7 +170,7 @@ def favourites_near(
     radius_km: float | None = Query(default=None, gt=0, le=20_000),
     stores_per_item: int = Query(default=3, ge=1, le=50),
 ) -> FavouritesResult:
-    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    analytics_engine(store, settings)
     return favourites_availability(
         store=store,
         profile_id=profile_id,
@@ -195,7 +194,7 @@ def recommendations(
     store_id: str | None = Query(default=None, max_length=200, description="for context=store"),
     limit: int = Query(default=10, ge=1, le=100),
 ) -> RecommendationResult:
-    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    analytics_engine(store, settings)
     return recommend(
         store=store,
         recommender=model_for(store=store, data_dir=settings.data_dir),
@@ -219,7 +218,7 @@ def staff_view(
     member_card: str | None = Query(default=None, max_length=200),
     qr: str | None = Query(default=None, max_length=1000, description="the app's QR payload"),
 ) -> ClientelingView:
-    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+    analytics_engine(store, settings)
     return clienteling(
         store=store,
         rules=load_rules(settings.data_dir),

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tsunagu.analytics.engine import Engine
+from tsunagu.analytics.facts import fresh_engine
 from tsunagu.config import Settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
@@ -62,3 +64,9 @@ def require_admin(
 
 ReadKey = Annotated[ApiKey, Depends(require_read)]
 AdminKey = Annotated[ApiKey, Depends(require_admin)]
+
+
+def analytics_engine(store: Store, settings: Settings) -> Engine:
+    """An engine over the analytics table brought up to date. Routes call it after their input
+    is validated (a dependency would run first, and bad input could cost a rebuild)."""
+    return fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)

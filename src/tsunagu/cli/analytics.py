@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.funnels import FunnelQuery, FunnelResult, StepResult
 from tsunagu.cli.common import app, console, fail, local_or_server, print_json, state
@@ -112,16 +113,20 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
+def fresh_engine_here(store: Store) -> Engine:
+    """An engine over `store`'s analytics table, brought up to date (this process holds it)."""
+    from tsunagu.analytics.facts import fresh_engine
+
+    settings = state.settings
+    return fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+
+
 def _run(path: str, body: dict[str, Any], local: Any, model: Any, *, get: bool = False) -> Any:
     """`local(engine)` on a fresh analytics table, or `path` on the running server (POST with
     `body`, or GET with it as the query)."""
 
     def here(store: Store) -> Any:
-        from tsunagu.analytics.facts import fresh_engine
-
-        settings = state.settings
-        engine = fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
-        return local(engine)
+        return local(fresh_engine_here(store))
 
     def there(server: RunningServer) -> Any:
         if get:
@@ -450,12 +455,10 @@ def fans_compute(
     from tsunagu.analytics.fans import FanComputation, compute_fan_levels, load_fan_rules
 
     def here(store: Store) -> FanComputation:
-        from tsunagu.analytics.facts import fresh_engine
-
-        settings = state.settings
-        fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+        fresh_engine_here(store)
         day = date.fromisoformat(as_of) if as_of else None
-        return compute_fan_levels(store=store, rules=load_fan_rules(settings.data_dir), as_of=day)
+        rules = load_fan_rules(state.settings.data_dir)
+        return compute_fan_levels(store=store, rules=rules, as_of=day)
 
     def there(server: RunningServer) -> FanComputation:
         params = {"as_of": as_of} if as_of else {}

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from tsunagu.cli.analytics import fresh_engine_here
 from tsunagu.cli.common import app, console, local_only, print_json, state
 from tsunagu.store import Store
 
@@ -15,20 +16,13 @@ recommend_app = typer.Typer(
 app.add_typer(recommend_app, name="recommend")
 
 
-def _fresh(store: Store) -> None:
-    from tsunagu.analytics.facts import fresh_engine
-
-    settings = state.settings
-    fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
-
-
 @recommend_app.command("train")
 def train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Train the model on every customer's history (the server uses it from its next request)."""
     from tsunagu.recommend.service import train_and_save
 
     def run(store: Store):  # type: ignore[no-untyped-def]
-        _fresh(store)
+        fresh_engine_here(store)
         return train_and_save(store=store, data_dir=state.settings.data_dir)
 
     report = local_only(run)
@@ -50,7 +44,7 @@ def evaluate(
     from tsunagu.recommend.service import evaluate as run_evaluation
 
     def run(store: Store):  # type: ignore[no-untyped-def]
-        _fresh(store)
+        fresh_engine_here(store)
         return run_evaluation(store=store, max_customers=customers)
 
     result = local_only(run)
