@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+from timing import percentile
 
 from tsunagu.api import create_app
 from tsunagu.catalog.inventory import availability
@@ -22,11 +23,6 @@ from tsunagu.config import Settings
 from tsunagu.keys import create_key
 from tsunagu.server import serve_in_thread
 from tsunagu.store import Store
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from timing import percentile
 
 from tsunagu.identity.graph import build_graph
 from tsunagu.identity.profiles import get_profile, lookup
@@ -26,11 +27,6 @@ from tsunagu.keys import create_key
 from tsunagu.store import Store
 
 BIN = Path(sys.executable).parent / "tsunagu"
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))] * 1000
 
 
 def main() -> None:

@@ -12,13 +12,10 @@ import random
 import time
 from pathlib import Path
 
+from timing import percentile
+
 from tsunagu.recommend.service import current, evaluate, recommend, train_and_save
 from tsunagu.store import Store
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def main() -> None:
