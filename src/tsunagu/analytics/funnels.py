@@ -173,8 +173,6 @@ def _walked(
         "window_us": window_seconds(query.window) * 1_000_000,
         "exclusions": [x.between or (1, k) for x in query.exclusions],
     }
-    no_groups = np.zeros(table.num_rows, np.int32)
-    attempts = walk.walk(**rows, group=no_groups, **settings)  # type: ignore[arg-type]
     groups = {}
     if query.breakdown:
         # A customer counts in each value their attempts start with, once overall.
@@ -184,6 +182,10 @@ def _walked(
         labels = values.dictionary.to_pylist()
         for code in np.unique(by_value.group):
             groups[labels[code - 1]] = walk.figures(by_value, k, group=int(code))
+        attempts = walk.overall(by_value)
+    else:
+        no_groups = np.zeros(table.num_rows, np.int32)
+        attempts = walk.walk(**rows, group=no_groups, **settings)  # type: ignore[arg-type]
     return walk.figures(attempts, k), groups
 
 

@@ -29,6 +29,9 @@ START_BIT = 1 << 30
 class Attempts:
     """Each customer's best attempt (or, with a breakdown, best per value)."""
 
+    pid: Ints
+    start: Ints
+    """The row the attempt starts at."""
     group: Ints
     """Breakdown code of the attempt (0 without a breakdown)."""
     depth: Ints
@@ -138,7 +141,13 @@ def walk(
         to, since = rows[i][reached], rows[i - 1][reached]
         gap[reached] = (us[to] // 1000 - us[since] // 1000) / 1000.0
         seconds.append(gap)
-    return Attempts(group=group[starts][chosen], depth=depth, seconds=seconds)
+    return Attempts(
+        pid=pid[starts][chosen],
+        start=starts[chosen],
+        group=group[starts][chosen],
+        depth=depth,
+        seconds=seconds,
+    )
 
 
 def _walk_any(pid: Ints, us: Ints, bits: Ints, group: Ints, steps: int, window_us: int) -> Attempts:
@@ -159,7 +168,28 @@ def _walk_any(pid: Ints, us: Ints, bits: Ints, group: Ints, steps: int, window_u
         np.where(depth >= i + 1, (done_ms[i] - done_ms[i - 1]) / 1000.0, np.nan)
         for i in range(1, steps)
     ]
-    return Attempts(group=group[anchors][chosen], depth=depth, seconds=seconds)
+    return Attempts(
+        pid=pid[anchors][chosen],
+        start=anchors[chosen],
+        group=group[anchors][chosen],
+        depth=depth,
+        seconds=seconds,
+    )
+
+
+def overall(by_group: Attempts) -> Attempts:
+    """Each customer's best attempt of all, from their best per breakdown value: every attempt
+    has one value, so the deepest (earliest of equals) of the values' bests is the one a walk
+    without a breakdown would choose."""
+    none = np.zeros(len(by_group.pid), dtype=np.int64)
+    chosen = _choose(by_group.pid, by_group.start, by_group.depth, none)
+    return Attempts(
+        pid=by_group.pid[chosen],
+        start=by_group.start[chosen],
+        group=none[chosen],
+        depth=by_group.depth[chosen],
+        seconds=[s[chosen] for s in by_group.seconds],
+    )
 
 
 def _choose(pid: Ints, start: Ints, depth: Ints, group: Ints) -> Ints:
