@@ -11,6 +11,7 @@ from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.identity.erasure import erase_profile, is_suppressed
 from tsunagu.identity.graph import build_graph, update_graph
 from tsunagu.identity.matching import (
+    Pair,
     _clusters,
     kana_key,
     match_records,
@@ -293,19 +294,21 @@ def test_a_members_record_brings_its_contacts_to_the_profile(
 def test_a_cluster_never_holds_two_members() -> None:
     review: list[dict[str, object]] = []
     pairs = [
-        ("r:1", "m:a", 0.95, 5.0),
-        ("r:2", "m:b", 0.99, 8.0),
-        ("r:1", "m:b", 0.93, 4.0),  # r:1 also looks like b, less so than like a
-        ("r:1", "r:2", 0.92, 3.0),  # would put members a and b in one profile
-        ("r:3", "r:4", 0.40, -1.0),
+        Pair("r:1", "m:a", 0.95, 5.0),
+        Pair("r:2", "m:b", 0.99, 8.0),
+        Pair("r:1", "m:b", 0.93, 4.0),  # r:1 also looks like b, less so than like a
+        Pair("r:1", "r:2", 0.92, 3.0),  # would put members a and b in one profile
+        Pair("r:3", "r:4", 0.40, -1.0),
+        Pair("r:3", "r:5", 0.97, 6.0, linkable=False),  # names and phones disagree
     ]
-    clusters, best = _clusters(["r:1", "r:2", "r:3", "r:4"], pairs, 0.9, review)
-    assert sorted(clusters) == [["m:a", "r:1"], ["m:b", "r:2"], ["r:3"], ["r:4"]]
+    clusters, best = _clusters(["r:1", "r:2", "r:3", "r:4", "r:5"], pairs, 0.9, review)
+    assert sorted(clusters) == [["m:a", "r:1"], ["m:b", "r:2"], ["r:3"], ["r:4"], ["r:5"]]
     assert best == {"r:1": 0.95, "m:a": 0.95, "r:2": 0.99, "m:b": 0.99}
     assert {(r["left"], r["right"]) for r in review} == {
         ("r:1", "r:2"),
         ("r:1", "m:b"),
         ("r:3", "r:4"),
+        ("r:3", "r:5"),
     }
 
 

@@ -22,7 +22,7 @@ from tsunagu.store.files import (
     stage,
     write_rejects,
 )
-from tsunagu.store.identifiers import MEMBER_IDENTIFIER_COLUMNS, NORMALIZE_MACROS
+from tsunagu.store.identifiers import MEMBER_IDENTIFIER_COLUMNS, normalize_macros
 
 _LAT = "{v} BETWEEN -90 AND 90"
 _LON = "{v} BETWEEN -180 AND 180"
@@ -196,7 +196,7 @@ def import_master(
         )
         in_file_dupes = count(cur, "SELECT count(*) FROM _in WHERE _reason LIKE 'duplicate key%'")
         if kind == "members":
-            result.suppressed = _leave_out_erased_members(cur)
+            result.suppressed = _leave_out_erased_members(cur, store.country)
         # Rows identical to what is stored are duplicates: nothing to write.
         compare = " AND ".join(
             # A count without a time is the same count as the stored one.
@@ -251,11 +251,11 @@ def import_master(
     return result
 
 
-def _leave_out_erased_members(cur: duckdb.DuckDBPyConnection) -> int:
+def _leave_out_erased_members(cur: duckdb.DuckDBPyConnection, country: str) -> int:
     """Mark member rows of erased people (suppression list) so they are not imported."""
     if not count(cur, "SELECT count(*) FROM suppressed_identifiers"):
         return 0
-    cur.execute(NORMALIZE_MACROS)
+    cur.execute(normalize_macros(country))
     checks = " OR ".join(
         f"sha256('{kind}:' || tg_clean('{kind}', {column})) IN "
         f"(SELECT value_hash FROM suppressed_identifiers WHERE type = '{kind}')"

@@ -95,24 +95,37 @@ def identity_match(
         float,
         typer.Option(min=0.0, max=1.0, help="Keep pairs from here up to the threshold for review."),
     ] = 0.5,
+    default_country: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the file's phones without a country code as this country's (ISO 3166: "
+            "JP, US, ...); default: the rules file's default_country, JP."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Link records without a shared identifier to members and to each other (Fellegi–Sunter)."""
     from tsunagu.identity.graph import update_graph
     from tsunagu.identity.matching import match_records, save_matches
     from tsunagu.identity.rules import load_rules
+    from tsunagu.store.phones import valid_country
 
     if review_threshold > threshold:
         raise fail(
             InvalidInput("review-threshold: must not exceed --threshold", field="review_threshold")
         )
     rules = load_rules(state.settings.data_dir)
+    try:
+        country = valid_country(default_country) if default_country else rules.default_country
+    except ValueError as exc:
+        raise fail(InvalidInput(f"default-country: {exc}", field="default_country")) from None
 
     def run(store: Store) -> Any:
         result = match_records(
             store=store,
             path=file,
             rules=rules,
+            country=country,
             threshold=threshold,
             review_threshold=review_threshold,
         )

@@ -19,14 +19,14 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pyarrow as pa
 
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.graph import profile_id_for
 from tsunagu.identity.rules import IdentityRules
-from tsunagu.store import Store, columns, utcnow
+from tsunagu.store import Store, columns, phones, utcnow
 from tsunagu.store.files import Column, TableSpec, rejects_path, stage, write_rejects
 
 FIELDS = ("name", "name_kana", "birth_date", "postcode", "address", "phone", "email")
@@ -110,11 +110,47 @@ def norm_name(value: str | None) -> str | None:
     return text or None
 
 
-def name_tokens(value: str | None) -> str | None:
-    """The words of a name in sorted order, so that "Huxley Claudia" meets "Claudia Huxley"."""
+_BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|「[^「」]*」")
+_LEGAL_FORMS = re.compile(
+    "株式会社|有限会社|合同会社|合資会社|合名会社|"
+    "(一般|公益)?(社団|財団)法人|(医療|社会福祉|学校|宗教|特定非営利活動|npo)法人"
+)
+_DECORATION_WORDS = frozenset(
+    "the inc incorporated ltd limited llc llp plc co corp corporation company gmbh kk".split()
+)
+
+
+def name_core(value: str | None) -> str | None:
+    """A name without its decoration, lower case, words kept apart by one space: what is in
+    brackets (a branch, a city, (株)), legal forms (株式会社, Inc., Ltd.), the article "the"
+    wherever it stands ("Blue Door, The"), accents on Latin letters ("Café" is "cafe"); "&" is
+    "and". The name itself when nothing is left.
+
+    >>> name_core("Café Aoyama (Shibuya)"), name_core("(株)ニコニコ商店"), name_core("Blue Door, The")
+    ('cafe aoyama', 'ニコニコ商店', 'blue door')
+    """
     if not value:
         return None
-    words = sorted(w for w in _SPACES.split(unicodedata.normalize("NFKC", value).lower()) if w)
+    text = unicodedata.normalize("NFKC", value).lower()
+    text = unicodedata.normalize(
+        "NFC",
+        "".join(c for c in unicodedata.normalize("NFD", text) if not "\u0300" <= c <= "\u036f"),
+    )
+    text = text.replace("'", "").replace("\u2019", "")  # "Philippe's" is "philippes"
+    core = _LEGAL_FORMS.sub(" ", _BRACKETED.sub(" ", text)).replace("&", " and ")
+    words = [w for w in _WORDS.split(core) if w and w not in _DECORATION_WORDS]
+    if not words:
+        words = [w for w in _WORDS.split(text) if w]
+    return " ".join(words) or None
+
+
+_WORDS = re.compile(r"[\s・･.,\-‐－()（）/]+")
+
+
+def name_tokens(core: str | None) -> str | None:
+    """The words of a name core in sorted order, so that "Huxley Claudia" meets "Claudia
+    Huxley"."""
+    words = sorted(core.split()) if core else []
     return " ".join(words) if len(words) > 1 else None
 
 
@@ -146,13 +182,16 @@ FROM {table}
 
 def _prepared(cur: Any, sql: str) -> pa.Table:
     raw = cur.sql(sql).to_arrow_table()
-    names = [norm_name(v) for v in raw.column("name_raw").to_pylist()]
+    cores = [name_core(v) for v in raw.column("name_raw").to_pylist()]
     kanas = [norm_kana(v) for v in raw.column("kana_raw").to_pylist()]
     addresses = [norm_name(v) for v in raw.column("address_raw").to_pylist()]
-    tokens = [name_tokens(v) for v in raw.column("name_raw").to_pylist()]
     table = raw.drop_columns(["name_raw", "kana_raw", "address_raw"])
-    table = table.append_column("name", pa.array(names, pa.string()))
-    table = table.append_column("name_tokens", pa.array(tokens, pa.string()))
+    table = table.append_column("name", pa.array([norm_name(c) for c in cores], pa.string()))
+    words = [c.split() if c else None for c in cores]
+    table = table.append_column("name_words", pa.array(words, pa.list_(pa.string())))
+    table = table.append_column("name_tokens", pa.array(map(name_tokens, cores), pa.string()))
+    nationals = [phones.national(v) for v in raw.column("phone").to_pylist()]
+    table = table.append_column("phone_national", pa.array(nationals, pa.string()))
     table = table.append_column("name_kana", pa.array(kanas, pa.string()))
     table = table.append_column("kana_key", pa.array([kana_key(k) for k in kanas], pa.string()))
     numbers = [_address_numbers(a) for a in addresses]
@@ -172,6 +211,35 @@ def _address_numbers(address: str | None) -> str | None:
 LinkType = Literal["link_only", "link_and_dedupe", "dedupe_only"]
 
 
+class Pair(NamedTuple):
+    """A scored candidate pair."""
+
+    left: str
+    right: str
+    probability: float
+    weight: float
+    linkable: bool = True
+    """False where the pair may not link whatever its score (see `_linkable`)."""
+
+
+def _differing_words(threshold: float) -> Any:
+    """Jaro-Winkler of what two names do not share, word for word: "Ritz-Carlton Cafe" and
+    "Ritz-Carlton Dining Room" compare "cafe" with "diningroom" (a brand, a surname in
+    common is not a name in common); names with no word in common compare whole."""
+    import splink.comparison_level_library as cll
+
+    def rest(side: str, other: str) -> str:
+        return (
+            f"array_to_string(list_filter(name_words_{side}, "
+            f"lambda w: NOT list_contains(name_words_{other}, w)), '')"
+        )
+
+    return cll.CustomLevel(
+        f"jaro_winkler_similarity({rest('l', 'r')}, {rest('r', 'l')}) >= {threshold}",
+        label_for_charts=f"the words they do not share, Jaro-Winkler >= {threshold}",
+    )
+
+
 def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, ...]]) -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -187,12 +255,14 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                     cll.And(cll.NullLevel("name"), cll.NullLevel("name_kana")),
                     cll.ExactMatchLevel("name", term_frequency_adjustments=True),
                     cll.Or(cll.ExactMatchLevel("name_kana"), cll.ExactMatchLevel("name_tokens")),
-                    cll.Or(
-                        cll.JaroWinklerLevel("kana_key", 0.92), cll.JaroWinklerLevel("name", 0.92)
+                    cll.Or(cll.JaroWinklerLevel("kana_key", 0.92), _differing_words(0.92)),
+                    # One name is the other with words more: "Katsu" / "Restaurant Katsu".
+                    cll.CustomLevel(
+                        "list_has_all(name_words_l, name_words_r) "
+                        "OR list_has_all(name_words_r, name_words_l)",
+                        label_for_charts="words of one within the other",
                     ),
-                    cll.Or(
-                        cll.JaroWinklerLevel("kana_key", 0.85), cll.JaroWinklerLevel("name", 0.85)
-                    ),
+                    cll.Or(cll.JaroWinklerLevel("kana_key", 0.85), _differing_words(0.85)),
                     cll.ElseLevel(),
                 ],
             )
@@ -216,7 +286,8 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                 output_column_name="address",
                 comparison_levels=[
                     cll.NullLevel("address"),
-                    cll.ExactMatchLevel("address"),
+                    # A building, a mall, a household: an address many records share says less.
+                    cll.ExactMatchLevel("address", term_frequency_adjustments=True),
                     cll.And(
                         cll.ExactMatchLevel("address_numbers"),
                         cll.JaroWinklerLevel("address", 0.85),
@@ -227,7 +298,19 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
             )
         )
     if "phone" in present:
-        comparisons.append(cl.ExactMatch("phone"))
+        comparisons.append(
+            cl.CustomComparison(
+                output_column_name="phone",
+                comparison_levels=[
+                    cll.NullLevel("phone"),
+                    # A switchboard many records share says less.
+                    cll.ExactMatchLevel("phone", term_frequency_adjustments=True),
+                    # +1 212 555 0134 and 212/555-0134 in a file whose country is another.
+                    cll.ExactMatchLevel("phone_national"),
+                    cll.ElseLevel(),
+                ],
+            )
+        )
     if "email" in present:
         comparisons.append(cl.LevenshteinAtThresholds("email", [1, 2]))
     return SettingsCreator(
@@ -236,7 +319,7 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
         source_dataset_column_name="source_dataset",
         comparisons=comparisons,
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in blocking],
-        retain_intermediate_calculation_columns=False,
+        retain_intermediate_calculation_columns=True,
     )
 
 
@@ -245,13 +328,17 @@ def match_records(
     store: Store,
     path: Path,
     rules: IdentityRules,
+    country: str | None = None,
     threshold: float = 0.9,
     review_threshold: float = 0.5,
 ) -> MatchResult:
-    """Link the records of `path` to members and to each other (see module doc)."""
+    """Link the records of `path` to members and to each other (see module doc). The file's
+    phones without a country code are read as `country`'s (default: the rules'), the
+    members' as the rules say."""
     logging.getLogger("splink").setLevel(logging.ERROR)
+    file_rules = rules.model_copy(update={"default_country": country or rules.default_country})
     with store.transaction() as cur:
-        cur.execute(rules.macros())
+        cur.execute(file_rules.macros())
         staged = stage(cur, path, RECORDS, workdir=store.path.parent / "tmp")
         if staged.temp_file is not None:
             staged.temp_file.unlink(missing_ok=True)
@@ -297,6 +384,7 @@ def match_records(
             ),
         )
         cur.execute("DROP TABLE _in")
+        cur.execute(rules.macros())
         members = _prepared(
             cur,
             _PREPARE.format(
@@ -366,14 +454,15 @@ def match_records(
 
 def _clusters(
     record_ids: list[str],
-    pairs: list[tuple[str, str, float, float]],
+    pairs: list[Pair],
     threshold: float,
     review: list[dict[str, Any]],
 ) -> tuple[list[list[str]], dict[str, float]]:
     """Records and members joined by pairs at or above `threshold`, the likeliest first, never
     putting two members in one cluster (one member id per profile, as the graph's limit says):
     a record that looks like two members goes to the likelier one, and the other pair is kept
-    for review. Pairs below the threshold are kept for review too.
+    for review. Pairs below the threshold, or that may not link (`Pair.linkable`), are kept
+    for review too.
 
     Returns the clusters holding records, and each record's best accepted match probability.
     """
@@ -387,22 +476,25 @@ def _clusters(
             uid = parent[uid]
         return uid
 
-    for left, right, p, weight in sorted(pairs, key=lambda x: (-x[2], -x[3], x[0], x[1])):
+    for left, right, p, weight, linkable in sorted(
+        pairs, key=lambda x: (-x.probability, -x.weight, x.left, x.right)
+    ):
         a, b = find(left), find(right)
         for root, uid in ((a, left), (b, right)):
             if uid.startswith("m:"):
                 member_of.setdefault(root, uid)
         joined = a == b
-        if joined and p < threshold:
+        accepted = p >= threshold and linkable
+        if joined and not accepted:
             continue  # already one profile through likelier pairs: nothing to review
-        if p >= threshold and not joined:
+        if accepted and not joined:
             ma, mb = member_of.get(a), member_of.get(b)
             if ma is None or mb is None or ma == mb:
                 parent[a] = b
                 if ma is not None:
                     member_of[b] = ma
                 joined = True
-        if p >= threshold and joined:
+        if accepted and joined:
             for uid in (left, right):
                 best[uid] = max(best.get(uid, 0.0), p)
         else:
@@ -423,7 +515,7 @@ def _scored_pairs(
     review_threshold: float,
     scratch: Path,
     memory_limit: str,
-) -> list[tuple[str, str, float, float]]:
+) -> list[Pair]:
     """Score candidate pairs of records with members and with each other: (left id, right id,
     match probability, match weight), probability >= `review_threshold`.
 
@@ -450,25 +542,43 @@ def _scored_pairs(
         rules = _within_budget(con, tables, _prediction_rules(present), link_type, budget)
         return _settings(present, link_type, rules)
 
-    pairs: list[tuple[str, str, float, float]] = []
+    pairs: list[Pair] = []
     dedupe = settings([records], "dedupe_only")
     if members.num_rows:
         linking = settings([records, members], "link_only")
         model = _trained_model(api, con, [sample, members], linking, "link_only", present)
-        pairs += _predict(api, con, [records, members], model, review_threshold)
+        pairs += _predict(api, con, [records, members], model, review_threshold, present)
         model = _with_prior(api, [records], dedupe, model["comparisons"], present)
     elif records.num_rows < SMALL_FILE:
         model = _stated_model(api, records, dedupe)
     else:
         model = _trained_model(api, con, [sample], dedupe, "dedupe_only", present)
-    pairs += _predict(api, con, [records], model, review_threshold)
+    pairs += _predict(api, con, [records], model, review_threshold, present)
     con.close()
     return pairs
 
 
+def _linkable(present: set[str]) -> str:
+    """SQL over a prediction's comparison levels: whether the pair may link at all.
+
+    Where both names are given and disagree, only a shared e-mail or phone can link: an
+    address or postcode shared by a building, a mall or a household, a birth date, never do.
+    """
+    if not present & {"name", "name_kana"}:
+        return "true"
+    support = [f"gamma_{f} >= 1" for f in ("phone",) if f in present]
+    support += ["gamma_email >= 2"] if "email" in present else []  # the same, or one typo
+    return "gamma_name <> 0" + "".join(f" OR {s}" for s in support)
+
+
 def _predict(
-    api: Any, con: Any, tables: list[pa.Table], model: dict[str, Any], review_threshold: float
-) -> list[tuple[str, str, float, float]]:
+    api: Any,
+    con: Any,
+    tables: list[pa.Table],
+    model: dict[str, Any],
+    review_threshold: float,
+    present: set[str],
+) -> list[Pair]:
     from splink import Linker
 
     names = [f"__splink__all_{len(tables)}_{i}" for i in range(len(tables))]
@@ -476,10 +586,10 @@ def _predict(
     linker = Linker(inputs, model, log_level=None)
     predictions = linker.inference.predict(threshold_match_probability=review_threshold)
     rows = con.sql(
-        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight "
-        f"FROM {predictions.physical_name}"
+        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight, "
+        f"{_linkable(present)} FROM {predictions.physical_name}"
     ).fetchall()
-    return [(str(left), str(right), float(p), float(w)) for left, right, p, w in rows]
+    return [Pair(str(a), str(b), float(p), float(w), bool(ok)) for a, b, p, w, ok in rows]
 
 
 def _with_prior(
@@ -522,11 +632,13 @@ SMALL_FILE = 500
 STATED: dict[str, list[tuple[float, float]]] = {
     # (m, u) of each non-null level of a comparison, in the order `_settings` writes them: what
     # a file too small to learn from is scored with. Rough figures for Japanese retail data.
-    "name": [(0.85, 1e-4), (0.08, 1e-4), (0.04, 1e-3), (0.02, 1e-2), (0.01, 0.99)],
+    "name": [(0.8, 1e-4), (0.08, 1e-4), (0.05, 1e-3), (0.03, 2e-3), (0.02, 1e-2), (0.02, 0.9869)],
     "birth_date": [(0.9, 5e-5), (0.05, 2e-3), (0.02, 4e-3), (0.02, 5e-2), (0.01, 0.95)],
     "postcode": [(0.95, 1e-3), (0.05, 0.999)],
-    "address": [(0.7, 1e-6), (0.2, 1e-5), (0.05, 1e-4), (0.05, 0.9999)],
-    "phone": [(0.9, 1e-7), (0.1, 1.0)],
+    # An address is shared by a household, a building, a mall: its agreement is evidence of a
+    # place, not of a person (and a frequent address counts less still: term frequencies).
+    "address": [(0.7, 1e-3), (0.2, 2e-3), (0.05, 5e-3), (0.05, 0.99)],
+    "phone": [(0.9, 1e-4), (0.02, 1e-4), (0.08, 0.9998)],
     "email": [(0.85, 1e-7), (0.08, 1e-6), (0.03, 1e-5), (0.04, 1.0)],
 }
 
@@ -662,6 +774,8 @@ M_FLOOR = 1e-3
 U_FLOOR = 1e-6
 """A level no random pair reached (about one in the million sampled)."""
 PRIOR_CAP = 0.1
+M_CAPS = {"name": 0.02}
+"""The most a comparison's last level (total disagreement) may hold of the true matches."""
 
 
 def _regularised(model: dict[str, Any]) -> dict[str, Any]:
@@ -678,6 +792,15 @@ def _regularised(model: dict[str, Any]) -> dict[str, Any]:
             total = sum(values)
             for lv, value in zip(levels, values, strict=True):
                 lv[key] = value / total
+        cap = M_CAPS.get(comparison["output_column_name"])
+        if cap is not None and levels[-1]["m_probability"] > cap:
+            # EM blocked on a phone meets a hotel's restaurants (one switchboard, one address)
+            # and reads them as matches with other names; a name that disagrees entirely must
+            # stay strong evidence against a match.
+            rest = 1.0 - levels[-1]["m_probability"]
+            for lv in levels[:-1]:
+                lv["m_probability"] *= (1.0 - cap) / rest
+            levels[-1]["m_probability"] = cap
     # A small file full of duplicates can read as "every pair matches": keep the prior a prior.
     prior = model.get("probability_two_random_records_match") or PRIOR_CAP
     model["probability_two_random_records_match"] = min(max(prior, 1e-12), PRIOR_CAP)

@@ -20,7 +20,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from tsunagu.events.model import CHANNELS, IdentifierType
-from tsunagu.store.identifiers import NORMALIZE_MACROS, clean
+from tsunagu.store.identifiers import clean, normalize_macros
+from tsunagu.store.phones import DEFAULT_COUNTRY, valid_country
 from tsunagu.store.sql import literal as sql_literal
 
 TYPES: tuple[str, ...] = tuple(t.value for t in IdentifierType)
@@ -77,15 +78,20 @@ class IdentityRules(BaseModel):
                 r"|x+|a+|abc|na|n/a|mail|email)@.*",
                 r"(?i)[^@]*@(example\.invalid|none\.com|test\.com|nomail\.com|noemail\.com)",
             ],
-            # One digit repeated (+81000000000, +819000000000) or a run like 1234567890.
+            # One digit repeated (+81000000000, +819000000000, 99999999) or a run like
+            # 1234567890, in E.164 or as national digits.
             "phone": [
-                r"\+81(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)",
+                r"(\+81)?(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)",
                 r"\+81(90|80|70)?(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)",
-                r"\+81[0-9]?0?123456789[0-9]?",
+                r"(\+81)?[0-9]?0?123456789[0-9]?",
             ],
             "member_card": [r"(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)"],
         }
     )
+
+    default_country: str = DEFAULT_COUNTRY
+    """Where a phone written without a country code is read as from (ISO 3166, e.g. JP, US):
+    valid there, it becomes E.164; otherwise its national digits are compared."""
 
     trait_sources: list[str | list[str]] = Field(
         default_factory=lambda: [s if isinstance(s, str) else [*s] for s in _DEFAULT_TRAIT_SOURCES]
@@ -94,6 +100,11 @@ class IdentityRules(BaseModel):
     an event channel (`store` is the POS). A key takes its value from the most trusted source
     that has it; a list groups sources of equal rank, within which the latest value wins.
     Sources not listed rank below every listed one, together. See identity/traits.py."""
+
+    @field_validator("default_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        return valid_country(value)
 
     @field_validator("trait_sources")
     @classmethod
@@ -135,7 +146,7 @@ class IdentityRules(BaseModel):
 
     def norm(self, kind: str, value: str) -> str | None:
         """`tg_norm` in Python: the value normalised, or None when unusable or blocked."""
-        cleaned = clean(kind, value)
+        cleaned = clean(kind, value, self.default_country)
         if cleaned is None:
             return None
         patterns = [*self.blocked, *self.blocked_by_type.get(kind, [])]
@@ -173,7 +184,7 @@ class IdentityRules(BaseModel):
         blocked = " OR ".join([f"({blocked_any})", *per_type]) if blocked_any else "false"
         ranks = " ".join(f"WHEN {sql_literal(k)} THEN {i}" for i, k in enumerate(self.priority))
         return (
-            NORMALIZE_MACROS
+            normalize_macros(self.default_country)
             + f"""
 CREATE OR REPLACE TEMP MACRO tg_blocked(t, v) AS ({blocked});
 CREATE OR REPLACE TEMP MACRO tg_norm(t, x) AS

@@ -21,7 +21,12 @@ import pyarrow as pa
 from tsunagu.config import Settings
 from tsunagu.events.normalize import COLUMNS, EventRow
 from tsunagu.exceptions import StoreBusy
-from tsunagu.store.identifiers import NORMALIZE_MACROS, SUPPRESSIBLE_COLUMNS
+from tsunagu.store.identifiers import (
+    SUPPRESSIBLE_COLUMNS,
+    add_functions,
+    country_of,
+    normalize_macros,
+)
 from tsunagu.store.message_ids import MessageIds
 from tsunagu.store.schema import MIGRATIONS
 
@@ -86,6 +91,9 @@ class Store:
             self._con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             raise StoreBusy(_busy_message(path, exc)) from None
+        add_functions(self._con)
+        self.country = country_of(path.parent)
+        """Phones without a country code are read as this country's (the rules file's)."""
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._ids: MessageIds | None = None
@@ -230,7 +238,7 @@ class Store:
         """`relation`, less events carrying an identifier of an erased person."""
         if not self._suppressed(cur):
             return relation
-        cur.execute(NORMALIZE_MACROS)
+        cur.execute(normalize_macros(self.country))
         checks = " OR ".join(
             f"(s.type = '{kind}' AND s.value_hash = sha256('{kind}:' || tg_clean('{kind}', b.{column})))"
             for kind, column in SUPPRESSIBLE_COLUMNS
