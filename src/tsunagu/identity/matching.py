@@ -255,7 +255,11 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                     cll.And(cll.NullLevel("name"), cll.NullLevel("name_kana")),
                     cll.ExactMatchLevel("name", term_frequency_adjustments=True),
                     cll.Or(cll.ExactMatchLevel("name_kana"), cll.ExactMatchLevel("name_tokens")),
-                    cll.Or(cll.JaroWinklerLevel("kana_key", 0.92), _differing_words(0.92)),
+                    cll.Or(
+                        cll.JaroWinklerLevel("kana_key", 0.92),
+                        cll.JaroWinklerLevel("name", 0.92),
+                        _differing_words(0.92),
+                    ),
                     # One name is the other with words more: "Katsu" / "Restaurant Katsu".
                     cll.CustomLevel(
                         "list_has_all(name_words_l, name_words_r) "
@@ -320,6 +324,7 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
         comparisons=comparisons,
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in blocking],
         retain_intermediate_calculation_columns=True,
+        additional_columns_to_retain=["phone_holders"] if "phone" in present else [],
     )
 
 
@@ -533,6 +538,7 @@ def _scored_pairs(
     con = duckdb.connect(config={"temp_directory": str(scratch), "memory_limit": memory_limit})
     api = DuckDBAPI(connection=con)
     budget = _budget(records.num_rows)
+    records, members = _with_phone_holders(records, members)
     sample = records
     if records.num_rows > TRAINING_RECORDS:
         rows = sorted(random.Random(7).sample(range(records.num_rows), TRAINING_RECORDS))
@@ -561,14 +567,39 @@ def _scored_pairs(
 def _linkable(present: set[str]) -> str:
     """SQL over a prediction's comparison levels: whether the pair may link at all.
 
-    Where both names are given and disagree, only a shared e-mail or phone can link: an
-    address or postcode shared by a building, a mall or a household, a birth date, never do.
+    Where both names are given and disagree entirely, only an identifier of a person can
+    link: the same phone, e-mail (one typo allowed) or birth date. An address or a postcode,
+    shared by a building, a mall or a household, never does.
     """
     if not present & {"name", "name_kana"}:
         return "true"
-    support = [f"gamma_{f} >= 1" for f in ("phone",) if f in present]
-    support += ["gamma_email >= 2"] if "email" in present else []  # the same, or one typo
-    return "gamma_name <> 0" + "".join(f" OR {s}" for s in support)
+    support = {
+        # A phone that a third record holds too (a switchboard, a landline) is a place's.
+        "phone": "(gamma_phone >= 1 AND phone_holders_l <= 2)",
+        "email": "gamma_email >= 2",
+        "birth_date": "birth_date_l = birth_date_r",
+    }
+    return "gamma_name <> 0" + "".join(f" OR {support[f]}" for f in support if f in present)
+
+
+def _with_phone_holders(records: pa.Table, members: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Both tables with `phone_holders`: how many records and members hold each one's phone
+    (a switchboard, a household's landline, a shop's number written on every order)."""
+    import pyarrow.compute as pc
+
+    phones_ = pa.concat_arrays(
+        [t.column("phone").combine_chunks().cast(pa.string()) for t in (records, members)]
+    )
+    counts = pc.value_counts(phones_.drop_null())
+    held = dict(
+        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    )
+
+    def holders(table: pa.Table) -> pa.Table:
+        values = [held.get(v) for v in table.column("phone").to_pylist()]
+        return table.append_column("phone_holders", pa.array(values, pa.int64()))
+
+    return holders(records), holders(members)
 
 
 def _predict(
@@ -774,8 +805,6 @@ M_FLOOR = 1e-3
 U_FLOOR = 1e-6
 """A level no random pair reached (about one in the million sampled)."""
 PRIOR_CAP = 0.1
-M_CAPS = {"name": 0.02}
-"""The most a comparison's last level (total disagreement) may hold of the true matches."""
 
 
 def _regularised(model: dict[str, Any]) -> dict[str, Any]:
@@ -792,15 +821,6 @@ def _regularised(model: dict[str, Any]) -> dict[str, Any]:
             total = sum(values)
             for lv, value in zip(levels, values, strict=True):
                 lv[key] = value / total
-        cap = M_CAPS.get(comparison["output_column_name"])
-        if cap is not None and levels[-1]["m_probability"] > cap:
-            # EM blocked on a phone meets a hotel's restaurants (one switchboard, one address)
-            # and reads them as matches with other names; a name that disagrees entirely must
-            # stay strong evidence against a match.
-            rest = 1.0 - levels[-1]["m_probability"]
-            for lv in levels[:-1]:
-                lv["m_probability"] *= (1.0 - cap) / rest
-            levels[-1]["m_probability"] = cap
     # A small file full of duplicates can read as "every pair matches": keep the prior a prior.
     prior = model.get("probability_two_random_records_match") or PRIOR_CAP
     model["probability_two_random_records_match"] = min(max(prior, 1e-12), PRIOR_CAP)
