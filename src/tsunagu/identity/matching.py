@@ -14,6 +14,7 @@ similarities compare UTF-8 bytes.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import unicodedata
@@ -291,7 +292,7 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                 comparison_levels=[
                     cll.NullLevel("address"),
                     # A building, a mall, a household: an address many records share says less.
-                    cll.ExactMatchLevel("address", term_frequency_adjustments=True),
+                    cll.ExactMatchLevel("address"),
                     cll.And(
                         cll.ExactMatchLevel("address_numbers"),
                         cll.JaroWinklerLevel("address", 0.85),
@@ -308,7 +309,7 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                 comparison_levels=[
                     cll.NullLevel("phone"),
                     # A switchboard many records share says less.
-                    cll.ExactMatchLevel("phone", term_frequency_adjustments=True),
+                    cll.ExactMatchLevel("phone"),
                     # +1 212 555 0134 and 212/555-0134 in a file whose country is another.
                     cll.ExactMatchLevel("phone_national"),
                     cll.ElseLevel(),
@@ -616,11 +617,39 @@ def _predict(
     inputs = [api.register(t, table_name=n) for t, n in zip(tables, names, strict=True)]
     linker = Linker(inputs, model, log_level=None)
     predictions = linker.inference.predict(threshold_match_probability=review_threshold)
+    table = predictions.physical_name
+    weight = _person_weight(model)
     rows = con.sql(
-        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight, "
-        f"{_linkable(present)} FROM {predictions.physical_name}"
+        f"SELECT unique_id_l, unique_id_r, {weight} AS w, {_linkable(present)} FROM {table}"
     ).fetchall()
-    return [Pair(str(a), str(b), float(p), float(w), bool(ok)) for a, b, p, w, ok in rows]
+    return [Pair(str(a), str(b), 1 / (1 + 2**-w), w, bool(ok)) for a, b, w, ok in rows]
+
+
+PLACE = ("address", "postcode")
+"""Comparisons of where a record is, not who it is."""
+
+
+def _person_weight(model: dict[str, Any]) -> str:
+    """SQL: a prediction's match weight, less what the place said for it where the names
+    disagree entirely and the phone agrees. A shared address (or postcode) and a shared phone are then one fact, a
+    place in common (a hotel's restaurants, a household's landline), and counting both as
+    independent evidence outweighs the names; the phone alone stands for the place."""
+    names = {c["output_column_name"] for c in model["comparisons"]}
+    place = []
+    for comparison in model["comparisons"]:
+        if comparison["output_column_name"] not in PLACE:
+            continue
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        cases = " ".join(
+            f"WHEN {len(levels) - 1 - i} THEN {math.log2(lv['m_probability'] / lv['u_probability'])}"
+            for i, lv in enumerate(levels)
+            if lv["m_probability"] > lv["u_probability"]
+        )
+        if cases:
+            place.append(f"coalesce(CASE gamma_{comparison['output_column_name']} {cases} END, 0)")
+    if not {"name", "phone"} <= names or not place:
+        return "match_weight"
+    return f"CASE WHEN gamma_name = 0 AND gamma_phone >= 1 THEN match_weight - {' - '.join(place)} ELSE match_weight END"
 
 
 def _with_prior(
@@ -657,7 +686,7 @@ def _linker_with_prior(inputs: list[Any], settings: Any, present: set[str]) -> A
     return linker
 
 
-SMALL_FILE = 500
+SMALL_FILE = 100
 """Fewer records than this, and no members: too few pairs to learn from; use `STATED`."""
 
 STATED: dict[str, list[tuple[float, float]]] = {
