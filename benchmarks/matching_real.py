@@ -12,8 +12,8 @@ the columns), matched on an empty store through the CLI (`tsunagu identity match
 and the same file goes to a plain Splink set-up in the same run: lower-cased fields, digits-only
 phone, Splink's default comparison functions (`NameComparison`, `JaroWinklerAtThresholds`,
 `PostcodeComparison`, `ExactMatch`), u by random sampling, EM blocked on the name and on the
-phone, predictions blocked as tsunagu blocks (first two letters of the name with the postcode,
-the name, the phone, the address), pairs at probability 0.9 joined. Pairwise precision, recall
+phone, predictions blocked on what tsunagu blocks these fields on (first two letters of the
+name with the postcode, the name, the phone, the address), pairs at probability 0.9 joined. Pairwise precision, recall
 and F1 against the truth (its pairs closed transitively) are printed for both.
 
     .venv/bin/python benchmarks/matching_real.py [--sets fodors-zagats] [--cache DIR]

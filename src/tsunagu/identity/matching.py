@@ -291,7 +291,6 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                 output_column_name="address",
                 comparison_levels=[
                     cll.NullLevel("address"),
-                    # A building, a mall, a household: an address many records share says less.
                     cll.ExactMatchLevel("address"),
                     cll.And(
                         cll.ExactMatchLevel("address_numbers"),
@@ -308,7 +307,6 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                 output_column_name="phone",
                 comparison_levels=[
                     cll.NullLevel("phone"),
-                    # A switchboard many records share says less.
                     cll.ExactMatchLevel("phone"),
                     # +1 212 555 0134 and 212/555-0134 in a file whose country is another.
                     cll.ExactMatchLevel("phone_national"),
@@ -696,7 +694,7 @@ STATED: dict[str, list[tuple[float, float]]] = {
     "birth_date": [(0.9, 5e-5), (0.05, 2e-3), (0.02, 4e-3), (0.02, 5e-2), (0.01, 0.95)],
     "postcode": [(0.95, 1e-3), (0.05, 0.999)],
     # An address is shared by a household, a building, a mall: its agreement is evidence of a
-    # place, not of a person (and a frequent address counts less still: term frequencies).
+    # place, not of a person.
     "address": [(0.7, 1e-3), (0.2, 2e-3), (0.05, 5e-3), (0.05, 0.99)],
     "phone": [(0.9, 1e-4), (0.02, 1e-4), (0.08, 0.9998)],
     "email": [(0.85, 1e-7), (0.08, 1e-6), (0.03, 1e-5), (0.04, 1.0)],
