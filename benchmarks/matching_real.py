@@ -14,7 +14,9 @@ phone, Splink's default comparison functions (`NameComparison`, `JaroWinklerAtTh
 `PostcodeComparison`, `ExactMatch`), u by random sampling, EM blocked on the name and on the
 phone, predictions blocked on what tsunagu blocks these fields on (first two letters of the
 name with the postcode, the name, the phone, the address), pairs at probability 0.9 joined. Pairwise precision, recall
-and F1 against the truth (its pairs closed transitively) are printed for both.
+and F1 against the truth (its pairs closed transitively) are printed for both, for the whole
+set and for records drawn from it at random (`--sizes`: small files, where a model learnt from
+the file has least to learn from).
 
     .venv/bin/python benchmarks/matching_real.py [--sets fodors-zagats] [--cache DIR]
 """
@@ -25,6 +27,7 @@ import argparse
 import csv
 import json
 import logging
+import random
 import re
 import subprocess
 import sys
@@ -186,9 +189,19 @@ def plain_splink(records: list[dict[str, str]]) -> set[tuple[str, str]]:
     return closed_pairs(clusters(frame["unique_id"], links))
 
 
-def run(name: str, cache: Path) -> None:
+def run(name: str, cache: Path, sizes: list[int]) -> None:
     records, pairs = BENCHMARKS[name].build(fetched(BENCHMARKS[name], cache))
-    truth = closed_pairs(clusters([r["record_id"] for r in records], pairs))
+    compare(name, records, pairs)
+    for size in sizes:
+        if size < len(records):
+            sample = random.Random(size).sample(records, size)
+            compare(f"{name}, {size} records drawn at random", sample, pairs)
+
+
+def compare(name: str, records: list[dict[str, str]], pairs: list[tuple[str, str]]) -> None:
+    ids = {r["record_id"] for r in records}
+    kept = [(a, b) for a, b in pairs if a in ids and b in ids]
+    truth = closed_pairs(clusters(sorted(ids), kept))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.csv"
         with path.open("w", newline="", encoding="utf-8") as out:
@@ -217,6 +230,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", nargs="*", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument(
+        "--sizes",
+        nargs="*",
+        type=int,
+        default=[300, 600],
+        help="also match records drawn at random from each set, this many (small files)",
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=Path(tempfile.gettempdir()) / "tsunagu-benchmarks",
@@ -224,7 +244,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     for name in args.sets:
-        run(name, args.cache)
+        run(name, args.cache, args.sizes)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ are linked to the member master and to each other. Each record ends in the profi
 member its cluster holds, or a profile of its own cluster. Pairs scored between the review and
 the match threshold are kept for a person to review (`identity_review`).
 
-Names are compared normalised: NFKC (full/half width), no spaces or punctuation, lower case;
-kana as katakana, mapped one character to one byte before Jaro-Winkler because DuckDB's string
-similarities compare UTF-8 bytes.
+Names are compared on their core (`name_core`: no brackets, legal forms, "the" or accents),
+then without spaces or punctuation, lower case; kana as katakana, mapped one character to one
+byte before Jaro-Winkler because DuckDB's string similarities compare UTF-8 bytes. A place is
+weak evidence of a person: where names disagree entirely only a phone, e-mail or birth date
+can link (`_linkable`), and a shared address adds nothing beside a shared phone then
+(`_person_weight`). See docs/identity.md.
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ _LEGAL_FORMS = re.compile(
     "株式会社|有限会社|合同会社|合資会社|合名会社|"
     "(一般|公益)?(社団|財団)法人|(医療|社会福祉|学校|宗教|特定非営利活動|npo)法人"
 )
+_ACCENTED = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
+"""Latin letters with diacritics (Café, Müller): only these lose their accents."""
 _DECORATION_WORDS = frozenset(
     "the inc incorporated ltd limited llc llp plc co corp corporation company gmbh kk".split()
 )
@@ -133,10 +138,11 @@ def name_core(value: str | None) -> str | None:
     if not value:
         return None
     text = unicodedata.normalize("NFKC", value).lower()
-    text = unicodedata.normalize(
-        "NFC",
-        "".join(c for c in unicodedata.normalize("NFD", text) if not "\u0300" <= c <= "\u036f"),
-    )
+    if _ACCENTED.search(text):
+        text = unicodedata.normalize(
+            "NFC",
+            "".join(c for c in unicodedata.normalize("NFD", text) if not "\u0300" <= c <= "\u036f"),
+        )
     text = text.replace("'", "").replace("\u2019", "")  # "Philippe's" is "philippes"
     core = _LEGAL_FORMS.sub(" ", _BRACKETED.sub(" ", text)).replace("&", " and ")
     words = [w for w in _WORDS.split(core) if w and w not in _DECORATION_WORDS]
@@ -235,8 +241,13 @@ def _differing_words(threshold: float) -> Any:
             f"lambda w: NOT list_contains(name_words_{other}, w)), '')"
         )
 
+    # A name of one word (a Japanese name typed without a space) shares no word with another
+    # name unless it is within it: compare it whole, without the lambdas (most pairs).
     return cll.CustomLevel(
-        f"jaro_winkler_similarity({rest('l', 'r')}, {rest('r', 'l')}) >= {threshold}",
+        "CASE WHEN len(name_words_l) > 1 AND len(name_words_r) > 1 "
+        f"THEN jaro_winkler_similarity({rest('l', 'r')}, {rest('r', 'l')}) "
+        'ELSE jaro_winkler_similarity("name_l", "name_r") END '
+        f">= {threshold}",
         label_for_charts=f"the words they do not share, Jaro-Winkler >= {threshold}",
     )
 
@@ -262,9 +273,13 @@ def _settings(present: set[str], link_type: LinkType, blocking: list[tuple[str, 
                         _differing_words(0.92),
                     ),
                     # One name is the other with words more: "Katsu" / "Restaurant Katsu".
+                    # Not where the kana say otherwise: a surname alone (中島) is within every
+                    # name of the household (中島 友美), the reading tells them apart.
                     cll.CustomLevel(
-                        "list_has_all(name_words_l, name_words_r) "
-                        "OR list_has_all(name_words_r, name_words_l)",
+                        "(list_has_all(name_words_l, name_words_r) "
+                        "OR list_has_all(name_words_r, name_words_l)) "
+                        'AND coalesce(jaro_winkler_similarity("kana_key_l", "kana_key_r") '
+                        ">= 0.85, true)",
                         label_for_charts="words of one within the other",
                     ),
                     cll.Or(cll.JaroWinklerLevel("kana_key", 0.85), _differing_words(0.85)),

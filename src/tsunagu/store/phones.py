@@ -89,6 +89,8 @@ def national(value: str | None) -> str | None:
     code; national digits without a trunk 0): `+12125550134` and `2125550134` meet here."""
     if not value:
         return None
+    if value.startswith("+81"):  # most of what a Japanese store holds: no parse needed
+        return value[3:]
     if value.startswith("+"):
         try:
             return str(phonenumbers.parse(value).national_number)
