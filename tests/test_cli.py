@@ -79,3 +79,41 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert not (data / "server.json").exists()
+
+
+def test_identity_match_reads_phones_as_the_default_country_says(tmp_path: Path) -> None:
+    records = tmp_path / "orders.csv"
+    records.write_text(
+        "record_id,name,address,phone\n"
+        "A,Blue Door,12 Bleecker St New York,212/555-0134\n"
+        "B,Blue Door,12 Bleecker St New York,+1 212-555-0134\n"
+        "C,Green Door,12 Bleecker St New York,+1 212-555-0199\n",
+        encoding="utf-8",
+    )
+
+    def profiles(*extra: str) -> dict[str, str]:
+        done = run(tmp_path / f"d{len(extra)}", "identity", "match", str(records), "--json", *extra)
+        assert done.returncode == 0, done.stderr
+        return {m["record_id"]: m["profile_id"] for m in json.loads(done.stdout)["matches"]}
+
+    # Read as American, 212/555-0134 is +12125550134: the same phone as B's.
+    american = profiles("--default-country", "US")
+    assert american["A"] == american["B"] != american["C"]
+    # Read as Japanese it keeps its national digits, which still meet B's national number.
+    japanese = profiles()
+    assert japanese["A"] == japanese["B"] != japanese["C"]
+    bad = run(tmp_path / "d", "identity", "match", str(records), "--default-country", "XX")
+    assert bad.returncode == 2
+    assert "default-country" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_rules_file_that_does_not_validate_is_named_not_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "identity-rules.json").write_text('{"default_country": "ZZ"}', encoding="utf-8")
+    records = tmp_path / "r.csv"
+    records.write_text("record_id,name\n1,Blue Door\n", encoding="utf-8")
+    for args in (("identity", "match", str(records)), ("identity", "build"), ("status",)):
+        done = run(data, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "default_country" in done.stderr and "Traceback" not in done.stderr

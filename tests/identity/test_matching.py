@@ -358,3 +358,24 @@ def test_a_profile_of_records_alone_is_read_found_and_erased(store: Store, tmp_p
     assert is_suppressed(store=store, kind="email", value="MARY.MAJOR@example.com")
     with pytest.raises(NotFound):
         get_profile(store=store, profile_id=profile_id)
+
+
+def test_a_files_phones_are_read_as_its_country_and_the_members_as_the_rules_say(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "orders.csv",
+        [
+            {"record_id": "A", "name": "Blue Door", "phone": "212/555-0134"},
+            {"record_id": "B", "name": "Akai Tobira", "phone": "03-3456-7890"},
+        ],
+    )
+    rules = IdentityRules()
+    as_us = {m.record_id: m.phone for m in match_records(
+        store=store, path=path, rules=rules, country="US"
+    ).matches}  # fmt: skip
+    as_jp = {
+        m.record_id: m.phone for m in match_records(store=store, path=path, rules=rules).matches
+    }
+    assert as_us == {"A": "+12125550134", "B": "0334567890"}
+    assert as_jp == {"A": "2125550134", "B": "+81334567890"}

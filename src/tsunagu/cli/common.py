@@ -21,7 +21,20 @@ from tsunagu.store import Store
 
 T = TypeVar("T")
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The app, turning an error of the project's that no command caught (a rules file that
+    does not validate, read before the store is opened) into its message and exit code 2."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except TsunaguError as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise SystemExit(2) from None
+
+
+app = _App(
     name="tsunagu",
     help="tsunagu (つなぐ): one customer across online and offline channels.",
     no_args_is_help=True,
@@ -96,6 +109,8 @@ def local_or_server(local: Callable[[Store], T], remote: Callable[[RunningServer
             return remote(server)
         except TsunaguError as exc:
             raise fail(exc) from None
+    except TsunaguError as exc:  # a data dir it cannot open (its rules file, say)
+        raise fail(exc) from None
     return _run(store, local)
 
 

@@ -17,9 +17,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tsunagu.events.model import CHANNELS, IdentifierType
+from tsunagu.exceptions import InvalidInput
 from tsunagu.store.identifiers import clean, normalize_macros
 from tsunagu.store.phones import DEFAULT_COUNTRY, valid_country
 from tsunagu.store.sql import literal as sql_literal
@@ -200,7 +201,14 @@ def load_rules(data_dir: Path) -> IdentityRules:
     path = data_dir / "identity-rules.json"
     if not path.exists():
         return IdentityRules()
-    return IdentityRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return IdentityRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "rules"
+        raise InvalidInput(f"{path.name}: {where}: {first['msg']}", field=where) from None
+    except ValueError as exc:  # not JSON
+        raise InvalidInput(f"{path.name}: {exc}", field="rules") from None
 
 
 @lru_cache(maxsize=256)

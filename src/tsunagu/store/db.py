@@ -87,13 +87,13 @@ class Store:
         config: dict[str, str | bool | int | float | list[str]] = (
             {"memory_limit": memory_limit} if memory_limit else {}
         )
+        self.country = country_of(path.parent)
+        """Phones without a country code are read as this country's (the rules file's)."""
         try:
             self._con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             raise StoreBusy(_busy_message(path, exc)) from None
         add_functions(self._con)
-        self.country = country_of(path.parent)
-        """Phones without a country code are read as this country's (the rules file's)."""
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._ids: MessageIds | None = None

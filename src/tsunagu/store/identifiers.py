@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
+from tsunagu.exceptions import InvalidInput
 from tsunagu.store import phones
 from tsunagu.store.phones import DEFAULT_COUNTRY
 from tsunagu.store.sql import literal as sql_literal
@@ -80,9 +81,13 @@ def country_of(data_dir: Path) -> str:
     """The default country of a data dir's phones: its rules file's `default_country`."""
     path = data_dir / "identity-rules.json"
     if path.exists():
-        country = json.loads(path.read_text(encoding="utf-8")).get("default_country")
-        if country:
-            return phones.valid_country(str(country))
+        try:
+            country = json.loads(path.read_text(encoding="utf-8")).get("default_country")
+            return phones.valid_country(str(country)) if country else DEFAULT_COUNTRY
+        except (ValueError, AttributeError) as exc:
+            raise InvalidInput(
+                f"{path.name}: default_country: {exc}", field="default_country"
+            ) from None
     return DEFAULT_COUNTRY
 
 
