@@ -582,8 +582,8 @@ def _linkable(present: set[str]) -> str:
     """SQL over a prediction's comparison levels: whether the pair may link at all.
 
     Where both names are given and disagree entirely, only an identifier of a person can
-    link: the same phone, e-mail (one typo allowed) or birth date. An address or a postcode,
-    shared by a building, a mall or a household, never does.
+    link: the same phone (that no third record holds), e-mail (one typo allowed) or birth
+    date. An address or a postcode, shared by a building, a mall or a household, never does.
     """
     if not present & {"name", "name_kana"}:
         return "true"
@@ -635,7 +635,12 @@ def _predict(
     rows = con.sql(
         f"SELECT unique_id_l, unique_id_r, {weight} AS w, {_linkable(present)} FROM {table}"
     ).fetchall()
-    return [Pair(str(a), str(b), 1 / (1 + 2**-w), w, bool(ok)) for a, b, w, ok in rows]
+    return [Pair(str(a), str(b), _probability(w), w, bool(ok)) for a, b, w, ok in rows]
+
+
+def _probability(weight: float) -> float:
+    """A match weight (log2 of the odds) as a probability."""
+    return 1.0 / (1.0 + 2.0 ** -min(max(weight, -1000.0), 1000.0))
 
 
 PLACE = ("address", "postcode")
@@ -644,9 +649,10 @@ PLACE = ("address", "postcode")
 
 def _person_weight(model: dict[str, Any]) -> str:
     """SQL: a prediction's match weight, less what the place said for it where the names
-    disagree entirely and the phone agrees. A shared address (or postcode) and a shared phone are then one fact, a
-    place in common (a hotel's restaurants, a household's landline), and counting both as
-    independent evidence outweighs the names; the phone alone stands for the place."""
+    disagree entirely and the phone agrees. A shared address (or postcode) and a shared phone
+    are then one fact, a place in common (a hotel's restaurants, a household's landline), and
+    counting both as independent evidence outweighs the names; the phone alone stands for the
+    place."""
     names = {c["output_column_name"] for c in model["comparisons"]}
     place = []
     for comparison in model["comparisons"]:

@@ -2,8 +2,9 @@
 suppression list and lookups all call these DuckDB macros.
 
 `tg_clean(type, value)`: e-mails trimmed and lower-cased (NULL unless they look like an
-address), phone numbers in E.164 or their national digits (store/phones.py), member cards without spaces or hyphens, other ids
-trimmed; full-width ASCII, the ideographic space and the dashes people type become ASCII first.
+address), phone numbers in E.164 or their national digits (store/phones.py), member cards
+without spaces or hyphens, other ids trimmed; full-width ASCII, the ideographic space and the
+dashes people type become ASCII first.
 """
 
 from __future__ import annotations
