@@ -13,12 +13,13 @@ and the same file goes to a plain Splink set-up in the same run: lower-cased fie
 phone, Splink's default comparison functions (`NameComparison`, `JaroWinklerAtThresholds`,
 `PostcodeComparison`, `ExactMatch`), u by random sampling, EM blocked on the name and on the
 phone, predictions blocked on what tsunagu blocks these fields on (first two letters of the
-name with the postcode, the name, the phone, the address), pairs at probability 0.9 joined. Pairwise precision, recall
-and F1 against the truth (its pairs closed transitively) are printed for both, for the whole
-set and for records drawn from it at random (`--sizes`: small files, where a model learnt from
-the file has least to learn from).
+name with the postcode, the name, the phone, the address), pairs at probability 0.9 joined.
+Pairwise precision, recall and F1 against the truth (its pairs closed transitively) are printed
+for both, for the whole set and for records drawn from it at random (`--sizes`: small files,
+where a model learnt from the file has least to learn from).
 
-    .venv/bin/python benchmarks/matching_real.py [--sets fodors-zagats] [--cache DIR]
+    .venv/bin/python benchmarks/matching_real.py [--sets fodors-zagats] [--sizes 300 600]
+        [--cache DIR]
 """
 
 from __future__ import annotations

@@ -119,6 +119,8 @@ _LEGAL_FORMS = re.compile(
     "株式会社|有限会社|合同会社|合資会社|合名会社|"
     "(一般|公益)?(社団|財団)法人|(医療|社会福祉|学校|宗教|特定非営利活動|npo)法人"
 )
+_WORDS = re.compile(r"[\s・･.,\-‐－()（）/]+")
+"""What separates the words of a name (an apostrophe is dropped, not a separator)."""
 _ACCENTED = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
 """Latin letters with diacritics (Café, Müller): only these lose their accents."""
 _DECORATION_WORDS = frozenset(
@@ -149,9 +151,6 @@ def name_core(value: str | None) -> str | None:
     if not words:
         words = [w for w in _WORDS.split(text) if w]
     return " ".join(words) or None
-
-
-_WORDS = re.compile(r"[\s・･.,\-‐－()（）/]+")
 
 
 def name_tokens(core: str | None) -> str | None:
