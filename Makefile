@@ -22,6 +22,10 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
 install: $(VENV)/.installed ## create .venv and install tsunagu
 
 install-test: $(VENV)/.installed-test ## install tsunagu with the test extras
@@ -37,7 +41,7 @@ lint: install-test ## ruff (check, format) and mypy
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src --ignore-missing-imports
 
-bench: install-test ## run the benchmarks (prints figures; takes minutes)
+bench: $(VENV)/.installed-bench ## run the benchmarks (prints figures; takes minutes)
 	$(BIN)/python benchmarks/ingest_http.py
 	$(BIN)/python benchmarks/import_pos.py
 	$(BIN)/python benchmarks/availability.py

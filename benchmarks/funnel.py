@@ -5,7 +5,9 @@ with the ratio and the answers compared:
 - a 4-step cross-channel funnel with a 7-day window (app view -> store visit -> any view ->
   store purchase; and the plain 4-step online funnel);
 - a weekly retention triangle (purchase -> purchase);
-- paths after an app product view, 3 steps.
+- paths after an app product view, 3 steps;
+
+and the two funnels on ClickHouse's `windowFunnel` (chDB, in process) over the same events.
 
 Also the analytics table's build time and peak memory (RSS).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,49 +70,79 @@ def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def pandas_funnel(ev: pd.DataFrame, steps: list[tuple[str, str | None]]) -> list[int]:
-    """Ordered funnel, 7-day window, each customer's best attempt (the same definitions)."""
+    """Ordered funnel, 7-day window, each customer's best attempt (the same definitions, for
+    steps that are different events: at one instant, events fill steps in any order)."""
 
     def rows(event: str, channel: str | None) -> pd.DataFrame:
         hit = ev["event"] == event
         if channel:
             hit &= ev["channel"] == channel
-        out = ev.loc[hit, ["pid", "r", "us"]]
-        return out.astype({"r": "float64"})
+        return ev.loc[hit, ["pid", "us"]].drop_duplicates()
 
-    first = rows(*steps[0])
-    second = rows(*steps[1])
-    # A start with another start before its step 2 is superseded (funnels.py).
-    both = pd.concat([first.assign(k=1), second.assign(k=2)]).sort_values(
-        ["pid", "r"], kind="stable"
-    )
-    nxt_pid, nxt_k = both["pid"].shift(-1), both["k"].shift(-1)
-    superseded = (both["k"] == 1) & (nxt_pid == both["pid"]) & (nxt_k == 1)
-    starts = both.loc[(both["k"] == 1) & ~superseded, ["pid", "r", "us"]].rename(
-        columns={"r": "r1", "us": "t1"}
-    )
-    chain = starts.sort_values("r1")
-    prev = "r1"
-    alive = pd.Series(True, index=chain.index)
+    # A start whose instant has no step 2 is superseded by a later start before the next
+    # instant with a step 2 (funnels.py).
+    both = pd.concat([rows(*steps[0]).assign(k=1), rows(*steps[1]).assign(k=2)])
+    inst = both.groupby(["pid", "us"])["k"].agg(["min", "max"]).reset_index()
+    has1, has2 = inst["min"] == 1, inst["max"] == 2
+    nxt_pid, nxt_has1, nxt_has2 = inst["pid"].shift(-1), has1.shift(-1), has2.shift(-1)
+    superseded = has1 & ~has2 & (nxt_pid == inst["pid"]) & (nxt_has1 == True) & (nxt_has2 == False)  # noqa: E712
+    chain = inst.loc[has1 & ~superseded, ["pid", "us"]].rename(columns={"us": "t1"})
+    prev = "t1"
     for i, step in enumerate(steps[1:], start=2):
-        right = rows(*step).rename(columns={"r": f"r{i}", "us": f"t{i}"}).sort_values(f"r{i}")
+        right = rows(*step).rename(columns={"us": f"t{i}"}).sort_values(f"t{i}")
         chain = pd.merge_asof(
             chain.sort_values(prev),
             right,
             left_on=prev,
-            right_on=f"r{i}",
+            right_on=f"t{i}",
             by="pid",
             direction="forward",
-            allow_exact_matches=False,
+            allow_exact_matches=True,
         )
         alive = chain[f"t{i}"].notna() & (chain[f"t{i}"] <= chain["t1"] + WEEK_US)
         if i > 2:
             alive &= chain[f"ok{i - 1}"]
         chain[f"ok{i}"] = alive
-        chain[f"r{i}"] = chain[f"r{i}"].where(alive, np.inf)
-        prev = f"r{i}"
+        chain[f"t{i}"] = chain[f"t{i}"].where(alive, np.inf)
+        prev = f"t{i}"
     depth = 1 + sum(chain[f"ok{i}"].astype(int) for i in range(2, len(steps) + 1))
     best = depth.groupby(chain["pid"]).max()
     return [int((best >= k).sum()) for k in range(1, len(steps) + 1)]
+
+
+class ClickHouse:
+    """The same events in chDB (ClickHouse in process), in a MergeTree table ordered by
+    customer and time; funnels by `windowFunnel` with `strict_once` (an event fills one step)."""
+
+    def __init__(self, store: Store, folder: Path) -> None:
+        import chdb.session
+
+        parquet = folder / "events.parquet"
+        store.cursor().execute(
+            "COPY (SELECT pid, epoch_us(ts)::UBIGINT AS us, event, channel FROM analytics_events) "
+            f"TO '{parquet}' (FORMAT parquet)"
+        )
+        self.session = chdb.session.Session(str(folder / "chdb"))
+        self.session.query("DROP TABLE IF EXISTS ev")
+        self.session.query(
+            "CREATE TABLE ev (pid Int64, us UInt64, event LowCardinality(String), "
+            "channel LowCardinality(String)) ENGINE = MergeTree ORDER BY (pid, us)"
+        )
+        self.session.query(f"INSERT INTO ev SELECT * FROM file('{parquet}', Parquet)")
+
+    def funnel(self, steps: list[tuple[str, str | None]]) -> list[int]:
+        conds = ", ".join(
+            f"event = '{e}'" + (f" AND channel = '{c}'" if c else "") for e, c in steps
+        )
+        names = ", ".join(f"'{e}'" for e in dict.fromkeys(e for e, _ in steps))
+        out = self.session.query(
+            f"SELECT level, count() FROM (SELECT pid, windowFunnel({WEEK_US}, 'strict_once')"
+            f"(us, {conds}) AS level FROM ev WHERE event IN ({names}) GROUP BY pid) "
+            "GROUP BY level ORDER BY level",
+            "CSV",
+        )
+        per_level = dict(tuple(map(int, line.split(","))) for line in str(out).split())
+        return [sum(n for lv, n in per_level.items() if lv >= k) for k in range(1, len(steps) + 1)]
 
 
 def pandas_retention(ev: pd.DataFrame) -> dict[tuple[Any, int], int]:
@@ -170,7 +203,14 @@ def main() -> None:
         load = time.perf_counter() - started
         print(f"pandas: events loaded into a DataFrame in {load:.1f} s (not counted below)")
 
+        started = time.perf_counter()
+        clickhouse = ClickHouse(store, Path(tempfile.mkdtemp(prefix="tsunagu-chdb-")))
+        print(
+            f"chDB: events loaded into a MergeTree table in {time.perf_counter() - started:.1f} s"
+        )
+
         rows = []
+        vs_clickhouse = []
         for name, steps in (
             ("funnel, 4 steps cross-channel", CROSS),
             ("funnel, 4 steps online", ONLINE),
@@ -186,7 +226,10 @@ def main() -> None:
                 args.repeat, lambda q=query: run_funnel(engine=engine, query=q, timezone=TZ)
             )
             theirs, reference = best_of(1, lambda s=steps: pandas_funnel(ev, s))
-            rows.append((name, ours, theirs, [s.customers for s in answer.steps] == reference))
+            counts = [s.customers for s in answer.steps]
+            rows.append((name, ours, theirs, counts == reference))
+            ch, ch_counts = best_of(args.repeat, lambda s=steps: clickhouse.funnel(s))
+            vs_clickhouse.append((name, ours, ch, counts, ch_counts))
 
         query = parse(
             RetentionQuery,
@@ -229,6 +272,12 @@ def main() -> None:
                 f"{theirs + load:8.2f}s {(theirs + load) / ours:6.1f}x  {same}"
             )
         print("pandas: the frame already in memory; + load: reading the events into it counted")
+        print(f"\n{'funnel':36} {'tsunagu':>9} {'chDB':>9} {'ratio':>7}  counts (tsunagu / chDB)")
+        for name, ours, ch, counts, ch_counts in vs_clickhouse:
+            print(f"{name:36} {ours:8.3f}s {ch:8.3f}s {ch / ours:6.1f}x  {counts} / {ch_counts}")
+        print(
+            "chDB: windowFunnel(7 days, 'strict_once') over the same events, in a MergeTree table"
+        )
         print(f"peak RSS {rss_gb():.1f} GB (the pandas frame included)")
 
 

@@ -132,73 +132,137 @@ def quantile(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def _instants(evs: list[Ev]) -> list[int]:
+    """Each event's moment among the customer's moments (events at one instant share it)."""
+    moments = sorted({e.ts for e in evs})
+    place = {t: n for n, t in enumerate(moments)}
+    return [place[e.ts] for e in evs]
+
+
+def _fills(events: list[Ev], steps: list[dict[str, Any]]) -> bool:
+    """Each of `steps` can take a different one of `events` (tried every way)."""
+    if not steps:
+        return True
+    return any(
+        matches(steps[0], e) and _fills(events[:n] + events[n + 1 :], steps[1:])
+        for n, e in enumerate(events)
+    )
+
+
+def _fill(events: list[Ev], steps: list[dict[str, Any]]) -> int:
+    """How many of `steps`, from the first, the events of one instant can take."""
+    n = 0
+    while n < len(steps) and _fills(events, steps[: n + 1]):
+        n += 1
+    return n
+
+
+def _deadline(start: datetime, window: timedelta, hi: datetime | None) -> datetime:
+    """The last moment of an attempt: its window, inside [from, to)."""
+    end = start + window
+    return end if hi is None else min(end, hi - timedelta(microseconds=1))
+
+
 def _attempt_ordered(
-    evs: list[Ev], start: int, steps: list[dict[str, Any]], window: timedelta, strict: bool
+    evs: list[Ev],
+    inst: list[int],
+    start: int,
+    steps: list[dict[str, Any]],
+    deadline: datetime,
+    strict: bool,
 ) -> list[int]:
-    chain = [start]
-    deadline = evs[start].ts + window
-    for step in steps[1:]:
-        prev = chain[-1]
+    """The instant of each step reached: each as early as it can be, as many steps at an
+    instant as its events can take (one step each, in any order)."""
+    at = {m: [e for e, n in zip(evs, inst, strict=True) if n == m] for m in set(inst)}
+    first = inst[start]
+    others = [e for e in at[first] if e is not evs[start]]
+    chain = [first] * (1 + _fill(others, steps[1:]))
+    while len(chain) < len(steps):
+        step = steps[len(chain)]
+        later = sorted(m for m in at if m > chain[-1] and any(matches(step, e) for e in at[m]))
         if strict:
-            candidates = [prev + 1] if prev + 1 < len(evs) else []
-        else:
-            candidates = list(range(prev + 1, len(evs)))
-        found = next((j for j in candidates if matches(step, evs[j])), None)
-        if found is None or evs[found].ts > deadline:
+            later = [m for m in later if m == chain[-1] + 1]
+        if not later or at[later[0]][0].ts > deadline:
             break
-        chain.append(found)
+        chain += [later[0]] * _fill(at[later[0]], steps[len(chain) :])
     return chain
 
 
 def _superseded(
-    evs: list[Ev], i: int, steps: list[dict[str, Any]], lo: datetime | None, hi: datetime | None
+    evs: list[Ev],
+    inst: list[int],
+    i: int,
+    chain: list[int],
+    steps: list[dict[str, Any]],
+    lo: datetime | None,
+    hi: datetime | None,
 ) -> bool:
-    """Another step-1 event in range comes after event i and before its next step 2."""
-    for e in evs[i + 1 :]:
-        if matches(steps[1], e):
+    """No step 2 at the start's instant, and another start comes at a later instant before
+    the next instant with a step 2."""
+    if len(chain) >= 2 and chain[1] == chain[0]:
+        return False
+    for m in sorted({n for n in inst if n > inst[i]}):
+        here = [e for e, n in zip(evs, inst, strict=True) if n == m]
+        if any(matches(steps[1], e) for e in here):
             return False
-        if matches(steps[0], e) and (lo is None or e.ts >= lo) and (hi is None or e.ts < hi):
+        if any(matches(steps[0], e) and _in(e, lo, hi) for e in here):
             return True
     return False
 
 
-def _excluded(
-    evs: list[Ev], chain: list[int], exclusions: list[dict[str, Any]], k: int
-) -> list[int]:
-    depth = len(chain)
+def _spoiler(
+    evs: list[Ev],
+    inst: list[int],
+    chain: list[int],
+    exclusions: list[dict[str, Any]],
+    k: int,
+    deadline: datetime,
+) -> int | None:
+    """The instant of the first excluded event that spoils the attempt: after step a's
+    instant, before step b's (or b never reached), within the window, not at a step's instant."""
+    spoilers = []
     for ex in exclusions:
         a, b = ex.get("between") or (1, k)
-        if depth < a + 1:
+        if len(chain) < a:
             continue
-        after = chain[a - 1]
-        x = next((j for j in range(after + 1, len(evs)) if matches(ex, evs[j])), None)
-        if x is None:
-            continue
-        for i in range(a + 1, min(b, len(chain)) + 1):
-            if chain[i - 1] > x:
-                depth = min(depth, i - 1)
+        for e, n in zip(evs, inst, strict=True):
+            if (
+                matches(ex, e)
+                and n > chain[a - 1]
+                and e.ts <= deadline
+                and (len(chain) < b or n < chain[b - 1])
+                and n not in chain
+            ):
+                spoilers.append(n)
                 break
-    return chain[:depth]
+    return min(spoilers, default=None)
+
+
+def _augment(
+    step: int, steps: list[dict[str, Any]], window: list[Ev], owner: dict[int, int], seen: set[int]
+) -> bool:
+    """Kuhn's augmenting path: give `step` an event, moving others along."""
+    for n, e in enumerate(window):
+        if n in seen or not matches(steps[step], e):
+            continue
+        seen.add(n)
+        if n not in owner or _augment(owner[n], steps, window, owner, seen):
+            owner[n] = step
+            return True
+    return False
 
 
 def _attempt_any(
-    evs: list[Ev], start: int, steps: list[dict[str, Any]], window: timedelta
+    evs: list[Ev], inst: list[int], start: int, steps: list[dict[str, Any]], deadline: datetime
 ) -> list[datetime]:
-    """Times at which steps 1..i were all done, while within the window."""
-    deadline = evs[start].ts + window
-    firsts = []
-    for step in steps:
-        firsts.append(
-            next((evs[j].ts for j in range(start, len(evs)) if matches(step, evs[j])), None)
-        )
+    """When the attempt had done 1, 2, ... different steps (a step an event, in any order)."""
+    window = [e for e, n in zip(evs, inst, strict=True) if n >= inst[start] and e.ts <= deadline]
     times: list[datetime] = []
-    for i in range(len(steps)):
-        if any(f is None for f in firsts[: i + 1]):
-            break
-        t = max(f for f in firsts[: i + 1] if f is not None)
-        if t > deadline:
-            break
-        times.append(t)
+    for n, e in enumerate(window):
+        seen = window[: n + 1]
+        owner: dict[int, int] = {}
+        matched = sum(_augment(s, steps, seen, owner, set()) for s in range(len(steps)))
+        times += [e.ts] * (matched - len(times))
     return times
 
 
@@ -216,46 +280,73 @@ def funnel(
     window = timedelta(seconds=query["window_seconds"])
     mode = query.get("mode", "ordered")
     exclusions = query.get("exclusions") or []
-    best: dict[Any, tuple[int, list[datetime]]] = {}
-    best_by_group: dict[tuple[Any, Any], tuple[int, list[datetime]]] = {}
+    by_customer = query.get("exclusions_mode", "customer") == "customer"
+    best: dict[Any, tuple[int, bool, list[datetime]]] = {}
+    best_by_group: dict[tuple[Any, Any], tuple[int, bool, list[datetime]]] = {}
     for pid, evs in hist.items():
+        inst = _instants(evs)
         for i, e in enumerate(evs):
-            if (lo is not None and e.ts < lo) or (hi is not None and e.ts >= hi):
+            if not _in(e, lo, hi):
                 continue
+            deadline = _deadline(e.ts, window, hi)
             if mode == "any":
                 if not any(matches(s, e) for s in steps):
                     continue
-                times = _attempt_any(evs, i, steps, window)
+                times = _attempt_any(evs, inst, i, steps, deadline)
+                last = times[-1] if len(times) == k else None
+                spoilers = [
+                    x.ts
+                    for ex in exclusions
+                    for x, n in zip(evs, inst, strict=True)
+                    if matches(ex, x)
+                    and n > inst[i]
+                    and x.ts <= deadline
+                    and (last is None or x.ts < last)
+                    and x.ts not in times
+                ]
+                spoiled = bool(spoilers)
+                if spoiled and not by_customer:
+                    times = [t for t in times if t < min(spoilers)]
             else:
                 if not matches(steps[0], e):
                     continue
-                if mode == "ordered" and _superseded(evs, i, steps, lo, hi):
+                chain = _attempt_ordered(evs, inst, i, steps, deadline, strict=mode == "strict")
+                if mode == "ordered" and _superseded(evs, inst, i, chain, steps, lo, hi):
                     continue
-                chain = _attempt_ordered(evs, i, steps, window, strict=mode == "strict")
-                chain = _excluded(evs, chain, exclusions, k)
-                times = [evs[j].ts for j in chain]
-            result = (len(times), times)
-            if pid not in best or result[0] > best[pid][0]:
+                spoiler = _spoiler(evs, inst, chain, exclusions, k, deadline)
+                spoiled = spoiler is not None
+                if spoiled and not by_customer:
+                    chain = [n for n in chain if n < spoiler]
+                moment = {n: x.ts for x, n in zip(evs, inst, strict=True)}
+                times = [moment[n] for n in chain]
+            clean = not (spoiled and by_customer)
+            result = (len(times), clean, times)
+            if pid not in best or result[:2] > best[pid][:2]:
                 best[pid] = result
             if breakdown_of is not None:
                 key = (pid, breakdown_of(pid, e))
-                if key not in best_by_group or result[0] > best_by_group[key][0]:
+                if key not in best_by_group or result[:2] > best_by_group[key][:2]:
                     best_by_group[key] = result
 
-    def figures(results: list[tuple[int, list[datetime]]]) -> list[tuple[int, Any, Any]]:
+    def figures(results: list[tuple[int, bool, list[datetime]]]) -> list[tuple[int, Any, Any]]:
         out = []
+        counted = [(depth, times) for depth, clean, times in results if clean]
         for s in range(1, k + 1):
-            reached = [times for depth, times in results if depth >= s]
+            reached = [times for depth, times in counted if depth >= s]
             gaps = [(t[s - 1] - t[s - 2]).total_seconds() for t in reached] if s > 1 else []
             out.append((len(reached), quantile(gaps, 0.5), quantile(gaps, 0.9)))
         return out
 
-    groups: dict[Any, list[tuple[int, list[datetime]]]] = defaultdict(list)
+    groups: dict[Any, list[tuple[int, bool, list[datetime]]]] = defaultdict(list)
     for (_, value), result in best_by_group.items():
         groups[value].append(result)
     return {
         "steps": figures(list(best.values())),
-        "groups": {value: figures(results) for value, results in groups.items()},
+        "groups": {
+            value: figures(results)
+            for value, results in groups.items()
+            if any(clean for _, clean, _ in results)
+        },
     }
 
 

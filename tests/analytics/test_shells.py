@@ -118,6 +118,28 @@ def test_cli_funnel_json_is_the_http_answer(settings: Settings) -> None:
         app, ["--data-dir", str(settings.data_dir), "funnel", "A", "B", "--mode", "any"]
     )
     assert table.exit_code == 0 and "customers" in table.stdout
+    # Exclusions in either reading, a window of months: the CLI asks what the domain answers.
+    for reading in ("customer", "attempt"):
+        out = CliRunner().invoke(
+            app,
+            [
+                "--data-dir", str(settings.data_dir), "funnel", "A", "B", "C",
+                "--window", "3months", "--exclude", "D", "--exclusions-mode", reading, "--json",
+            ],
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+        body = {
+            "steps": [{"event": "A"}, {"event": "B"}, {"event": "C"}],
+            "window": "3months",
+            "exclusions": [{"event": "D"}],
+            "exclusions_mode": reading,
+        }
+        with Store(settings.database_path) as store:
+            want = run_funnel(engine=Engine(store), query=parse(FunnelQuery, body), timezone=TZ)
+        assert [s["customers"] for s in json.loads(out.stdout)["steps"]] == [
+            s.customers for s in want.steps
+        ]
+        assert json.loads(out.stdout)["window_seconds"] == 3 * 31 * 86400
     bad = CliRunner().invoke(
         app, ["--data-dir", str(settings.data_dir), "funnel", "A", "B", "--window", "soon"]
     )

@@ -12,8 +12,8 @@ seconds, so `analytics_events` keeps them joined: one row per track / page / scr
   without a member card is a one-off, anonymous buyer: `identity` cannot tell who returns), so
   that models of returning customers (LTV) leave them out;
 - `seq`, the order of arrival, and `r`, the event's position in its customer's history ordered
-  by (`ts`, `seq`): events at the same instant count in the order they arrived, and "the next
-  event" is `r + 1`;
+  by (`ts`, `seq`); `instant`, the place of its moment among the customer's moments (events at
+  the same instant share it: funnels read them in any order, paths in the order they arrived);
 - `day`, the local calendar day (settings' time zone) that retention and KPIs group by;
 - the values analyses filter on as columns: `sku` and `category` of product events (the
   category from the products table, else the event's), `skus` and `categories` of the line items
@@ -138,7 +138,7 @@ def merge_profiles(cur: duckdb.DuckDBPyConnection) -> int:
     )
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_redo AS SELECT coalesce(m.target, e.pid) AS pid, "
-        "e.* EXCLUDE (pid, r) FROM analytics_events e LEFT JOIN _moves m ON m.source = e.pid "
+        "e.* EXCLUDE (pid, r, instant) FROM analytics_events e LEFT JOIN _moves m ON m.source = e.pid "
         "WHERE e.pid IN (SELECT source FROM _moves UNION SELECT target FROM _moves)"
     )
     cur.execute(
@@ -176,7 +176,8 @@ def rebuild(cur: duckdb.DuckDBPyConnection, rules: IdentityRules, *, timezone: s
     # them (analytics/walk.py), and DuckDB's min/max per block skips the rest.
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _a_pos AS SELECT a.seq, k.pid, "
-        "(row_number() OVER (PARTITION BY k.pid ORDER BY a.ts, a.seq))::BIGINT AS r "
+        "(row_number() OVER (PARTITION BY k.pid ORDER BY a.ts, a.seq))::BIGINT AS r, "
+        "(dense_rank() OVER (PARTITION BY k.pid ORDER BY a.ts))::BIGINT AS instant "
         "FROM _a_rows a JOIN _a_keys k USING (key)"
     )
     cur.execute(
@@ -216,7 +217,7 @@ def append(
         )
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _a_redo AS "
-            "SELECT * EXCLUDE (r) FROM analytics_events WHERE pid IN (SELECT pid FROM _a_new) "
+            "SELECT * EXCLUDE (r, instant) FROM analytics_events WHERE pid IN (SELECT pid FROM _a_new) "
             "UNION ALL BY NAME SELECT * FROM _a_new"
         )
         cur.execute("DELETE FROM analytics_events WHERE pid IN (SELECT pid FROM _a_new)")
@@ -231,15 +232,16 @@ def append(
 
 
 _COLUMNS = (
-    "pid, r, seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, "
+    "pid, r, instant, seq, ts, day, type, event, channel, store_id, sku, category, skus, categories, "
     "revenue, order_id, name, lat, lon, properties"
 )
 
 
 def _numbered(pid: str) -> str:
     return _COLUMNS.replace(
-        "pid, r,",
-        f"{pid} AS pid, (row_number() OVER (PARTITION BY {pid} ORDER BY ts, seq))::BIGINT AS r,",
+        "pid, r, instant,",
+        f"{pid} AS pid, (row_number() OVER (PARTITION BY {pid} ORDER BY ts, seq))::BIGINT AS r, "
+        f"(dense_rank() OVER (PARTITION BY {pid} ORDER BY ts))::BIGINT AS instant,",
     )
 
 

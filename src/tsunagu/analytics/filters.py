@@ -31,9 +31,21 @@ _ITEM_KEYS = {"sku": "skus", "category": "categories"}
 _COLUMN_KEYS = {"store_id", "order_id", "name"}
 _NUMBER_COLUMNS = {"revenue"}
 _KEY = re.compile(r"[^\"\\\x00-\x1f]{1,200}")
-_WINDOW = re.compile(r"\s*(\d+)\s*(s|m|h|d|w)\s*")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MAX_WINDOW_SECONDS = 366 * 86400
+_WINDOW = re.compile(r"\s*(\d+)\s*([^\d\s]+)\s*")
+_DAY = 86400
+UNIT_SECONDS = {
+    **dict.fromkeys(("s", "sec", "second", "seconds", "秒"), 1),
+    **dict.fromkeys(("m", "min", "minute", "minutes", "分"), 60),
+    **dict.fromkeys(("h", "hour", "hours", "時間"), 3600),
+    **dict.fromkeys(("d", "day", "days", "日"), _DAY),
+    **dict.fromkeys(("w", "week", "weeks", "週", "週間"), 7 * _DAY),
+    # A month is 31 days (as PostHog's funnels count it): never shorter than a calendar month.
+    **dict.fromkeys(("mo", "month", "months", "ヶ月", "か月", "カ月", "ヵ月", "ケ月"), 31 * _DAY),
+    **dict.fromkeys(("y", "year", "years", "年"), 365 * _DAY),
+}
+"""Units of a window, by the names and abbreviations people write (case-insensitive)."""
+MAX_WINDOW_SECONDS = 100 * 365 * _DAY
+"""A window of years is how people ask for "ever"; a century is the most one can say."""
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -130,20 +142,27 @@ def _op_sql(key: str, op: str, value: Scalar | list[Scalar]) -> str:
     return f"{column} {_OPS[op]} {rendered}"
 
 
-def window_seconds(text: str | int) -> int:
-    """'7d', '24h', '30m', '90s', '2w' (or a number of seconds) as seconds."""
-    if isinstance(text, int):
-        seconds = text
+def window_seconds(text: str | int, unit: str | None = None) -> int:
+    """'7d', '24h', '30m', '90s', '2w', '3mo', '2 years', '30日' (or a number of `unit`s,
+    seconds by default) as seconds."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        count, name = text, unit or "s"
     else:
-        m = _WINDOW.fullmatch(text)
-        if not m:
+        m = _WINDOW.fullmatch(str(text))
+        if not m or unit is not None:
             raise InvalidInput(
-                f"window: {text!r} is not a duration such as 7d, 24h, 30m or 2w", field="window"
+                f"window: {text!r} is not a duration such as 30m, 24h, 7d, 2w or 3months "
+                "(or a number with window_unit)",
+                field="window",
             )
-        seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    if not 0 < seconds <= MAX_WINDOW_SECONDS:
-        raise InvalidInput("window: must be more than 0 and at most 366 days", field="window")
-    return seconds
+        count, name = int(m.group(1)), m.group(2)
+    seconds = UNIT_SECONDS.get(name.lower())
+    if seconds is None:
+        units = "seconds, minutes, hours, days, weeks, months or years"
+        raise InvalidInput(f"window: {name!r} is not a unit ({units})", field="window")
+    if not 0 < count * seconds <= MAX_WINDOW_SECONDS:
+        raise InvalidInput("window: must be more than 0 and at most 100 years", field="window")
+    return count * seconds
 
 
 DateOrTime = Annotated[date | datetime, Field(description="a date (local) or a time")]

@@ -1,11 +1,12 @@
 """Funnels walked in numpy over step events fetched in customer order (the DuckDB engine's way).
 
 `funnels.funnel_sql` answers a funnel in one portable SQL statement, but on two cores its
-window over every step event and its chain of self-joins take well over a second on ten
-million events. Here the engine fetches only the step events (customer, time, which steps and
-exclusions each matches, breakdown value), ordered by customer and position, and the walk is a
-handful of vectorised passes: "the next event matching step k after this one" is a reversed
-running minimum, a chain of steps is indexing, and a customer's best attempt is a max over
+windows and self-joins take well over a second on ten million events. Here the engine fetches
+only the step events (customer, time, instant, which steps and exclusions each matches,
+breakdown value), ordered by customer and position, and the walk is a handful of vectorised
+passes over the customers' *instants* (the events at one moment, which count in any order):
+"the next instant with an event of step k" is a search in a sorted array, how many steps one
+instant fills is a few bit and count tests, and a customer's best attempt is a max over
 contiguous runs. It keeps the definitions of `funnels` exactly; the tests hold both to the
 plain-Python reading. (PostHog does the same with a UDF inside ClickHouse.)
 """
@@ -13,6 +14,7 @@ plain-Python reading. (PostHog does the same with a UDF inside ClickHouse.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,9 @@ Bools = npt.NDArray[np.bool_]
 
 START_BIT = 1 << 30
 """Set on step-1 (or any-step) events inside [from, to): the events an attempt may start at."""
+EXCLUSION_BIT = 10
+"""Exclusion j (0-based) is bit EXCLUSION_BIT + j of an event's bits; step i is bit i - 1."""
+NEVER = np.iinfo(np.int64).max
 
 
 @dataclass(slots=True)
@@ -35,6 +40,8 @@ class Attempts:
     group: Ints
     """Breakdown code of the attempt (0 without a breakdown)."""
     depth: Ints
+    clean: Bools
+    """False where an exclusion spoiled the attempt: its customer is out of the funnel."""
     seconds: list[npt.NDArray[np.float64]]
     """seconds[i]: time from step i to step i+1 (i = 1..k-1), for attempts that got there."""
 
@@ -52,148 +59,279 @@ def customer_order(pid: Ints, r: Ints) -> Ints | None:
     return np.lexsort((r, pid))
 
 
-def _following(positions: Ints, rows: Ints, pid: Ints, *, inclusive: bool) -> Ints:
-    """For each of `rows`, the first of `positions` (sorted row indices) after it (or at it),
-    of the same customer; -1 where there is none."""
-    if len(positions) == 0:
+def _following(positions: Ints, rows: Ints, pid: Ints, *, inclusive: bool, nth: int = 1) -> Ints:
+    """For each of `rows`, the nth of `positions` (sorted indices) after it (or at it), of the
+    same customer; -1 where there is none."""
+    if len(positions) == 0 or len(rows) == 0:
         return np.full(len(rows), -1, dtype=np.int64)
-    j = np.searchsorted(positions, rows, side="left" if inclusive else "right")
+    j = np.searchsorted(positions, rows, side="left" if inclusive else "right") + (nth - 1)
     found = positions[np.minimum(j, len(positions) - 1)]
     return np.where((j < len(positions)) & (pid[found] == pid[rows]), found, -1)
+
+
+def same_event_groups(events: list[str]) -> list[list[int]]:
+    """The steps (1-based) of each event name: only steps of one name can share an event."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(events, 1):
+        groups.setdefault(name, []).append(i)
+    return list(groups.values())
+
+
+def subsets(steps: list[int]) -> list[int]:
+    """Every non-empty subset of `steps`, as a bit mask."""
+    return [
+        sum(1 << (s - 1) for s in chosen)
+        for size in range(1, len(steps) + 1)
+        for chosen in combinations(steps, size)
+    ]
+
+
+class _Instants:
+    """A customer's events at one moment, one row each: what steps they can fill together."""
+
+    def __init__(
+        self, pid: Ints, us: Ints, instant: Ints, bits: Ints, steps: int, groups: list[list[int]]
+    ) -> None:
+        n = len(pid)
+        head = np.ones(n, dtype=bool)
+        head[1:] = (pid[1:] != pid[:-1]) | (us[1:] != us[:-1])
+        self.first = np.flatnonzero(head)
+        self.of_row = np.cumsum(head) - 1
+        self.pid, self.us, self.instant = pid[self.first], us[self.first], instant[self.first]
+        self.bits = np.bitwise_or.reduceat(bits, self.first)
+        self.steps, self.groups = steps, groups
+        step_bits = bits & ((1 << steps) - 1)
+        # Hall's condition for steps of one name: every set S of them needs |S| events each
+        # matching one of S. Counted per instant for the names of several steps.
+        self.shared = {s for g in groups if len(g) > 1 for s in g}
+        self.counts = {
+            mask: np.add.reduceat(((step_bits & mask) != 0).astype(np.int32), self.first)
+            for g in groups
+            if len(g) > 1
+            for mask in subsets(g)
+        }
+        self.with_step = [np.flatnonzero(self.bits & (1 << (j - 1))) for j in range(1, steps + 1)]
+
+    def fill(self, at: Ints, b: Ints, minus: Ints | None = None) -> Ints:
+        """The last step c such that steps b..c can each take a different event of instant
+        `at` (less the event of bits `minus`, the attempt's start); b - 1 if none."""
+        c = b - 1
+        going = np.ones(len(at), dtype=bool)
+        minus = np.zeros(len(at), dtype=np.int64) if minus is None else minus
+        for j in range(int(b.min(initial=self.steps + 1)), self.steps + 1):
+            bit = 1 << (j - 1)
+            rel = going & (b <= j)
+            if not rel.any():
+                break
+            if j in self.shared:
+                ok = np.ones(len(at), dtype=bool)
+                for mask, count in self.counts.items():
+                    if mask.bit_length() != j:  # sets whose last step is j
+                        continue
+                    low = (mask & -mask).bit_length()
+                    need = mask.bit_count()
+                    have = count[at] - ((minus & mask) != 0)
+                    ok &= (low < b) | (have >= need)
+            else:
+                ok = (self.bits[at] & bit) != 0
+            going &= ~rel | ok
+            c = np.where(rel & going, j, c)
+        return c
 
 
 def walk(
     *,
     pid: Ints,
-    r: Ints,
+    us: Ints,
+    instant: Ints,
+    bits: Ints,
+    group: Ints,
+    events: list[str],
+    mode: str,
+    window_us: int,
+    exclusions: list[tuple[int, int]],
+    spoil_customer: bool = True,
+) -> Attempts:
+    """Attempts from rows in customer order (`pid` runs contiguous, each in event order;
+    `instant` is the place of the event's moment among all of its customer's moments)."""
+    steps = len(events)
+    if len(pid) == 0:
+        none = np.zeros(0, dtype=np.int64)
+        no_seconds = [np.zeros(0, dtype=np.float64) for _ in range(steps - 1)]
+        return Attempts(none, none, none, none, np.zeros(0, dtype=bool), no_seconds)
+    inst = _Instants(pid, us, instant, bits, steps, same_event_groups(events))
+    if mode == "any":
+        return _walk_any(inst, pid, us, bits, group, steps, window_us, exclusions, spoil_customer)
+    starts = np.flatnonzero((bits & (START_BIT | 1)) == (START_BIT | 1))
+    at = inst.of_row[starts]
+    depth = inst.fill(at, np.full(len(starts), 2), minus=bits[starts] & ((1 << steps) - 1))
+    if mode == "ordered":
+        # A start whose instant fills no step 2 is superseded by a later start (at a later
+        # instant) before the next instant with a step 2: who looks at five products and then
+        # adds one to the cart converted from the fifth look.
+        start_instants = np.unique(at)
+        later = _following(start_instants, at, inst.pid, inclusive=False)
+        two = _following(inst.with_step[1], at, inst.pid, inclusive=False)
+        superseded = (depth < 2) & (later >= 0) & ((two < 0) | (later < two))
+        starts, at, depth = starts[~superseded], at[~superseded], depth[~superseded]
+    deadline = us[starts] + window_us
+    # hops[h]: the instant of the attempt's h-th moment, -1 once it has stopped; reached[h]:
+    # the steps done by then.
+    hops, reached = [at], [depth.copy()]
+    cur, going = at.copy(), depth < steps
+    for _ in range(1, steps):
+        idx = np.flatnonzero(going)
+        if not len(idx):
+            break
+        need = depth[idx] + 1
+        if mode == "strict":
+            nxt = np.minimum(cur[idx] + 1, len(inst.pid) - 1)
+            ok = (nxt == cur[idx] + 1) & (inst.pid[nxt] == inst.pid[cur[idx]])
+            ok &= inst.instant[nxt] == inst.instant[cur[idx]] + 1
+            nxt = np.where(ok, nxt, -1)
+        else:
+            nxt = np.full(len(idx), -1, dtype=np.int64)
+            for j in np.unique(need):
+                sel = need == j
+                nxt[sel] = _following(
+                    inst.with_step[j - 1], cur[idx][sel], inst.pid, inclusive=False
+                )
+        ok = nxt >= 0
+        ok[ok] = inst.us[nxt[ok]] <= deadline[idx[ok]]
+        done = depth[idx].copy()
+        done[ok] = inst.fill(nxt[ok], need[ok])
+        ok &= done >= need
+        hop = np.full(len(starts), -1, dtype=np.int64)
+        hop[idx[ok]] = nxt[ok]
+        depth[idx[ok]] = done[ok]
+        cur[idx[ok]] = nxt[ok]
+        going[idx[~ok]] = False
+        going &= depth < steps
+        hops.append(hop)
+        reached.append(np.where(hop >= 0, depth, -1))
+    clean = np.ones(len(starts), dtype=bool)
+    for j, (a, b) in enumerate(exclusions):
+        # Spoiled: an excluded event after step a's instant and before step b's (not at an
+        # instant of a step), within the attempt's window.
+        excluded = np.flatnonzero(inst.bits & (1 << (EXCLUSION_BIT + j)))
+        spoiled_at = np.full(len(starts), -1, dtype=np.int64)
+        for h, hop in enumerate(hops):
+            between = (hop >= 0) & (reached[h] >= a) & (reached[h] < b)
+            x = _following(excluded, np.maximum(hop, 0), inst.pid, inclusive=False)
+            after = hops[h + 1] if h + 1 < len(hops) else np.full(len(starts), -1)
+            x_ok = between & (x >= 0)
+            x_ok[x_ok] = inst.us[x[x_ok]] <= deadline[x_ok]
+            x_ok &= (after < 0) | (x < after)
+            first = x_ok & (spoiled_at < 0)
+            spoiled_at[first] = x[first]
+            if not spoil_customer:  # the attempt ends before the excluded event
+                depth[first] = np.minimum(depth[first], reached[h][first])
+        if spoil_customer:
+            clean &= spoiled_at < 0
+    step_at = np.full((steps, len(starts)), -1, dtype=np.int64)
+    for hop, done in zip(hops, reached, strict=True):
+        for s in range(steps):
+            fill = (step_at[s] < 0) & (hop >= 0) & (done >= s + 1)
+            step_at[s][fill] = hop[fill]
+    times = np.where(step_at >= 0, inst.us[np.maximum(step_at, 0)], NEVER)
+    return _best(pid[starts], starts, group[starts], depth, clean, times)
+
+
+def _walk_any(
+    inst: _Instants,
+    pid: Ints,
     us: Ints,
     bits: Ints,
     group: Ints,
     steps: int,
-    mode: str,
     window_us: int,
     exclusions: list[tuple[int, int]],
+    spoil_customer: bool,
 ) -> Attempts:
-    """Attempts from rows in customer order (`pid` runs contiguous, each in event order; `r`
-    is the event's position among all of its customer's events)."""
-    if mode == "any":
-        return _walk_any(pid, us, bits, group, steps, window_us)
-    n = len(pid)
-    is_start = (bits & (START_BIT | 1)) == (START_BIT | 1)
-    starts = np.flatnonzero(is_start)
-    if mode == "ordered":
-        # Among the starts and the step-2 events, what follows a start decides: a step 2 is
-        # its step 2; another start supersedes it (no attempt of its own); nothing, no step 2.
-        is_two = (bits & 2) > 0
-        rel = np.flatnonzero(is_start | is_two)
-        then = np.append(rel[1:], -1)
-        same = np.append(pid[rel[1:]] == pid[rel[:-1]], False)
-        then_two = same & np.append(is_two[rel[1:]], False)
-        superseded = same & ~then_two
-        attempt = is_start[rel] & ~superseded
-        starts = rel[attempt]
-        second = np.where(then_two[attempt], then[attempt], -1)
-    # chain[i][a]: the row of attempt a's step i+1, -1 once the attempt has stopped. Only the
-    # attempts still going are looked at, step after step.
-    chain = [starts]
-    going = np.arange(len(starts))
-    at = starts
-    deadline = us[starts] + window_us
-    for k in range(2, steps + 1):
-        if mode == "ordered" and k == 2:
-            nxt = second
-        elif mode == "strict":
-            nxt = np.minimum(at + 1, max(n - 1, 0))
-            ok = (at + 1 < n) & (pid[nxt] == pid[at]) & (r[nxt] == r[at] + 1)
-            ok &= (bits[nxt] & (1 << (k - 1))) > 0
-            nxt = np.where(ok, nxt, -1)
-        else:
-            nxt = _following(np.flatnonzero(bits & (1 << (k - 1))), at, pid, inclusive=False)
-        ok = nxt >= 0
-        ok[ok] = us[nxt[ok]] <= deadline[ok]
-        step = np.full(len(starts), -1, dtype=np.int64)
-        step[going[ok]] = nxt[ok]
-        chain.append(step)
-        going, at, deadline = going[ok], nxt[ok], deadline[ok]
-    depth = np.ones(len(starts), dtype=np.int64)
-    for c in chain[1:]:
-        depth += c >= 0
-    for j, (a, b) in enumerate(exclusions):
-        # The first excluded event after step a ends the attempt before any later step.
-        x = np.full(len(starts), -1, dtype=np.int64)
-        has = chain[a - 1] >= 0
-        x[has] = _following(
-            np.flatnonzero(bits & (1 << (10 + j))), chain[a - 1][has], pid, inclusive=False
-        )
-        capped = depth.copy()
-        done = x < 0
-        for i in range(a + 1, b + 1):
-            hit = ~done & (depth >= i) & (chain[i - 1] > x)
-            capped[hit] = i - 1
-            done |= hit
-        depth = np.minimum(depth, capped)
-    chosen = _choose(pid[starts], starts, depth, group[starts])
-    depth, rows = depth[chosen], [c[chosen] for c in chain]
-    seconds = []
-    for i in range(1, steps):
-        reached = depth >= i + 1
-        gap = np.full(len(chosen), np.nan)
-        to, since = rows[i][reached], rows[i - 1][reached]
-        gap[reached] = (us[to] // 1000 - us[since] // 1000) / 1000.0
-        seconds.append(gap)
-    return Attempts(
-        pid=pid[starts][chosen],
-        start=starts[chosen],
-        group=group[starts][chosen],
-        depth=depth,
-        seconds=seconds,
-    )
-
-
-def _walk_any(pid: Ints, us: Ints, bits: Ints, group: Ints, steps: int, window_us: int) -> Attempts:
-    any_step = (bits & ((1 << steps) - 1)) > 0
-    anchors = np.flatnonzero(any_step & ((bits & START_BIT) > 0))
-    never = np.iinfo(np.int64).max
-    firsts = []
-    for j in range(1, steps + 1):
-        row = _following(np.flatnonzero(bits & (1 << (j - 1))), anchors, pid, inclusive=True)
-        firsts.append(np.where(row >= 0, us[np.maximum(row, 0)], never))
+    """An attempt at each step event in range: the events from its instant on, within the
+    window; step k is done when k different steps have had an event each."""
+    step_bits = bits & ((1 << steps) - 1)
+    anchors = np.flatnonzero(((bits & START_BIT) != 0) & (step_bits != 0))
+    at = inst.of_row[anchors]
+    since = inst.first[at]
     deadline = us[anchors] + window_us
-    done_at = np.maximum.accumulate(np.vstack(firsts), axis=0)  # steps 1..i all done
-    reached = done_at <= deadline  # a step never done sits at +inf, and so every later one
-    depth = reached.sum(axis=0).astype(np.int64)
-    chosen = _choose(pid[anchors], anchors, depth, group[anchors])
-    depth, done_ms = depth[chosen], done_at[:, chosen] // 1000
+    done_at = []
+    for g in inst.groups:
+        # König: j steps of the name are matched by the time t iff every set S of its steps
+        # has at least j - |g| + |S| events matching one of S by t: the latest of those
+        # events' times, over the sets S.
+        masks = subsets(g)
+        positions = {m: np.flatnonzero(step_bits & m) for m in masks}
+        for j in range(1, len(g) + 1):
+            when = np.zeros(len(anchors), dtype=np.int64)
+            for m in masks:
+                nth = j - len(g) + m.bit_count()
+                if nth < 1:
+                    continue
+                row = _following(positions[m], since, pid, inclusive=True, nth=nth)
+                when = np.maximum(when, np.where(row >= 0, us[np.maximum(row, 0)], NEVER))
+            done_at.append(when)
+    times = np.sort(np.vstack(done_at), axis=0)
+    depth = (times <= deadline).sum(axis=0).astype(np.int64)
+    clean = np.ones(len(anchors), dtype=bool)
+    for j, _ in enumerate(exclusions):
+        excluded = np.flatnonzero(inst.bits & (1 << (EXCLUSION_BIT + j)))
+        x = _following(excluded, at, inst.pid, inclusive=False)
+        for _ in range(steps):  # an excluded event at the instant of a step does not count
+            at_step = (x >= 0) & np.any(
+                (times == inst.us[np.maximum(x, 0)]) & (np.arange(steps)[:, None] < depth), axis=0
+            )
+            if not at_step.any():
+                break
+            x[at_step] = _following(excluded, x[at_step], inst.pid, inclusive=False)
+        x_ok = x >= 0
+        when = inst.us[np.maximum(x, 0)]
+        x_ok &= when <= deadline
+        x_ok &= (depth < steps) | (when < times[steps - 1])
+        if spoil_customer:
+            clean &= ~x_ok
+        else:
+            depth = np.where(x_ok, np.minimum(depth, (times < when).sum(axis=0)), depth)
+    return _best(pid[anchors], anchors, group[anchors], depth, clean, times)
+
+
+def _best(pid: Ints, start: Ints, group: Ints, depth: Ints, clean: Bools, times: Ints) -> Attempts:
+    """Each (customer, group)'s best attempt, from every attempt and its step times."""
+    chosen = _choose(pid, start, depth * 2 + clean, group)
+    depth, times = depth[chosen], times[:, chosen]
+    ms = times // 1000
     seconds = [
-        np.where(depth >= i + 1, (done_ms[i] - done_ms[i - 1]) / 1000.0, np.nan)
-        for i in range(1, steps)
+        np.where(depth >= i + 1, (ms[i] - ms[i - 1]) / 1000.0, np.nan) for i in range(1, len(times))
     ]
     return Attempts(
-        pid=pid[anchors][chosen],
-        start=anchors[chosen],
-        group=group[anchors][chosen],
+        pid=pid[chosen],
+        start=start[chosen],
+        group=group[chosen],
         depth=depth,
+        clean=clean[chosen],
         seconds=seconds,
     )
 
 
 def overall(by_group: Attempts) -> Attempts:
     """Each customer's best attempt of all, from their best per breakdown value: every attempt
-    has one value, so the deepest (earliest of equals) of the values' bests is the one a walk
-    without a breakdown would choose."""
+    has one value, so the best of the values' bests is the one a walk without a breakdown
+    would choose."""
     none = np.zeros(len(by_group.pid), dtype=np.int64)
-    chosen = _choose(by_group.pid, by_group.start, by_group.depth, none)
+    rank = by_group.depth * 2 + by_group.clean
+    chosen = _choose(by_group.pid, by_group.start, rank, none)
     return Attempts(
         pid=by_group.pid[chosen],
         start=by_group.start[chosen],
         group=none[chosen],
         depth=by_group.depth[chosen],
+        clean=by_group.clean[chosen],
         seconds=[s[chosen] for s in by_group.seconds],
     )
 
 
-def _choose(pid: Ints, start: Ints, depth: Ints, group: Ints) -> Ints:
-    """Indices of the deepest attempt of each (customer, group), the earliest of equals.
+def _choose(pid: Ints, start: Ints, rank: Ints, group: Ints) -> Ints:
+    """Indices of the best-ranked attempt of each (customer, group), the earliest of equals.
     Attempts come in row order, so a customer's are contiguous; with groups they are sorted
     first."""
     if len(pid) == 0:
@@ -201,16 +339,19 @@ def _choose(pid: Ints, start: Ints, depth: Ints, group: Ints) -> Ints:
     order = np.arange(len(pid))
     if group.any():
         order = np.lexsort((start, group, pid))
-        pid, start, depth, group = pid[order], start[order], depth[order], group[order]
+        pid, start, rank, group = pid[order], start[order], rank[order], group[order]
     heads = np.flatnonzero(np.r_[True, (pid[1:] != pid[:-1]) | (group[1:] != group[:-1])])
-    key = depth * (int(start.max()) + 1) - start
+    key = rank * (int(start.max()) + 1) - start
     best = np.maximum.reduceat(key, heads)
     return order[key == np.repeat(best, np.diff(np.r_[heads, len(key)]))]
 
 
 def figures(attempts: Attempts, steps: int, group: int | None = None) -> list[object]:
-    """[customers per step..., median per step..., p90 per step...] like the SQL's row."""
-    sel = np.ones(len(attempts.depth), dtype=bool) if group is None else attempts.group == group
+    """[customers per step..., median per step..., p90 per step...] like the SQL's row: the
+    customers whose best attempt is clean."""
+    sel = attempts.clean.copy()
+    if group is not None:
+        sel &= attempts.group == group
     depth = attempts.depth[sel]
     counts: list[object] = [int((depth >= i).sum()) for i in range(1, steps + 1)]
     medians: list[object] = [None]

@@ -42,7 +42,9 @@ def funnel(
             '({"event": "Order Completed", "channel": "store", "where": {"category": "靴"}})'
         ),
     ],
-    window: Annotated[str, typer.Option(help="conversion window: 30m, 24h, 7d, 2w")] = "7d",
+    window: Annotated[
+        str, typer.Option(help="conversion window: 30m, 24h, 7d, 2w, 3months, 2y")
+    ] = "7d",
     mode: Annotated[str, typer.Option(help="ordered, strict or any")] = "ordered",
     start: Annotated[
         str | None, typer.Option("--from", help="first day (local), YYYY-MM-DD")
@@ -52,8 +54,16 @@ def funnel(
         str | None, typer.Option(help="channel, store_id, category, a property, profile.TRAIT")
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="an event that ends an attempt (as a step); repeatable")
+        list[str] | None,
+        typer.Option(
+            help='an event whose customers leave the funnel (as a step; JSON may say "between": '
+            "[a, b]); repeatable"
+        ),
     ] = None,
+    exclusions_mode: Annotated[
+        str,
+        typer.Option(help="customer (out of the funnel) or attempt (the attempt ends there)"),
+    ] = "customer",
     as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
 ) -> None:
     """Customers from step to step across channels: conversion, drop-off, time to convert."""
@@ -66,6 +76,7 @@ def funnel(
             "to": end,
             "breakdown": breakdown,
             "exclusions": [_step(x) for x in exclude or []],
+            "exclusions_mode": exclusions_mode,
         }
         query = parse(FunnelQuery, body)
     except InvalidInput as exc:

@@ -421,6 +421,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "DELETE FROM analytics_state",
         ],
     ),
+    (
+        "analytics instants",
+        [
+            # The place of the event's moment among its customer's moments: events at the same
+            # instant share it (funnels read ties as unordered, analytics/funnels.py).
+            "ALTER TABLE analytics_events ADD COLUMN instant BIGINT",
+            "DELETE FROM analytics_state",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
