@@ -270,3 +270,60 @@ def test_every_step_of_a_counted_attempt_lies_inside_the_range(store: Store) -> 
     body = {"steps": steps("A", "B"), "window": "7d", "from": "2026-03-01", "to": "2026-03-05"}
     # r1 converts; r2 starts on the last day but its B falls after it; r3 starts before.
     assert counts(store, body) == [2, 1]
+
+
+# -- the definition behind the walk -----------------------------------------------------------------
+
+
+def _deepest_chain(
+    evs: list[reference.Ev], start: int, steps: list[dict[str, Any]], deadline: datetime
+) -> int:
+    """The most steps a chain of different events from `start` reaches, each matching its
+    step, at non-decreasing times within the deadline: every chain tried."""
+    best = 1
+
+    def extend(chain: list[int]) -> None:
+        nonlocal best
+        best = max(best, len(chain))
+        if len(chain) == len(steps):
+            return
+        for j, e in enumerate(evs):
+            if (
+                j not in chain
+                and evs[chain[-1]].ts <= e.ts <= deadline
+                and reference.matches(steps[len(chain)], e)
+            ):
+                extend([*chain, j])
+
+    extend([start])
+    return best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_steps_taken_instant_by_instant_reach_as_deep_as_any_chain(seed: int) -> None:
+    """The walk takes each step at the earliest instant it can, as many steps at an instant
+    as its events can take: that reaches as deep as the best of every possible chain."""
+    import random
+
+    rng = random.Random(seed)
+    for _ in range(60):
+        evs = [
+            reference.Ev(
+                pid=1, seq=n, ts=T + rng.randint(0, 3) * DAY, event=rng.choice("AB"),
+                channel=rng.choice(("web", "app")), store_id=None, sku=None, category=None,
+                skus=None, categories=None, revenue=None, order_id=None, name=None,
+                day=T.date(), props={},
+            )
+            for n in range(rng.randint(2, 7))
+        ]  # fmt: skip
+        evs.sort(key=lambda e: (e.ts, e.seq))
+        steps = [
+            {"event": rng.choice("AB"), **({"channel": "app"} if rng.random() < 0.3 else {})}
+            for _ in range(rng.randint(2, 4))
+        ]
+        inst = reference._instants(evs)
+        for start, e in enumerate(evs):
+            if reference.matches(steps[0], e):
+                deadline = e.ts + DAY
+                walked = reference._attempt_ordered(evs, inst, start, steps, deadline, strict=False)
+                assert len(walked) == _deepest_chain(evs, start, steps, deadline)
