@@ -296,3 +296,16 @@ def test_rows_out_of_customer_order_are_put_in_order() -> None:
     backwards = np.array([3, 3, 1, 1, 2], dtype=np.int32)
     order = customer_order(backwards, np.array([2, 1, 5, 9, 1], dtype=np.int32))
     assert order is not None and list(order) == [2, 3, 4, 1, 0]
+
+
+def test_an_instant_fills_from_each_attempts_own_next_step() -> None:
+    """Attempts landing at one instant from different depths: each fills from its own step."""
+    from tsunagu.analytics.walk import _Instants
+
+    # One instant with an event of step 2 and one of step 5 (of five different events).
+    one = np.array([1, 1])
+    instants = _Instants(
+        one, np.array([0, 0]), one, np.array([2, 16]), 5, [[1], [2], [3], [4], [5]]
+    )
+    at = np.array([0, 0, 0])
+    assert list(instants.fill(at, np.array([2, 5, 3]))) == [2, 5, 2]

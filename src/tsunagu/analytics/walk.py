@@ -120,9 +120,9 @@ class _Instants:
         minus = np.zeros(len(at), dtype=np.int64) if minus is None else minus
         for j in range(int(b.min(initial=self.steps + 1)), self.steps + 1):
             bit = 1 << (j - 1)
-            rel = going & (b <= j)
-            if not rel.any():
+            if not going.any():
                 break
+            rel = going & (b <= j)  # going on from step b; those from a later step wait
             if j in self.shared:
                 ok = np.ones(len(at), dtype=bool)
                 for mask, count in self.counts.items():
