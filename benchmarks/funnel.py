@@ -77,7 +77,7 @@ def pandas_funnel(ev: pd.DataFrame, steps: list[tuple[str, str | None]]) -> list
         hit = ev["event"] == event
         if channel:
             hit &= ev["channel"] == channel
-        return ev.loc[hit, ["pid", "us"]].drop_duplicates()
+        return ev.loc[hit, ["pid", "us"]].drop_duplicates().astype({"us": "float64"})
 
     # A start whose instant has no step 2 is superseded by a later start before the next
     # instant with a step 2 (funnels.py).

@@ -196,11 +196,13 @@ def _walked(
     rows: dict[str, walk.Ints] = {
         name: np.asarray(table.column(name).to_numpy(), np.int64 if name == "us" else np.int32)
         for name in ("pid", "r", "instant", "us", "bits")
+        if name in table.column_names
     }
     order = walk.customer_order(rows["pid"], rows["r"])
     if order is not None:
         rows = {name: column[order] for name, column in rows.items()}
     del rows["r"]
+    rows.setdefault("instant", None)  # type: ignore[arg-type]
     settings = {
         "events": [s.event for s in query.steps],
         "mode": query.mode,
@@ -225,21 +227,20 @@ def _walked(
 
 
 def step_rows_sql(query: FunnelQuery, *, timezone: str) -> str:
-    """The events that match a step or an exclusion, with what each matches as bits (step i:
-    bit i-1, exclusion j: bit 10+j-1, may start an attempt: bit 30)."""
+    """The events in [from, to) that match a step or an exclusion, with what each matches as
+    bits (step i: bit i-1, exclusion j: bit 10+j-1)."""
     lo, hi = utc_bounds(query.from_, query.to, timezone)
     bits = [f"(CASE WHEN {s.sql()} THEN {1 << i} ELSE 0 END)" for i, s in enumerate(query.steps)]
     bits += [
         f"(CASE WHEN {x.sql()} THEN {1 << (walk.EXCLUSION_BIT + j)} ELSE 0 END)"
         for j, x in enumerate(query.exclusions)
     ]
-    starts = " OR ".join(s.sql() for s in (query.steps if query.mode == "any" else query.steps[:1]))
-    bits.append(f"(CASE WHEN {starts} THEN {walk.START_BIT} ELSE 0 END)")
     # No ORDER BY: the table is written in customer order and DuckDB keeps the order of a
     # table in a scan; walk.customer_order checks, and sorts only if it must.
     value, join = _breakdown(query.breakdown)
+    instant = "e.instant::INTEGER AS instant, " if query.mode == "strict" else ""
     return (
-        f"SELECT e.pid::INTEGER AS pid, e.r::INTEGER AS r, e.instant::INTEGER AS instant, "
+        f"SELECT e.pid::INTEGER AS pid, e.r::INTEGER AS r, {instant}"
         f"epoch_us(e.ts) AS us, ({' + '.join(bits)})::INTEGER AS bits, {value} AS b "
         f"FROM analytics_events e {join}WHERE {' AND '.join(_scan(query, lo, hi))}"
     )

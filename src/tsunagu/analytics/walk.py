@@ -23,8 +23,6 @@ import numpy.typing as npt
 Ints = npt.NDArray[np.signedinteger[Any]]
 Bools = npt.NDArray[np.bool_]
 
-START_BIT = 1 << 30
-"""Set on step-1 (or any-step) events inside [from, to): the events an attempt may start at."""
 EXCLUSION_BIT = 10
 """Exclusion j (0-based) is bit EXCLUSION_BIT + j of an event's bits; step i is bit i - 1."""
 NEVER = np.iinfo(np.int64).max
@@ -90,15 +88,27 @@ class _Instants:
     """A customer's events at one moment, one row each: what steps they can fill together."""
 
     def __init__(
-        self, pid: Ints, us: Ints, instant: Ints, bits: Ints, steps: int, groups: list[list[int]]
+        self,
+        pid: Ints,
+        us: Ints,
+        instant: Ints | None,
+        bits: Ints,
+        steps: int,
+        groups: list[list[int]],
     ) -> None:
         n = len(pid)
         head = np.ones(n, dtype=bool)
         head[1:] = (pid[1:] != pid[:-1]) | (us[1:] != us[:-1])
-        self.first = np.flatnonzero(head)
-        self.of_row = np.cumsum(head) - 1
-        self.pid, self.us, self.instant = pid[self.first], us[self.first], instant[self.first]
-        self.bits = np.bitwise_or.reduceat(bits, self.first)
+        self.ties = not head.all()
+        if not self.ties:  # each row an instant of its own
+            self.first = self.of_row = np.arange(n)
+            self.pid, self.us, self.instant, self.bits = pid, us, instant, bits
+        else:
+            self.first = np.flatnonzero(head)
+            self.of_row = np.cumsum(head, dtype=np.int64) - 1
+            self.pid, self.us = pid[self.first], us[self.first]
+            self.instant = None if instant is None else instant[self.first]
+            self.bits = np.bitwise_or.reduceat(bits, self.first)
         self.steps, self.groups = steps, groups
         step_bits = bits & ((1 << steps) - 1)
         # Hall's condition for steps of one name: every set S of them needs |S| events each
@@ -106,16 +116,26 @@ class _Instants:
         self.shared = {s for g in groups if len(g) > 1 for s in g}
         self.counts = {
             mask: np.add.reduceat(((step_bits & mask) != 0).astype(np.int32), self.first)
-            for g in groups
+            for g in (groups if self.ties else [])
             if len(g) > 1
             for mask in subsets(g)
         }
-        self.with_step = [np.flatnonzero(self.bits & (1 << (j - 1))) for j in range(1, steps + 1)]
+        self._with_step: dict[int, Ints] = {}
+
+    def with_step(self, j: int) -> Ints:
+        """The instants with an event of step j, in order."""
+        if j not in self._with_step:
+            self._with_step[j] = np.flatnonzero((self.bits & (1 << (j - 1))) != 0)
+        return self._with_step[j]
 
     def fill(self, at: Ints, b: Ints, minus: Ints | None = None) -> Ints:
         """The last step c such that steps b..c can each take a different event of instant
         `at` (less the event of bits `minus`, the attempt's start); b - 1 if none."""
         c = b - 1
+        if not self.ties:  # one event, one step at most
+            if minus is not None:
+                return c
+            return np.where((self.bits[at] >> c) & 1, b, c)
         going = np.ones(len(at), dtype=bool)
         minus = np.zeros(len(at), dtype=np.int64) if minus is None else minus
         for j in range(int(b.min(initial=self.steps + 1)), self.steps + 1):
@@ -143,7 +163,7 @@ def walk(
     *,
     pid: Ints,
     us: Ints,
-    instant: Ints,
+    instant: Ints | None,
     bits: Ints,
     group: Ints,
     events: list[str],
@@ -153,7 +173,8 @@ def walk(
     spoil_customer: bool = True,
 ) -> Attempts:
     """Attempts from rows in customer order (`pid` runs contiguous, each in event order;
-    `instant` is the place of the event's moment among all of its customer's moments)."""
+    `instant`, needed in strict mode only, is the place of the event's moment among all of its
+    customer's moments)."""
     steps = len(events)
     if len(pid) == 0:
         none = np.zeros(0, dtype=np.int64)
@@ -162,58 +183,72 @@ def walk(
     inst = _Instants(pid, us, instant, bits, steps, same_event_groups(events))
     if mode == "any":
         return _walk_any(inst, pid, us, bits, group, steps, window_us, exclusions, spoil_customer)
-    starts = np.flatnonzero((bits & (START_BIT | 1)) == (START_BIT | 1))
-    at = inst.of_row[starts]
-    depth = inst.fill(at, np.full(len(starts), 2), minus=bits[starts] & ((1 << steps) - 1))
     if mode == "ordered":
-        # A start whose instant fills no step 2 is superseded by a later start (at a later
-        # instant) before the next instant with a step 2: who looks at five products and then
-        # adds one to the cart converted from the fifth look.
-        start_instants = np.unique(at)
-        later = _following(start_instants, at, inst.pid, inclusive=False)
-        two = _following(inst.with_step[1], at, inst.pid, inclusive=False)
-        superseded = (depth < 2) & (later >= 0) & ((two < 0) | (later < two))
-        starts, at, depth = starts[~superseded], at[~superseded], depth[~superseded]
+        starts, at, depth, second = _ordered_starts(inst, bits, steps)
+    else:
+        starts = np.flatnonzero((bits & 1) != 0)  # every event read is in range
+        at = inst.of_row[starts]
+        depth = _start_fill(inst, at, bits[starts], steps)
     deadline = us[starts] + window_us
-    # hops[h]: the instant of the attempt's h-th moment, -1 once it has stopped; reached[h]:
-    # the steps done by then.
-    hops, reached = [at], [depth.copy()]
-    cur, going = at.copy(), depth < steps
-    for _ in range(1, steps):
-        idx = np.flatnonzero(going)
-        if not len(idx):
-            break
-        need = depth[idx] + 1
+    # When each step was done: those of the start's instant at its time, the rest hop by hop.
+    step_us = np.full((steps, len(starts)), NEVER, dtype=np.int64)
+    step_us[0] = us[starts]
+    for s in range(2, int(depth.max(initial=1)) + 1):
+        step_us[s - 1][depth >= s] = step_us[0][depth >= s]
+    # Hop by hop, the attempts still going (`live`), each at an instant with the steps done.
+    moves = [(np.arange(len(starts)), at, depth.copy())] if exclusions else []
+    live = np.flatnonzero(depth < steps)
+    cur, done, until = at[live], depth[live], deadline[live]
+    while len(live):
+        need = done + 1
         if mode == "strict":
-            nxt = np.minimum(cur[idx] + 1, len(inst.pid) - 1)
-            ok = (nxt == cur[idx] + 1) & (inst.pid[nxt] == inst.pid[cur[idx]])
-            ok &= inst.instant[nxt] == inst.instant[cur[idx]] + 1
+            nxt = np.minimum(cur + 1, len(inst.pid) - 1)
+            ok = (nxt == cur + 1) & (inst.pid[nxt] == inst.pid[cur])
+            assert inst.instant is not None, "a strict funnel reads each event's instant"
+            ok &= inst.instant[nxt] == inst.instant[cur] + 1
             nxt = np.where(ok, nxt, -1)
         else:
-            nxt = np.full(len(idx), -1, dtype=np.int64)
-            for j in np.unique(need):
+            nxt = np.full(len(live), -1, dtype=np.int64)
+            for j in range(2, steps + 1):
                 sel = need == j
-                nxt[sel] = _following(
-                    inst.with_step[j - 1], cur[idx][sel], inst.pid, inclusive=False
-                )
+                if not sel.any():
+                    continue
+                if j == 2 and mode == "ordered":  # only from the start's instant
+                    nxt[sel] = second[live[sel]]
+                else:
+                    nxt[sel] = _following(inst.with_step(j), cur[sel], inst.pid, inclusive=False)
         ok = nxt >= 0
-        ok[ok] = inst.us[nxt[ok]] <= deadline[idx[ok]]
-        done = depth[idx].copy()
-        done[ok] = inst.fill(nxt[ok], need[ok])
-        ok &= done >= need
-        hop = np.full(len(starts), -1, dtype=np.int64)
-        hop[idx[ok]] = nxt[ok]
-        depth[idx[ok]] = done[ok]
-        cur[idx[ok]] = nxt[ok]
-        going[idx[~ok]] = False
-        going &= depth < steps
-        hops.append(hop)
-        reached.append(np.where(hop >= 0, depth, -1))
+        ok[ok] = inst.us[nxt[ok]] <= until[ok]
+        live, nxt, need, until = live[ok], nxt[ok], need[ok], until[ok]
+        if inst.ties or mode == "strict":
+            done = inst.fill(nxt, need)
+            ok = done >= need  # (a strict funnel's next instant may have no step for it)
+            live, nxt, need, until, done = live[ok], nxt[ok], need[ok], until[ok], done[ok]
+            for j in range(2, steps + 1):
+                now = (need <= j) & (done >= j)
+                step_us[j - 1, live[now]] = inst.us[nxt[now]]
+        else:  # the instant is one event, of the step needed
+            done = need
+            step_us[need - 1, live] = inst.us[nxt]
+        depth[live] = done
+        if exclusions:
+            moves.append((live, nxt, done))
+        going = done < steps
+        live, cur, done, until = live[going], nxt[going], done[going], until[going]
     clean = np.ones(len(starts), dtype=bool)
+    # hops[h]: the instant of each attempt's h-th moment, -1 where it had stopped; reached[h]:
+    # the steps done by then.
+    hops, reached = [], []
+    for moved, instant_of, steps_done in moves:
+        hop = np.full(len(starts), -1, dtype=np.int64)
+        hop[moved] = instant_of
+        hops.append(hop)
+        reached.append(np.full(len(starts), -1, dtype=np.int64))
+        reached[-1][moved] = steps_done
     for j, (a, b) in enumerate(exclusions):
         # Spoiled: an excluded event after step a's instant and before step b's (not at an
         # instant of a step), within the attempt's window.
-        excluded = np.flatnonzero(inst.bits & (1 << (EXCLUSION_BIT + j)))
+        excluded = np.flatnonzero((inst.bits & (1 << (EXCLUSION_BIT + j))) != 0)
         spoiled_at = np.full(len(starts), -1, dtype=np.int64)
         for h, hop in enumerate(hops):
             between = (hop >= 0) & (reached[h] >= a) & (reached[h] < b)
@@ -228,13 +263,39 @@ def walk(
                 depth[first] = np.minimum(depth[first], reached[h][first])
         if spoil_customer:
             clean &= spoiled_at < 0
-    step_at = np.full((steps, len(starts)), -1, dtype=np.int64)
-    for hop, done in zip(hops, reached, strict=True):
-        for s in range(steps):
-            fill = (step_at[s] < 0) & (hop >= 0) & (done >= s + 1)
-            step_at[s][fill] = hop[fill]
-    times = np.where(step_at >= 0, inst.us[np.maximum(step_at, 0)], NEVER)
-    return _best(pid[starts], starts, group[starts], depth, clean, times)
+    return _best(pid[starts], starts, group[starts], depth, clean, step_us)
+
+
+def _start_fill(inst: _Instants, at: Ints, start_bits: Ints, steps: int) -> Ints:
+    """The steps done at each start's instant: its own and those the other events there take."""
+    if not inst.ties:
+        return np.ones(len(at), dtype=np.int64)
+    return inst.fill(at, np.full(len(at), 2), minus=start_bits & ((1 << steps) - 1))
+
+
+def _ordered_starts(inst: _Instants, bits: Ints, steps: int) -> tuple[Ints, Ints, Ints, Ints]:
+    """The attempts of an ordered funnel: (their start rows, instants, steps done there, the
+    instant of their step 2 where it comes later).
+
+    A start whose instant fills no step 2 is superseded by a later start (at a later instant)
+    before the next instant with a step 2: who looks at five products and then adds one to the
+    cart converted from the fifth look. What comes next among the instants with a step 1 (every
+    step-1 event read is a start: it is in range) or a step 2 decides."""
+    rel = np.flatnonzero((inst.bits & 3) != 0)
+    then = np.r_[rel[1:], 0]
+    follows = np.r_[inst.pid[rel[1:]] == inst.pid[rel[:-1]], False]
+    later = follows & ((inst.bits[then] & 3) == 1)
+    second = np.where(follows & ((inst.bits[then] & 2) != 0), then, -1)
+    if not inst.ties:  # a row an instant, one step each: no step 2 at a start's instant
+        kept = ((inst.bits[rel] & 1) != 0) & ~later
+        starts = rel[kept]
+        return starts, starts, np.ones(len(starts), dtype=np.int64), second[kept]
+    starts = np.flatnonzero((bits & 1) != 0)
+    at = inst.of_row[starts]
+    depth = _start_fill(inst, at, bits[starts], steps)
+    where = np.searchsorted(rel, at)  # each start's instant among them
+    kept = ~((depth < 2) & later[where])
+    return starts[kept], at[kept], depth[kept], second[where[kept]]
 
 
 def _walk_any(
@@ -251,7 +312,7 @@ def _walk_any(
     """An attempt at each step event in range: the events from its instant on, within the
     window; step k is done when k different steps have had an event each."""
     step_bits = bits & ((1 << steps) - 1)
-    anchors = np.flatnonzero(((bits & START_BIT) != 0) & (step_bits != 0))
+    anchors = np.flatnonzero(step_bits != 0)  # every event read is in range
     at = inst.of_row[anchors]
     since = inst.first[at]
     deadline = us[anchors] + window_us
@@ -261,7 +322,7 @@ def _walk_any(
         # has at least j - |g| + |S| events matching one of S by t: the latest of those
         # events' times, over the sets S.
         masks = subsets(g)
-        positions = {m: np.flatnonzero(step_bits & m) for m in masks}
+        positions = {m: np.flatnonzero((step_bits & m) != 0) for m in masks}
         for j in range(1, len(g) + 1):
             when = np.zeros(len(anchors), dtype=np.int64)
             for m in masks:
@@ -275,7 +336,7 @@ def _walk_any(
     depth = (times <= deadline).sum(axis=0).astype(np.int64)
     clean = np.ones(len(anchors), dtype=bool)
     for j, _ in enumerate(exclusions):
-        excluded = np.flatnonzero(inst.bits & (1 << (EXCLUSION_BIT + j)))
+        excluded = np.flatnonzero((inst.bits & (1 << (EXCLUSION_BIT + j))) != 0)
         x = _following(excluded, at, inst.pid, inclusive=False)
         for _ in range(steps):  # an excluded event at the instant of a step does not count
             at_step = (x >= 0) & np.any(
@@ -295,14 +356,24 @@ def _walk_any(
     return _best(pid[anchors], anchors, group[anchors], depth, clean, times)
 
 
-def _best(pid: Ints, start: Ints, group: Ints, depth: Ints, clean: Bools, times: Ints) -> Attempts:
-    """Each (customer, group)'s best attempt, from every attempt and its step times."""
+def _best(
+    pid: Ints,
+    start: Ints,
+    group: Ints,
+    depth: Ints,
+    clean: Bools,
+    times: Ints,
+) -> Attempts:
+    """Each (customer, group)'s best attempt, from every attempt and when it did each step."""
     chosen = _choose(pid, start, depth * 2 + clean, group)
-    depth, times = depth[chosen], times[:, chosen]
-    ms = times // 1000
-    seconds = [
-        np.where(depth >= i + 1, (ms[i] - ms[i - 1]) / 1000.0, np.nan) for i in range(1, len(times))
-    ]
+    depth = depth[chosen]
+    seconds = []
+    for i in range(1, len(times)):
+        reached = np.flatnonzero(depth >= i + 1)
+        ms = times[i - 1 : i + 1, chosen[reached]] // 1000
+        gap = np.full(len(chosen), np.nan)
+        gap[reached] = (ms[1] - ms[0]) / 1000.0
+        seconds.append(gap)
     return Attempts(
         pid=pid[chosen],
         start=start[chosen],
