@@ -332,28 +332,27 @@ def _walk_any(
                 row = _following(positions[m], since, pid, inclusive=True, nth=nth)
                 when = np.maximum(when, np.where(row >= 0, us[np.maximum(row, 0)], NEVER))
             done_at.append(when)
-    times = np.sort(np.vstack(done_at), axis=0)
-    depth = (times <= deadline).sum(axis=0).astype(np.int64)
+    times = np.vstack(done_at)  # in no order: sorted for the chosen attempts only
+    reached = times <= deadline
+    depth = reached.sum(axis=0).astype(np.int64)
     clean = np.ones(len(anchors), dtype=bool)
     for j, _ in enumerate(exclusions):
         excluded = np.flatnonzero((inst.bits & (1 << (EXCLUSION_BIT + j))) != 0)
         x = _following(excluded, at, inst.pid, inclusive=False)
         for _ in range(steps):  # an excluded event at the instant of a step does not count
-            at_step = (x >= 0) & np.any(
-                (times == inst.us[np.maximum(x, 0)]) & (np.arange(steps)[:, None] < depth), axis=0
-            )
+            at_step = (x >= 0) & np.any((times == inst.us[np.maximum(x, 0)]) & reached, axis=0)
             if not at_step.any():
                 break
             x[at_step] = _following(excluded, x[at_step], inst.pid, inclusive=False)
         x_ok = x >= 0
         when = inst.us[np.maximum(x, 0)]
         x_ok &= when <= deadline
-        x_ok &= (depth < steps) | (when < times[steps - 1])
+        x_ok &= (depth < steps) | (when < times.max(axis=0))
         if spoil_customer:
             clean &= ~x_ok
         else:
             depth = np.where(x_ok, np.minimum(depth, (times < when).sum(axis=0)), depth)
-    return _best(pid[anchors], anchors, group[anchors], depth, clean, times)
+    return _best(pid[anchors], anchors, group[anchors], depth, clean, times, ordered=False)
 
 
 def _best(
@@ -363,14 +362,20 @@ def _best(
     depth: Ints,
     clean: Bools,
     times: Ints,
+    *,
+    ordered: bool = True,
 ) -> Attempts:
-    """Each (customer, group)'s best attempt, from every attempt and when it did each step."""
+    """Each (customer, group)'s best attempt, from every attempt and when it did each step
+    (in no `ordered` way: when it had done 1, 2, ... steps once sorted)."""
     chosen = _choose(pid, start, depth * 2 + clean, group)
     depth = depth[chosen]
+    columns = chosen
+    if not ordered:
+        times, columns = np.sort(times[:, chosen], axis=0), np.arange(len(chosen))
     seconds = []
     for i in range(1, len(times)):
         reached = np.flatnonzero(depth >= i + 1)
-        ms = times[i - 1 : i + 1, chosen[reached]] // 1000
+        ms = times[i - 1 : i + 1, columns[reached]] // 1000
         gap = np.full(len(chosen), np.nan)
         gap[reached] = (ms[1] - ms[0]) / 1000.0
         seconds.append(gap)
