@@ -11,8 +11,9 @@ import pytest
 
 from tests.analytics import reference
 from tests.analytics.conftest import TZ, analysed
+from tests.analytics.test_funnels import by_hand
 from tsunagu.analytics.engine import Engine
-from tsunagu.analytics.filters import parse, utc_bounds
+from tsunagu.analytics.filters import parse
 from tsunagu.analytics.funnels import FunnelQuery, run_funnel
 from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import InvalidInput
@@ -51,15 +52,7 @@ def counts(store: Store, body: dict[str, Any]) -> list[int]:
         ]
         for p in (False, True)
     ]
-    lo, hi = utc_bounds(query.from_, query.to, TZ)
-    plain = {
-        "steps": [s.model_dump() for s in query.steps],
-        "window_seconds": query.seconds(),
-        "mode": query.mode,
-        "exclusions": [x.model_dump() for x in query.exclusions],
-        "exclusions_mode": query.exclusions_mode,
-    }
-    want = reference.funnel(reference.histories(store), plain, lo=lo, hi=hi)
+    want = by_hand(store, reference.histories(store), body)
     answers.append([c for c, _, _ in want["steps"]])
     assert answers[0] == answers[1] == answers[2], answers
     return answers[0]
