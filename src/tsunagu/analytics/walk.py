@@ -85,7 +85,8 @@ def subsets(steps: list[int]) -> list[int]:
 
 
 class _Instants:
-    """A customer's events at one moment, one row each: what steps they can fill together."""
+    """The instants of the rows read (a customer's events at one moment), one entry each, and
+    which steps their events can fill together."""
 
     def __init__(
         self,
