@@ -6,6 +6,7 @@ TsunaguError
 │   └── PayloadTooLarge              Segment's size and count limits            → 400
 ├── AuthError                        missing or wrong key                        → 401
 │   └── Forbidden                    key lacks the scope                         → 403
+│       └── OriginRefused            a page of an origin the source does not allow
 ├── NotFound (LookupError)           no such profile / source / ...              → 404
 ├── Conflict                         the state does not allow it (stock held)     → 409
 └── StoreBusy                        the database is held by another process     → 503
@@ -49,6 +50,12 @@ class AuthError(TsunaguError):
 
 class Forbidden(AuthError):
     code = "forbidden"
+
+
+class OriginRefused(Forbidden):
+    """A browser page whose origin the source does not allow (CORS)."""
+
+    code = "origin_not_allowed"
 
 
 class NotFound(TsunaguError, LookupError):

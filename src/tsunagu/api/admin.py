@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
 from tsunagu.catalog.overview import overview
-from tsunagu.events.sources import create_source, list_sources
+from tsunagu.events.sources import create_source, list_sources, set_origins
 from tsunagu.exceptions import InvalidInput
 from tsunagu.imports import KINDS, run_import
 from tsunagu.keys import create_key
@@ -32,6 +32,16 @@ class ImportRequest(BaseModel):
 
 class SourceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
+    origins: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="web origins whose browsers may send with the key: https://shop.example.jp, "
+        "https://*.example.jp, or * (any)",
+    )
+
+
+class SourceOrigins(BaseModel):
+    origins: list[str] = Field(max_length=100)
 
 
 class KeyCreate(BaseModel):
@@ -110,14 +120,35 @@ def _tmp(settings: Any) -> Path:
 
 
 @router.post("/sources", summary="Create a source; the write key is in the answer, once")
-def sources_create(body: SourceCreate, store: StoreDep, _: AdminKey) -> dict[str, Any]:
-    source, key = create_source(store=store, name=body.name)
+def sources_create(
+    body: SourceCreate, request: Request, store: StoreDep, _: AdminKey
+) -> dict[str, Any]:
+    source, key = create_source(store=store, name=body.name, origins=body.origins)
+    request.app.state.source_keys.forget()
     return {**dataclasses.asdict(source), "write_key": key}
 
 
-@router.get("/sources", summary="List sources (keys are not shown)")
-def sources_list(store: StoreDep, _: AdminKey) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(s) for s in list_sources(store=store)]
+@router.put("/sources/{name}/origins", summary="Set the web origins a source accepts browsers from")
+def sources_origins(
+    name: str, body: SourceOrigins, request: Request, store: StoreDep, _: AdminKey
+) -> dict[str, Any]:
+    source = set_origins(store=store, name=name, origins=body.origins)
+    request.app.state.source_keys.forget()
+    return dataclasses.asdict(source)
+
+
+@router.get("/sources", summary="List sources (keys are not shown) and the origins refused")
+def sources_list(request: Request, store: StoreDep, _: AdminKey) -> list[dict[str, Any]]:
+    """`refused`: requests from pages of origins the source does not allow, per origin, since
+    the server started."""
+    refused = request.app.state.refused_origins
+    return [
+        {
+            **dataclasses.asdict(s),
+            "refused": {o: n for (name, o), n in sorted(refused.items()) if name == s.name},
+        }
+        for s in list_sources(store=store)
+    ]
 
 
 @router.post("/keys", summary="Create an API key; the secret is in the answer, once")

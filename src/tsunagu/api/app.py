@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,7 @@ def create_app(
         app.state.store = store or Store.open(settings)
         app.state.settings = settings
         app.state.source_keys = SourceKeys(app.state.store)
+        app.state.refused_origins = Counter()
         app.state.key_ring = KeyRing(app.state.store, local_admin_key=local_admin_key)
         app.state.collector = Collector(
             app.state.store,
@@ -65,6 +67,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(collector.Cors)
     app.include_router(health.router)
     app.include_router(collector.router)
     app.include_router(admin.router)

@@ -1,12 +1,22 @@
-"""Segment-compatible collector: POST /v1/track|identify|page|screen|group|alias|batch."""
+"""Segment-compatible collector: POST /v1/track|identify|page|screen|group|alias|batch, and the
+short forms Segment's browser and mobile libraries post to (/v1/t|i|p|s|g|a|b; /v1/m, the
+browser library's own metrics, taken and dropped).
+
+Browsers post cross-origin, with the write key in a `text/plain` body (no preflight); the
+source's allowed origins decide (events/sources.py): a page of another origin is refused (403)
+and counted, and gets no CORS headers. `cors` answers preflights and adds the headers.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsunagu.api.deps import CollectorDep, SourceKeysDep
 from tsunagu.api.errors import error_body
@@ -19,7 +29,8 @@ from tsunagu.events.collector import (
     validate_messages,
 )
 from tsunagu.events.model import MESSAGE_TYPES
-from tsunagu.exceptions import InvalidEvent, PayloadTooLarge
+from tsunagu.events.sources import SourceKeys
+from tsunagu.exceptions import InvalidEvent, OriginRefused, PayloadTooLarge
 from tsunagu.store import utcnow
 
 router = APIRouter(prefix="/v1", tags=["collector"])
@@ -64,6 +75,16 @@ async def _collect(
     if key is None and isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
         key = payload["writeKey"]
     source = keys.authenticate(key)
+    origin = request.headers.get("origin")
+    if origin is not None and not source.allows(origin):
+        refused: Counter[tuple[str, str]] = request.app.state.refused_origins
+        refused[(source.name, origin)] += 1
+        raise OriginRefused(
+            f"origin: {origin} may not send with source {source.name}'s write key "
+            "(tsunagu sources origins NAME ORIGIN ... allows it)",
+            field="origin",
+        )
+    request.state.cors_origin = origin
 
     received_at = utcnow()
     if kind is None:
@@ -119,3 +140,75 @@ for _kind in MESSAGE_TYPES:
     router.add_api_route(
         f"/{_kind}", _single(_kind), methods=["POST"], summary=f"Send one {_kind} message"
     )
+    router.add_api_route(
+        f"/{_kind[0]}",
+        _single(_kind),
+        methods=["POST"],
+        summary=f"Send one {_kind} message (the browser library's path)",
+    )
+router.add_api_route(
+    "/b", batch, methods=["POST"], summary="Send a batch (the browser library's path)"
+)
+
+SHORT_PATHS = {f"/v1/{k[0]}" for k in MESSAGE_TYPES} | {"/v1/b", "/v1/m"}
+COLLECTOR_PATHS = SHORT_PATHS | {f"/v1/{k}" for k in (*MESSAGE_TYPES, "batch")}
+
+
+@router.post("/m", summary="The browser library's own metrics: taken and dropped")
+async def metrics(request: Request) -> Response:
+    await _read_body(request, MAX_MESSAGE_BYTES)
+    return Response(_OK, media_type="application/json")
+
+
+class Cors:
+    """CORS for the collector's paths (plain ASGI: nothing in the way of other requests): a
+    preflight from an origin some source allows is answered; a response carries
+    `Access-Control-Allow-Origin` for an allowed origin only. Credentials are never allowed:
+    the write key is not a secret, the origin is the check."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in COLLECTOR_PATHS:
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None:
+            return await self.app(scope, receive, send)
+        keys: SourceKeys = scope["app"].state.source_keys
+        if scope["method"] == "OPTIONS":
+            if keys.any_allows(origin) and "access-control-request-method" in headers:
+                answer = {
+                    **_allow(origin),
+                    "Access-Control-Allow-Methods": "POST, OPTIONS",
+                    "Access-Control-Max-Age": "86400",
+                }
+                if asked := headers.get("access-control-request-headers"):
+                    answer["Access-Control-Allow-Headers"] = asked
+                response = Response(status_code=204, headers=answer)
+            else:
+                response = Response(status_code=403, headers={"Vary": "Origin"})
+            return await response(scope, receive, send)
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The key's source checked the origin (cors_origin), or the request never got
+                # that far (a bad key, bad JSON, the metrics): then any source allowing the
+                # origin lets the page read the answer. A refused origin gets nothing.
+                checked = scope.get("state", {}).get("cors_origin")
+                allowed = checked == origin or (
+                    message["status"] != 403 and keys.any_allows(origin)
+                )
+                added = _allow(origin) if allowed else {"Vary": "Origin"}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.lower().encode(), v.encode()) for k, v in added.items()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
+
+
+def _allow(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

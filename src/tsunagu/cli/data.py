@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -192,7 +193,9 @@ def demo(
         if not key_file.exists():
             taken = {s.name for s in list_sources(store=store)}
             name = "demo" if "demo" not in taken else f"demo-{len(taken) + 1}"
-            _, key = create_source(store=store, name=name)
+            # The dashboard's own pages may send from the browser.
+            pages = {f"http://{host}:{port}", f"http://localhost:{port}"}
+            _, key = create_source(store=store, name=name, origins=pages)
             key_file.write_text(key + "\n")
             os.chmod(key_file, 0o600)
         key = key_file.read_text().strip()
@@ -218,34 +221,86 @@ def demo(
 
 
 @sources_app.command("create")
-def sources_create(name: Annotated[str, typer.Argument(help="e.g. ec-site, app, pos")]) -> None:
+def sources_create(
+    name: Annotated[str, typer.Argument(help="e.g. ec-site, app, pos")],
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a web origin whose browsers may send with the key (https://shop.example.jp, "
+            "https://*.example.jp, or * for any); repeatable"
+        ),
+    ] = None,
+) -> None:
     """Create a source; its write key is printed once and stored hashed."""
     from tsunagu.events.sources import Source, create_source
 
-    def remote(server: RunningServer) -> tuple[Source, str]:
-        answer = call(server, "POST", "/v1/sources", json={"name": name})
-        key = answer.pop("write_key")
-        return Source(**answer), key
+    origins = origin or []
 
-    source, key = local_or_server(lambda store: create_source(store=store, name=name), remote)
+    def remote(server: RunningServer) -> tuple[Source, str]:
+        answer = call(server, "POST", "/v1/sources", json={"name": name, "origins": origins})
+        key = answer.pop("write_key")
+        return _source(answer), key
+
+    source, key = local_or_server(
+        lambda store: create_source(store=store, name=name, origins=origins), remote
+    )
+    allowed = ", ".join(source.origins) or "none (server-side clients only)"
     err.print(
-        f"source {source.name} ({source.source_id}) created; keep the write key, it is not shown again:"
+        f"source {source.name} ({source.source_id}) created; browsers of {allowed}; keep the "
+        "write key, it is not shown again:"
     )
     console.print(key)
 
 
+@sources_app.command("origins")
+def sources_origins(
+    name: Annotated[str, typer.Argument(help="the source")],
+    origins: Annotated[
+        list[str] | None,
+        typer.Argument(help="the web origins it accepts browsers from (none: no browser)"),
+    ] = None,
+) -> None:
+    """Set the web origins whose browsers may send with a source's key (replacing the list)."""
+    from tsunagu.events.sources import set_origins
+
+    allowed = origins or []
+    source = local_or_server(
+        lambda store: set_origins(store=store, name=name, origins=allowed),
+        lambda server: _source(
+            call(server, "PUT", f"/v1/sources/{quote(name)}/origins", json={"origins": allowed})
+        ),
+    )
+    err.print(f"source {source.name}: browsers of {', '.join(source.origins) or 'no origin'}")
+
+
+def _source(answer: dict[str, Any]) -> Any:
+    from tsunagu.events.sources import Source
+
+    fields = {k: answer[k] for k in ("source_id", "name", "key_prefix")}
+    return Source(**fields, origins=tuple(answer.get("origins") or ()))
+
+
 @sources_app.command("list")
 def sources_list() -> None:
-    """List sources (their keys are not shown: only a prefix)."""
-    from tsunagu.events.sources import Source, list_sources
+    """List sources (their keys are not shown: only a prefix), the origins they accept and,
+    from a running server, the requests of other origins it refused."""
+    from tsunagu.events.sources import list_sources
 
     rows = local_or_server(
-        lambda store: list_sources(store=store),
-        lambda server: [Source(**s) for s in call(server, "GET", "/v1/sources")],
+        lambda store: [(s, {}) for s in list_sources(store=store)],
+        lambda server: [
+            (_source(s), s.get("refused", {})) for s in call(server, "GET", "/v1/sources")
+        ],
     )
-    table = Table("name", "source id", "key starts with")
-    for s in rows:
-        table.add_row(s.name, s.source_id, s.key_prefix + "…")
+    table = Table("name", "source id", "key starts with", "browser origins", "refused")
+    for s, refused in rows:
+        table.add_row(
+            s.name,
+            s.source_id,
+            s.key_prefix + "…",
+            "\n".join(s.origins) or "-",
+            "\n".join(f"{o}: {n:,}" for o, n in refused.items()) or "-",
+        )
     console.print(table)
 
 

@@ -430,6 +430,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "DELETE FROM analytics_state",
         ],
     ),
+    (
+        "origins of sources",
+        [
+            # The web origins whose browsers may send with the source's write key (CORS,
+            # events/sources.py); none: server-side clients only.
+            "ALTER TABLE sources ADD COLUMN origins VARCHAR[]",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
