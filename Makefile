@@ -18,8 +18,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed $(VENV)/.installed-system
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The browser tests drive Debian's Chromium (never `playwright install`), render Japanese with
+# Noto CJK and fetch Segment's browser library with npm: installed from Debian where missing.
+$(VENV)/.installed-system: | $(BIN)/python
+	@missing=""; \
+	for p in chromium fonts-noto-cjk; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	  else \
+	    echo "the browser tests need:$$missing (apt-get install them as root; else they skip)"; \
+	  fi; \
+	fi
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test

@@ -66,7 +66,7 @@ def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
 
 def test_failed_transaction_leaves_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as cur:
-        cur.execute("INSERT INTO sources VALUES ('s', 'n', 'h', 'p', now()::timestamp, NULL)")
+        cur.execute("INSERT INTO sources VALUES ('s', 'n', 'h', 'p', now()::timestamp, NULL, NULL)")
         raise RuntimeError("boom")
     assert store.scalar("SELECT count(*) FROM sources") == 0
 
