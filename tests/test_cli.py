@@ -75,6 +75,25 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["products"] == 1
         assert json.loads(status.stdout)["events"] == 1
+        # A source for the shop's pages, through the server: browsers of its origin only.
+        shop = run(data, "sources", "create", "ec", "--origin", "https://Shop.example.jp/")
+        assert shop.returncode == 0, shop.stderr
+        assert "https://shop.example.jp" in shop.stderr
+        page = {"event": "Product Viewed", "userId": "M1", "writeKey": shop.stdout.strip()}
+        url = f"http://127.0.0.1:{port}/v1/t"
+        for origin, status_code in (("https://shop.example.jp", 200), ("https://x.example", 403)):
+            answer = httpx.post(url, content=json.dumps(page), headers={"Origin": origin})
+            assert answer.status_code == status_code, answer.text
+        moved = run(data, "sources", "origins", "ec", "https://x.example")
+        assert moved.returncode == 0, moved.stderr
+        answer = httpx.post(url, content=json.dumps(page), headers={"Origin": "https://x.example"})
+        assert answer.status_code == 200
+        listed = run(data, "sources", "list", "--json")
+        ec = next(s for s in json.loads(listed.stdout) if s["name"] == "ec")
+        assert ec["origins"] == ["https://x.example"]
+        assert ec["refused"] == {"https://x.example": 1}  # once, before it was allowed
+        bad = run(data, "sources", "create", "lp", "--origin", "shop.example.jp")
+        assert bad.returncode == 2 and "origin" in bad.stderr and "Traceback" not in bad.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -4,7 +4,7 @@ browser library's own metrics, taken and dropped).
 
 Browsers post cross-origin, with the write key in a `text/plain` body (no preflight); the
 source's allowed origins decide (events/sources.py): a page of another origin is refused (403)
-and counted, and gets no CORS headers. `cors` answers preflights and adds the headers.
+and counted, and gets no CORS headers. `Cors` answers preflights and adds the headers.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ async def _collect(
         refused: Counter[tuple[str, str]] = request.app.state.refused_origins
         refused[(source.name, origin)] += 1
         raise OriginRefused(
-            f"origin: {origin} may not send with source {source.name}'s write key "
-            "(tsunagu sources origins NAME ORIGIN ... allows it)",
+            f"origin: {origin} is not among the origins source {source.name} accepts browsers "
+            "from (tsunagu sources origins sets them)",
             field="origin",
         )
     request.state.cors_origin = origin

@@ -281,7 +281,7 @@ def _source(answer: dict[str, Any]) -> Any:
 
 
 @sources_app.command("list")
-def sources_list() -> None:
+def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List sources (their keys are not shown: only a prefix), the origins they accept and,
     from a running server, the requests of other origins it refused."""
     from tsunagu.events.sources import list_sources
@@ -292,6 +292,9 @@ def sources_list() -> None:
             (_source(s), s.get("refused", {})) for s in call(server, "GET", "/v1/sources")
         ],
     )
+    if as_json:
+        print_json([{**dataclasses.asdict(s), "refused": refused} for s, refused in rows])
+        return
     table = Table("name", "source id", "key starts with", "browser origins", "refused")
     for s, refused in rows:
         table.add_row(
