@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tsunagu import __version__
-from tsunagu.api import admin, analytics, catalog, collector, errors, health, profiles
+from tsunagu.api import admin, analytics, catalog, collector, errors, health, profiles, segments
 from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
@@ -74,5 +74,6 @@ def create_app(
     app.include_router(profiles.router)
     app.include_router(analytics.router)
     app.include_router(catalog.router)
+    app.include_router(segments.router)
     app.include_router(pages.router)
     return app

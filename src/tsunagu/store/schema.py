@@ -438,6 +438,33 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE sources ADD COLUMN origins VARCHAR[]",
         ],
     ),
+    (
+        "segments",
+        [
+            # A segment's definition (activation/segments.py) and its members as of the last
+            # refresh; each entry and exit is kept in segment_changes.
+            """CREATE TABLE segments (
+                segment_id   VARCHAR   PRIMARY KEY,
+                name         VARCHAR   NOT NULL UNIQUE,
+                description  VARCHAR,
+                definition   JSON      NOT NULL,
+                created_at   TIMESTAMP NOT NULL,
+                refreshed_at TIMESTAMP,
+                members      BIGINT    NOT NULL DEFAULT 0
+            )""",
+            """CREATE TABLE segment_members (
+                segment_id VARCHAR   NOT NULL,
+                profile_id VARCHAR   NOT NULL,
+                entered_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE segment_changes (
+                segment_id VARCHAR   NOT NULL,
+                profile_id VARCHAR   NOT NULL,
+                change     VARCHAR   NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

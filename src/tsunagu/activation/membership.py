@@ -1,0 +1,154 @@
+"""Segments kept: their definitions, their members as of the last refresh, and every entry and
+exit (`segment_changes`), so that who entered when can be asked later."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from tsunagu.activation.segments import SegmentDefinition, members_sql
+from tsunagu.analytics.filters import parse
+from tsunagu.exceptions import InvalidInput, NotFound
+from tsunagu.store import Store, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    segment_id: str
+    name: str
+    description: str | None
+    definition: dict  # type: ignore[type-arg]
+    created_at: datetime
+    refreshed_at: datetime | None
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    segment_id: str
+    members: int
+    entered: int
+    exited: int
+    seconds: float
+
+
+def create_segment(*, store: Store, definition: SegmentDefinition) -> tuple[Segment, Refresh]:
+    """Keep the segment and fill it."""
+    if store.scalar("SELECT count(*) FROM segments WHERE name = ?", [definition.name]):
+        raise InvalidInput(
+            f"name: a segment named {definition.name!r} exists already", field="name"
+        )
+    members_sql(definition.rule, store=store, as_of=utcnow())  # refuse a bad rule before keeping it
+    segment_id = "seg_" + secrets.token_hex(6)
+    body = definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+    with store.transaction() as cur:
+        cur.execute(
+            "INSERT INTO segments (segment_id, name, description, definition, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                segment_id,
+                definition.name,
+                definition.description,
+                orjson.dumps(body).decode(),
+                utcnow(),
+            ],
+        )
+    done = refresh_segment(store=store, segment_id=segment_id)
+    return get_segment(store=store, segment_id=segment_id), done
+
+
+def refresh_segment(*, store: Store, segment_id: str, as_of: datetime | None = None) -> Refresh:
+    """Members as the rule says now: those new entered, those gone exited (both kept)."""
+    started = time.perf_counter()
+    segment = get_segment(store=store, segment_id=segment_id)
+    segment_id = segment.segment_id  # (it may have been asked for by name)
+    definition = parse(SegmentDefinition, segment.definition)
+    now = utcnow()
+    sql = members_sql(definition.rule, store=store, as_of=(as_of or now).replace(tzinfo=None))
+    with store.transaction() as cur:
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _now AS SELECT DISTINCT profile_id FROM ({sql})")
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _was AS SELECT profile_id FROM segment_members "
+            "WHERE segment_id = ?",
+            [segment_id],
+        )
+        changes = (
+            ("entered", "SELECT profile_id FROM _now EXCEPT SELECT profile_id FROM _was"),
+            ("exited", "SELECT profile_id FROM _was EXCEPT SELECT profile_id FROM _now"),
+        )
+        counts = {}
+        for change, who in changes:
+            cur.execute(
+                f"INSERT INTO segment_changes SELECT ?, profile_id, ?, ? FROM ({who})",
+                [segment_id, change, now],
+            )
+            counts[change] = cur.execute(f"SELECT count(*) FROM ({who})").fetchone()[0]  # type: ignore[index]
+        cur.execute(
+            "DELETE FROM segment_members WHERE segment_id = ? AND profile_id IN "
+            "(SELECT profile_id FROM _was EXCEPT SELECT profile_id FROM _now)",
+            [segment_id],
+        )
+        cur.execute(
+            "INSERT INTO segment_members SELECT ?, profile_id, ? FROM "
+            "(SELECT profile_id FROM _now EXCEPT SELECT profile_id FROM _was)",
+            [segment_id, now],
+        )
+        (members,) = cur.execute("SELECT count(*) FROM _now").fetchone()  # type: ignore[misc]
+        cur.execute(
+            "UPDATE segments SET refreshed_at = ?, members = ? WHERE segment_id = ?",
+            [now, members, segment_id],
+        )
+        cur.execute("DROP TABLE _now")
+        cur.execute("DROP TABLE _was")
+    return Refresh(
+        segment_id=segment_id,
+        members=int(members),
+        entered=int(counts["entered"]),
+        exited=int(counts["exited"]),
+        seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+_COLUMNS = "segment_id, name, description, definition, created_at, refreshed_at, members"
+
+
+def _segment(row: tuple) -> Segment:  # type: ignore[type-arg]
+    segment_id, name, description, definition, created, refreshed, members = row
+    return Segment(
+        segment_id, name, description, orjson.loads(definition), created, refreshed, members
+    )
+
+
+def get_segment(*, store: Store, segment_id: str) -> Segment:
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM segments WHERE segment_id = ? OR name = ?",
+        [segment_id, segment_id],
+    )
+    if not rows:
+        raise NotFound(f"segment: no segment {segment_id!r}", field="segment_id")
+    return _segment(rows[0])
+
+
+def list_segments(*, store: Store) -> list[Segment]:
+    return [_segment(r) for r in store.query(f"SELECT {_COLUMNS} FROM segments ORDER BY name")]
+
+
+def segment_members(
+    *, store: Store, segment_id: str, limit: int | None = None, offset: int = 0
+) -> list[dict[str, object]]:
+    """The members, with the identifiers a campaign tool needs and when each entered."""
+    segment = get_segment(store=store, segment_id=segment_id)
+    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    rows = store.query(
+        "SELECT m.profile_id, json_extract_string(p.traits, '$.member_id'), "
+        "json_extract_string(p.traits, '$.email'), json_extract_string(p.traits, '$.line_user_id'), "
+        "m.entered_at FROM segment_members m LEFT JOIN profile_traits p USING (profile_id) "
+        f"WHERE m.segment_id = ? ORDER BY m.profile_id{page}",
+        [segment.segment_id],
+    )
+    names = ("profile_id", "member_id", "email", "line_user_id", "entered_at")
+    return [dict(zip(names, r, strict=True)) for r in rows]

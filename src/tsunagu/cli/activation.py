@@ -1,0 +1,160 @@
+"""`tsunagu segment create|preview|list|members|refresh`: segments defined as JSON files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+
+from tsunagu.cli.analytics import fresh_engine_here
+from tsunagu.cli.common import app, console, err, fail, local_or_server, print_json
+from tsunagu.exceptions import InvalidInput
+from tsunagu.remote import call
+from tsunagu.store import Store
+
+segment_app = typer.Typer(help="Segments: who, as data (JSON files).", no_args_is_help=True)
+app.add_typer(segment_app, name="segment")
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise fail(InvalidInput(f"file: {path} does not exist", field="file")) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise fail(InvalidInput(f"file: {path} is not JSON ({exc})", field="file")) from None
+
+
+@segment_app.command("preview")
+def segment_preview(
+    file: Annotated[Path, typer.Argument(help="the segment's JSON (its rule is enough)")],
+    as_of: Annotated[
+        datetime | None, typer.Option(help="the moment windows count back from (default now)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """How many customers the rule holds, and a few of them."""
+    from tsunagu.activation.segments import Preview, preview
+    from tsunagu.analytics.filters import parse
+    from tsunagu.api.segments import PreviewRequest
+
+    doc = _read(file)
+    body = {"rule": doc.get("rule") if isinstance(doc, dict) else None}
+    if as_of is not None:
+        body["as_of"] = as_of.isoformat()
+    try:
+        request = parse(PreviewRequest, body)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+
+    def here(store: Store) -> Preview:
+        fresh_engine_here(store)
+        return preview(store=store, rule=request.rule, as_of=request.as_of)
+
+    result = local_or_server(
+        here, lambda server: Preview(**call(server, "POST", "/v1/segments/preview", json=body))
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"{result.customers:,} customers (as of {result.as_of:%Y-%m-%d %H:%M} UTC)")
+    table = Table("profile", "member", "name", "fan level")
+    for row in result.sample:
+        table.add_row(
+            row["profile_id"],
+            row["member_id"] or "-",
+            row["name"] or "-",
+            str(row["fan_level"] or "-"),
+        )
+    console.print(table)
+
+
+@segment_app.command("create")
+def segment_create(
+    file: Annotated[Path, typer.Argument(help='{"name": ..., "rule": {...}}')],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keep a segment and fill it."""
+    from tsunagu.activation.membership import create_segment
+    from tsunagu.activation.segments import SegmentDefinition
+    from tsunagu.analytics.filters import parse
+
+    doc = _read(file)
+
+    def here(store: Store) -> dict[str, Any]:
+        fresh_engine_here(store)
+        segment, refreshed = create_segment(store=store, definition=parse(SegmentDefinition, doc))
+        return {**dataclasses.asdict(segment), "refresh": dataclasses.asdict(refreshed)}
+
+    made = local_or_server(here, lambda server: call(server, "POST", "/v1/segments", json=doc))
+    if as_json:
+        print_json(made)
+        return
+    console.print(f"segment {made['name']} ({made['segment_id']}): {made['members']:,} customers")
+
+
+@segment_app.command("list")
+def segment_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The segments and their member counts as of their last refresh."""
+    from tsunagu.activation.membership import list_segments
+
+    rows = local_or_server(
+        lambda store: [dataclasses.asdict(s) for s in list_segments(store=store)],
+        lambda server: call(server, "GET", "/v1/segments"),
+    )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "customers", "refreshed")
+    for s in rows:
+        table.add_row(
+            s["segment_id"], s["name"], f"{s['members']:,}", str(s["refreshed_at"] or "-")
+        )
+    console.print(table)
+
+
+@segment_app.command("members")
+def segment_members(
+    segment: Annotated[str, typer.Argument(help="the segment's id or name")],
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout, for another tool")] = False,
+) -> None:
+    """The members, with the identifiers a campaign needs (JSON lines, or CSV)."""
+    from tsunagu.activation.membership import segment_members as members
+    from tsunagu.api.segments import members_csv
+
+    rows = local_or_server(
+        lambda store: members(store=store, segment_id=segment),
+        lambda server: call(server, "GET", f"/v1/segments/{quote(segment)}/members"),
+    )
+    if as_csv:
+        sys.stdout.write(members_csv(rows))
+        return
+    for row in rows:
+        print_json(row)
+
+
+@segment_app.command("refresh")
+def segment_refresh(
+    segment: Annotated[str, typer.Argument(help="the segment's id or name")],
+) -> None:
+    """Members as the rule says now: who entered, who left."""
+    from tsunagu.activation.membership import refresh_segment
+
+    def here(store: Store) -> dict[str, Any]:
+        fresh_engine_here(store)
+        return dataclasses.asdict(refresh_segment(store=store, segment_id=segment))
+
+    done = local_or_server(
+        here, lambda server: call(server, "POST", f"/v1/segments/{quote(segment)}/refresh")
+    )
+    err.print(
+        f"{done['members']:,} customers: {done['entered']:,} entered, {done['exited']:,} left "
+        f"({done['seconds']:.2f} s)"
+    )
