@@ -19,9 +19,12 @@ from tsunagu.activation.membership import (
     segment_members,
 )
 from tsunagu.activation.segments import SegmentDefinition, preview
+from tsunagu.analytics.facts import ensure_fresh
 from tsunagu.analytics.fans import FanRules, compute_fan_levels
 from tsunagu.analytics.filters import parse
 from tsunagu.exceptions import InvalidInput
+from tsunagu.identity.profiles import timeline
+from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
 
 KM = 6371.0088
@@ -197,6 +200,18 @@ def test_membership_is_kept_with_who_entered_and_who_left(shop: Store) -> None:
         )
     )
     assert changes == {"entered": then.members}
+    # Each entry is an event on the profile's timeline; analytics leaves them out.
+    entered = shop.query(
+        "SELECT count(*), count(DISTINCT message_id) FROM events WHERE event = 'Segment Entered'"
+    )[0]
+    assert entered == (then.members, then.members)
+    someone = segment_members(store=shop, segment_id=segment.segment_id)[0]["profile_id"]
+    page = timeline(store=shop, profile_id=someone)
+    assert any(item.get("event") == "Segment Entered" for item in page.items)
+    ensure_fresh(store=shop, rules=IdentityRules(), timezone="Asia/Tokyo")
+    assert (
+        shop.query("SELECT count(*) FROM analytics_events WHERE event LIKE 'Segment %'")[0][0] == 0
+    )
     again = same
     rows = segment_members(store=shop, segment_id=segment.segment_id)
     assert len(rows) == again.members and {"member_id", "email", "line_user_id"} <= set(rows[0])

@@ -7,12 +7,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 
 from tsunagu.activation.segments import SegmentDefinition, members_sql
 from tsunagu.analytics.filters import parse
+from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import InvalidInput, NotFound
+from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
 
 
@@ -36,7 +39,9 @@ class Refresh:
     seconds: float
 
 
-def create_segment(*, store: Store, definition: SegmentDefinition) -> tuple[Segment, Refresh]:
+def create_segment(
+    *, store: Store, definition: SegmentDefinition, rules: IdentityRules | None = None
+) -> tuple[Segment, Refresh]:
     """Keep the segment and fill it."""
     if store.scalar("SELECT count(*) FROM segments WHERE name = ?", [definition.name]):
         raise InvalidInput(
@@ -57,15 +62,22 @@ def create_segment(*, store: Store, definition: SegmentDefinition) -> tuple[Segm
                 utcnow(),
             ],
         )
-    done = refresh_segment(store=store, segment_id=segment_id)
+    done = refresh_segment(store=store, segment_id=segment_id, rules=rules)
     return get_segment(store=store, segment_id=segment_id), done
 
 
-def refresh_segment(*, store: Store, segment_id: str, as_of: datetime | None = None) -> Refresh:
+def refresh_segment(
+    *,
+    store: Store,
+    segment_id: str,
+    as_of: datetime | None = None,
+    rules: IdentityRules | None = None,
+) -> Refresh:
     """Members as the rule says now: those new entered, those gone exited (both kept)."""
     started = time.perf_counter()
     segment = get_segment(store=store, segment_id=segment_id)
     segment_id = segment.segment_id  # (it may have been asked for by name)
+    rules = rules or IdentityRules()
     definition = parse(SegmentDefinition, segment.definition)
     now = utcnow()
     sql = members_sql(definition.rule, store=store, as_of=(as_of or now).replace(tzinfo=None))
@@ -102,8 +114,22 @@ def refresh_segment(*, store: Store, segment_id: str, as_of: datetime | None = N
             "UPDATE segments SET refreshed_at = ?, members = ? WHERE segment_id = ?",
             [now, members, segment_id],
         )
+        # Who entered and left, each by one identifier of theirs (the rules' first), for the
+        # events on their timelines.
+        rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(rules.priority))
+        moved = []
+        if counts["entered"] or counts["exited"]:
+            moved = cur.execute(
+                "SELECT c.change, c.profile_id, n.id FROM (SELECT change, profile_id FROM "
+                "segment_changes WHERE segment_id = ? AND changed_at = ?) c JOIN ("
+                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) AS id "
+                "FROM identity_nodes WHERE profile_id IN (SELECT profile_id FROM segment_changes "
+                "WHERE segment_id = ? AND changed_at = ?) GROUP BY profile_id) n USING (profile_id)",
+                [segment_id, now, segment_id, now],
+            ).fetchall()
         cur.execute("DROP TABLE _now")
         cur.execute("DROP TABLE _was")
+    _record(store, segment, moved, now)
     return Refresh(
         segment_id=segment_id,
         members=int(members),
@@ -111,6 +137,33 @@ def refresh_segment(*, store: Store, segment_id: str, as_of: datetime | None = N
         exited=int(counts["exited"]),
         seconds=round(time.perf_counter() - started, 4),
     )
+
+
+_FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
+
+
+def _record(store: Store, segment: Segment, moved: list[tuple], now: datetime) -> None:  # type: ignore[type-arg]
+    """ "Segment Entered" / "Segment Exited" events for those who moved (analytics leaves them
+    out: they are tsunagu's doing, not the customer's)."""
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    rows = []
+    for change, profile_id, (kind, value) in moved:
+        message: dict[str, Any] = {
+            "type": "track",
+            "event": "Segment Entered" if change == "entered" else "Segment Exited",
+            "messageId": f"segment-{segment.segment_id}-{profile_id}-{change}-{stamp}",
+            "timestamp": now.isoformat() + "Z",
+            "properties": {"segment_id": segment.segment_id, "segment_name": segment.name},
+        }
+        if kind in _FIELDS:
+            message[_FIELDS[kind]] = value
+        else:  # Segment's spec wants a user or anonymous id: one of the profile's own
+            message["anonymousId"] = f"tsunagu:{profile_id}"
+            extra = {"device": {"id": value}} if kind == "device_id" else {"traits": {kind: value}}
+            message["context"] = extra
+        rows.append(normalize(message, received_at=now, source="tsunagu"))
+    if rows:
+        store.insert_events(rows)
 
 
 _COLUMNS = "segment_id, name, description, definition, created_at, refreshed_at, members"

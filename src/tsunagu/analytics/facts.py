@@ -41,6 +41,7 @@ from pathlib import Path
 import duckdb
 
 from tsunagu.analytics.engine import Engine
+from tsunagu.events.model import SYSTEM_EVENTS
 from tsunagu.identity.rules import IdentityRules, load_rules
 from tsunagu.store import Store, count
 from tsunagu.store.sql import literal
@@ -271,6 +272,7 @@ def _rows(
     first = "CASE " + " ".join(f"WHEN {k} IS NOT NULL THEN '{k}'" for k in rules.priority) + " END"
     raw_value = "CASE id_type " + " ".join(f"WHEN '{k}' THEN {k}" for k in rules.priority) + " END"
     where = "type IN (" + ", ".join(literal(t) for t in ACTION_TYPES) + ")"
+    where += " AND (event IS NULL OR event NOT IN (" + ", ".join(map(literal, SYSTEM_EVENTS)) + "))"
     if since is not None:
         where += f" AND stored_at > CAST({literal(since)} AS TIMESTAMP)"
         seq = "(SELECT coalesce(max(seq), 0) FROM analytics_events) + rid + 1"

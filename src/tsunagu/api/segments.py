@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.activation import membership
 from tsunagu.activation.segments import Preview, Rule, SegmentDefinition, preview
 from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine
+from tsunagu.identity.rules import load_rules
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
@@ -43,7 +44,8 @@ def segments_create(
     definition: SegmentDefinition, store: StoreDep, settings: SettingsDep, _: AdminKey
 ) -> dict[str, Any]:
     analytics_engine(store, settings)
-    segment, refreshed = membership.create_segment(store=store, definition=definition)
+    rules = load_rules(settings.data_dir)
+    segment, refreshed = membership.create_segment(store=store, definition=definition, rules=rules)
     return {**dataclasses.asdict(segment), "refresh": dataclasses.asdict(refreshed)}
 
 
@@ -62,7 +64,9 @@ def segments_refresh(
     segment_id: str, store: StoreDep, settings: SettingsDep, _: AdminKey
 ) -> dict[str, Any]:
     analytics_engine(store, settings)
-    return dataclasses.asdict(membership.refresh_segment(store=store, segment_id=segment_id))
+    rules = load_rules(settings.data_dir)
+    done = membership.refresh_segment(store=store, segment_id=segment_id, rules=rules)
+    return dataclasses.asdict(done)
 
 
 @router.get("/{segment_id}/members", summary="The members (JSON, or CSV with format=csv)")

@@ -14,8 +14,9 @@ import typer
 from rich.table import Table
 
 from tsunagu.cli.analytics import fresh_engine_here
-from tsunagu.cli.common import app, console, err, fail, local_or_server, print_json
+from tsunagu.cli.common import app, console, err, fail, local_or_server, print_json, state
 from tsunagu.exceptions import InvalidInput
+from tsunagu.identity.rules import load_rules
 from tsunagu.remote import call
 from tsunagu.store import Store
 
@@ -90,7 +91,9 @@ def segment_create(
 
     def here(store: Store) -> dict[str, Any]:
         fresh_engine_here(store)
-        segment, refreshed = create_segment(store=store, definition=parse(SegmentDefinition, doc))
+        definition = parse(SegmentDefinition, doc)
+        rules = load_rules(state.settings.data_dir)
+        segment, refreshed = create_segment(store=store, definition=definition, rules=rules)
         return {**dataclasses.asdict(segment), "refresh": dataclasses.asdict(refreshed)}
 
     made = local_or_server(here, lambda server: call(server, "POST", "/v1/segments", json=doc))
@@ -149,7 +152,8 @@ def segment_refresh(
 
     def here(store: Store) -> dict[str, Any]:
         fresh_engine_here(store)
-        return dataclasses.asdict(refresh_segment(store=store, segment_id=segment))
+        rules = load_rules(state.settings.data_dir)
+        return dataclasses.asdict(refresh_segment(store=store, segment_id=segment, rules=rules))
 
     done = local_or_server(
         here, lambda server: call(server, "POST", f"/v1/segments/{quote(segment)}/refresh")

@@ -79,6 +79,10 @@ OMO_EVENTS: tuple[str, ...] = (
 )
 """Events tsunagu adds for what happens offline and in messaging."""
 
+SYSTEM_EVENTS: tuple[str, ...] = ("Segment Entered", "Segment Exited")
+"""Events tsunagu records of its own doing on a profile's timeline: not the customer's actions,
+so analytics leaves them out."""
+
 MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 MESSAGE_TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
 
