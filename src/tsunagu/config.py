@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     hold_sweep_seconds: float = Field(default=60, gt=0, le=3600)
     """How often the server marks click-and-collect holds past their time as expired."""
 
+    segment_refresh_seconds: float = Field(default=10, gt=0, le=3600)
+    """How often the server looks for segments to refresh: those with event rules as soon as
+    events arrived since their last refresh."""
+
+    segment_schedule_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
+    """How often every segment is refreshed, new events or not (windows move with time)."""
+
     timezone: str = "Asia/Tokyo"
     """Zone for times given without an offset (tills) and for display."""
 

@@ -132,7 +132,8 @@ class SegmentDefinition(BaseModel):
 
 
 def compile_rule(rule: Rule, *, store: Store, as_of: datetime) -> str:
-    """The condition a profile row (`p`, with `f` its fan level and `l` its LTV) meets."""
+    """The condition a customer (`u`, with `p` their traits, `f` their fan level and `l` their
+    LTV) meets."""
     match rule:
         case AllRule():
             return (
@@ -216,8 +217,8 @@ def _events(rule: EventRule, as_of: datetime) -> str:
     if rule.at_least == 0 and rule.at_most is not None:
         # "At most N times" includes never: those are the profiles not above N.
         above = f"{counted} HAVING count(*) > {rule.at_most}"
-        return f"(p.profile_id NOT IN ({above}))"
-    return f"(p.profile_id IN ({counted} HAVING {' AND '.join(having)}))"
+        return f"(u.profile_id NOT IN ({above}))"
+    return f"(u.profile_id IN ({counted} HAVING {' AND '.join(having)}))"
 
 
 def _near(rule: NearRule, store: Store) -> str:
@@ -239,16 +240,20 @@ def _near(rule: NearRule, store: Store) -> str:
             "JOIN analytics_profiles ap ON ap.pid = x.pid "
             f"WHERE {distance_sql('x.lat', 'x.lon', lat, lon)} <= {rule.km!r}"
         )
-        tests.append(f"p.profile_id IN ({last})")
+        tests.append(f"u.profile_id IN ({last})")
     return "coalesce(" + " OR ".join(tests) + ", false)"
 
 
 def members_sql(rule: Rule, *, store: Store, as_of: datetime) -> str:
-    """The profile ids of the segment."""
+    """The profile ids of the segment: among the profiles, and the customers whose events came
+    after the last identity build (analytics knows them before the graph does)."""
     return (
-        "SELECT p.profile_id FROM profile_traits p "
-        "LEFT JOIN fan_levels f ON f.profile_id = p.profile_id "
-        "LEFT JOIN ltv_predictions l ON l.profile_id = p.profile_id "
+        # (Analytics names a customer the graph has not seen yet by their identifier, TYPE:VALUE.)
+        "SELECT u.profile_id FROM (SELECT profile_id FROM profile_traits UNION ALL "
+        "SELECT profile_id FROM analytics_profiles WHERE contains(profile_id, ':')) u "
+        "LEFT JOIN profile_traits p ON p.profile_id = u.profile_id "
+        "LEFT JOIN fan_levels f ON f.profile_id = u.profile_id "
+        "LEFT JOIN ltv_predictions l ON l.profile_id = u.profile_id "
         f"WHERE {compile_rule(rule, store=store, as_of=as_of)}"
     )
 

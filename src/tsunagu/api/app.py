@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tsunagu import __version__
+from tsunagu.activation.refresher import SegmentRefresher
 from tsunagu.api import admin, analytics, catalog, collector, errors, health, profiles, segments
 from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
@@ -50,9 +51,18 @@ def create_app(
         app.state.collector.start()
         sweeper = HoldSweeper(app.state.store, interval=settings.hold_sweep_seconds)
         sweeper.start()
+        app.state.segment_refresher = SegmentRefresher(
+            app.state.store,
+            data_dir=settings.data_dir,
+            timezone=settings.timezone,
+            interval=settings.segment_refresh_seconds,
+            every=settings.segment_schedule_seconds,
+        )
+        app.state.segment_refresher.start()
         try:
             yield
         finally:
+            app.state.segment_refresher.stop()
             sweeper.stop()
             app.state.collector.stop()
             if on_stop is not None:
