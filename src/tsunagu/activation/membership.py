@@ -7,13 +7,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import orjson
 
+from tsunagu.activation import timeline
 from tsunagu.activation.segments import SegmentDefinition, members_sql
 from tsunagu.analytics.filters import parse
-from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
@@ -114,22 +113,13 @@ def refresh_segment(
             "UPDATE segments SET refreshed_at = ?, members = ? WHERE segment_id = ?",
             [now, members, segment_id],
         )
-        # Who entered and left, each by one identifier of theirs (the rules' first), for the
-        # events on their timelines.
-        rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(rules.priority))
-        moved = []
-        if counts["entered"] or counts["exited"]:
-            moved = cur.execute(
-                "SELECT c.change, c.profile_id, n.id FROM (SELECT change, profile_id FROM "
-                "segment_changes WHERE segment_id = ? AND changed_at = ?) c JOIN ("
-                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) AS id "
-                "FROM identity_nodes WHERE profile_id IN (SELECT profile_id FROM segment_changes "
-                "WHERE segment_id = ? AND changed_at = ?) GROUP BY profile_id) n USING (profile_id)",
-                [segment_id, now, segment_id, now],
-            ).fetchall()
+        moved = cur.execute(
+            "SELECT change, profile_id FROM segment_changes WHERE segment_id = ? AND changed_at = ?",
+            [segment_id, now],
+        ).fetchall()
         cur.execute("DROP TABLE _now")
         cur.execute("DROP TABLE _was")
-    _record(store, segment, moved, now)
+    _record(store, segment, moved, now, rules)
     return Refresh(
         segment_id=segment_id,
         members=int(members),
@@ -139,31 +129,32 @@ def refresh_segment(
     )
 
 
-_FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
-
-
-def _record(store: Store, segment: Segment, moved: list[tuple], now: datetime) -> None:  # type: ignore[type-arg]
+def _record(
+    store: Store,
+    segment: Segment,
+    moved: list[tuple[str, str]],
+    now: datetime,
+    rules: IdentityRules,
+) -> None:
     """ "Segment Entered" / "Segment Exited" events for those who moved (analytics leaves them
     out: they are tsunagu's doing, not the customer's)."""
+    who = timeline.identifiers_of(store, [pid for _, pid in moved], rules)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    rows = []
-    for change, profile_id, (kind, value) in moved:
-        message: dict[str, Any] = {
-            "type": "track",
-            "event": "Segment Entered" if change == "entered" else "Segment Exited",
-            "messageId": f"segment-{segment.segment_id}-{profile_id}-{change}-{stamp}",
-            "timestamp": now.isoformat() + "Z",
-            "properties": {"segment_id": segment.segment_id, "segment_name": segment.name},
-        }
-        if kind in _FIELDS:
-            message[_FIELDS[kind]] = value
-        else:  # Segment's spec wants a user or anonymous id: one of the profile's own
-            message["anonymousId"] = f"tsunagu:{profile_id}"
-            extra = {"device": {"id": value}} if kind == "device_id" else {"traits": {kind: value}}
-            message["context"] = extra
-        rows.append(normalize(message, received_at=now, source="tsunagu"))
-    if rows:
-        store.insert_events(rows)
+    timeline.write(
+        store,
+        [
+            timeline.message(
+                profile_id,
+                who.get(profile_id),
+                "Segment Entered" if change == "entered" else "Segment Exited",
+                messageId=f"segment-{segment.segment_id}-{profile_id}-{change}-{stamp}",
+                timestamp=now.isoformat() + "Z",
+                properties={"segment_id": segment.segment_id, "segment_name": segment.name},
+            )
+            for change, profile_id in moved
+        ],
+        now,
+    )
 
 
 _COLUMNS = "segment_id, name, description, definition, created_at, refreshed_at, members"

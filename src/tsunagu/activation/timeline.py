@@ -1,0 +1,64 @@
+"""Events tsunagu writes on profiles' timelines (a segment entered, a coupon issued), each by
+one identifier the profile holds, so that the timeline and analytics find them as they find the
+customer's own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from tsunagu.events.normalize import normalize
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store
+
+_FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
+
+
+def identifiers_of(
+    store: Store, profile_ids: Sequence[str], rules: IdentityRules
+) -> dict[str, tuple[str, str]]:
+    """Each profile's first identifier by the rules' priority: {profile_id: (type, value)}."""
+    if not profile_ids:
+        return {}
+    rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(rules.priority))
+    cur = store.cursor()
+    try:
+        cur.register("_who", pa.table({"profile_id": pa.array(list(profile_ids), pa.string())}))
+        rows = cur.execute(
+            f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
+            "WHERE profile_id IN (SELECT profile_id FROM _who) GROUP BY profile_id"
+        ).fetchall()
+        cur.unregister("_who")
+    finally:
+        cur.close()
+    return {pid: (kind, value) for pid, (kind, value) in rows}
+
+
+def message(
+    profile_id: str, identifier: tuple[str, str] | None, event: str, **fields: Any
+) -> dict[str, Any]:
+    """A track message of `event` for the profile (Segment's spec wants a user or anonymous
+    id: a profile known by another identifier gets one of its own as well)."""
+    msg: dict[str, Any] = {"type": "track", "event": event, **fields}
+    kind, value = identifier or ("anonymous_id", f"tsunagu:{profile_id}")
+    if kind in _FIELDS:
+        msg[_FIELDS[kind]] = value
+        return msg
+    msg["anonymousId"] = f"tsunagu:{profile_id}"
+    context = dict(msg.get("context") or {})
+    if kind == "device_id":
+        context["device"] = {"id": value}
+    else:
+        context["traits"] = {kind: value}
+    msg["context"] = context
+    return msg
+
+
+def write(store: Store, messages: Sequence[dict[str, Any]], at: datetime) -> int:
+    """Store the messages (source `tsunagu`); how many were new."""
+    if not messages:
+        return 0
+    return store.insert_events([normalize(m, received_at=at, source="tsunagu") for m in messages])
