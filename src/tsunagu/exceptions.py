@@ -9,6 +9,7 @@ TsunaguError
 │       └── OriginRefused            a page of an origin the source does not allow
 ├── NotFound (LookupError)           no such profile / source / ...              → 404
 ├── Conflict                         the state does not allow it (stock held)     → 409
+├── Refused                          understood and refused (a coupon expired)    → 422
 └── StoreBusy                        the database is held by another process     → 503
 """
 
@@ -64,6 +65,13 @@ class NotFound(TsunaguError, LookupError):
 
 class Conflict(TsunaguError):
     code = "conflict"
+
+
+class Refused(TsunaguError):
+    """Understood, and refused for a reason of the request's own (a coupon expired, at the
+    wrong store, below its minimum): the field names the reason."""
+
+    code = "refused"
 
 
 class StoreBusy(TsunaguError):

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 
 from tsunagu import __version__
 from tsunagu.activation.refresher import SegmentRefresher
-from tsunagu.api import admin, analytics, catalog, collector, errors, health, profiles, segments
+from tsunagu.api import (
+    admin,
+    analytics,
+    campaigns,
+    catalog,
+    collector,
+    errors,
+    health,
+    profiles,
+    segments,
+)
 from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
@@ -85,5 +95,6 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(catalog.router)
     app.include_router(segments.router)
+    app.include_router(campaigns.router)
     app.include_router(pages.router)
     return app

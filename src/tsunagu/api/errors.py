@@ -18,6 +18,7 @@ from tsunagu.exceptions import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Refused,
     StoreBusy,
     TsunaguError,
     invalid_from_errors,
@@ -29,6 +30,7 @@ _STATUS: list[tuple[type[TsunaguError], int]] = [
     (InvalidInput, 400),
     (NotFound, 404),
     (Conflict, 409),
+    (Refused, 422),
     (StoreBusy, 503),
 ]
 

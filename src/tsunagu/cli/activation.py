@@ -162,3 +162,47 @@ def segment_refresh(
         f"{done['members']:,} customers: {done['entered']:,} entered, {done['exited']:,} left "
         f"({done['seconds']:.2f} s)"
     )
+
+
+campaign_app = typer.Typer(
+    help="Campaigns, their coupons and their measured effect.", no_args_is_help=True
+)
+app.add_typer(campaign_app, name="campaign")
+
+
+@campaign_app.command("create")
+def campaign_create(
+    name: Annotated[str, typer.Argument(help="e.g. 秋の来店クーポン")],
+    channel: Annotated[str | None, typer.Option(help="line, email, app, catalog, ...")] = None,
+    window: Annotated[str, typer.Option(help="how long after assignment it counts")] = "14d",
+    control: Annotated[float, typer.Option(help="the share of customers held out")] = 0.1,
+    segment: Annotated[str | None, typer.Option(help="the segment it goes to (its id)")] = None,
+    coupon: Annotated[
+        Path | None,
+        typer.Option(help="a JSON file of the coupon's terms (value_yen, valid_from, ...)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a campaign; prints its id."""
+    from tsunagu.activation.campaigns import CampaignCreate, create_campaign
+    from tsunagu.analytics.filters import parse
+
+    body: dict[str, Any] = {"name": name, "window": window, "control_share": control}
+    if channel is not None:
+        body["channel"] = channel
+    if segment is not None:
+        body["segment_id"] = segment
+    if coupon is not None:
+        body["coupon"] = _read(coupon)
+    try:
+        request = parse(CampaignCreate, body)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    made = local_or_server(
+        lambda store: dataclasses.asdict(create_campaign(store=store, body=request)),
+        lambda server: call(server, "POST", "/v1/campaigns", json=body),
+    )
+    if as_json:
+        print_json(made)
+        return
+    console.print(made["campaign_id"])

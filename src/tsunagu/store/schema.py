@@ -465,6 +465,38 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "campaigns and coupons",
+        [
+            # A campaign (activation/campaigns.py): what it sends, to whom, its control share
+            # and the coupon it may carry (terms as JSON).
+            """CREATE TABLE campaigns (
+                campaign_id   VARCHAR   PRIMARY KEY,
+                name          VARCHAR   NOT NULL,
+                channel       VARCHAR,
+                window_s      BIGINT    NOT NULL,
+                control_share DOUBLE    NOT NULL,
+                segment_id    VARCHAR,
+                coupon        JSON,
+                created_at    TIMESTAMP NOT NULL
+            )""",
+            # One code each (activation/coupons.py); at most one redemption, voided by a
+            # cancelled receipt.
+            """CREATE TABLE coupons (
+                code          VARCHAR   PRIMARY KEY,
+                campaign_id   VARCHAR   NOT NULL,
+                profile_id    VARCHAR,
+                issued_at     TIMESTAMP NOT NULL,
+                redemption_id VARCHAR,
+                redeemed_at   TIMESTAMP,
+                store_id      VARCHAR,
+                receipt_id    VARCHAR,
+                amount_yen    BIGINT,
+                discount_yen  BIGINT,
+                voided_at     TIMESTAMP
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

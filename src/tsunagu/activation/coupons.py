@@ -1,0 +1,288 @@
+"""Coupons that close the loop at the till: issued online (to profiles, a segment, by a
+journey), redeemed by the POS with its store and receipt.
+
+A code is 12 random symbols of Crockford's base 32 (no I, L, O, U: nothing to misread) and a
+check symbol (Luhn mod 32, which catches every mistyped symbol and most swapped neighbours), 60
+random bits; shown as `XXXX-XXXX-XXXX-C`, read in any case, with or without the dashes. The QR
+payload is `TSUNAGU:COUPON:CODE`.
+
+Redemption: exactly one succeeds, whatever runs at once (one writer at a time, store/db.py); the
+same receipt again gets the same redemption; another receipt, 409; expired, not yet valid, the
+wrong store, below the minimum or the campaign's total reached, 422 naming the reason; unknown,
+404. `void` undoes a redemption whose receipt was cancelled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tsunagu.activation import timeline
+from tsunagu.activation.campaigns import CouponTerms, get_campaign
+from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store, utcnow
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_VALUE = {c: n for n, c in enumerate(ALPHABET)}
+_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+QR_PREFIX = "TSUNAGU:COUPON:"
+
+
+def check_symbol(body: str) -> str:
+    """Luhn mod 32 over the symbols of `body`."""
+    total, factor = 0, 2
+    for symbol in reversed(body):
+        added = factor * _VALUE[symbol]
+        total += added // 32 + added % 32
+        factor = 3 - factor
+    return ALPHABET[(32 - total % 32) % 32]
+
+
+def new_code() -> str:
+    body = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    return body + check_symbol(body)
+
+
+def read_code(text: str) -> str:
+    """A code as typed or scanned (any case, dashes, spaces, the QR prefix), checked."""
+    code = text.strip().upper().removeprefix(QR_PREFIX).replace("-", "").replace(" ", "")
+    code = code.translate(_READ_AS)
+    if len(code) != 13 or any(c not in _VALUE for c in code) or check_symbol(code[:12]) != code[12]:
+        raise NotFound(f"code: {text!r} is not a coupon code", field="code")
+    return code
+
+
+def shown(code: str) -> str:
+    return f"{code[:4]}-{code[4:8]}-{code[8:12]}-{code[12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    code: str
+    campaign_id: str
+    profile_id: str | None
+    issued_at: datetime
+    qr: str
+    redemption_id: str | None = None
+    store_id: str | None = None
+    receipt_id: str | None = None
+    discount_yen: int | None = None
+    voided: bool = False
+
+
+def issue(
+    *,
+    store: Store,
+    campaign_id: str,
+    profile_ids: list[str],
+    rules: IdentityRules | None = None,
+) -> list[Coupon]:
+    """A code for each profile (up to the campaign's per-customer limit), with "Coupon Issued"
+    on their timelines."""
+    campaign = get_campaign(store=store, campaign_id=campaign_id)
+    if campaign.coupon is None:
+        raise InvalidInput(
+            f"campaign_id: campaign {campaign_id} carries no coupon", field="campaign_id"
+        )
+    terms = CouponTerms.model_validate(campaign.coupon)
+    now = utcnow()
+    made: list[Coupon] = []
+    with store.transaction() as cur:
+        held = dict(
+            cur.execute(
+                "SELECT profile_id, count(*) FROM coupons WHERE campaign_id = ? GROUP BY profile_id",
+                [campaign_id],
+            ).fetchall()
+        )
+        for profile_id in dict.fromkeys(profile_ids):
+            if held.get(profile_id, 0) >= terms.per_customer_limit:
+                continue
+            held[profile_id] = held.get(profile_id, 0) + 1
+            code = new_code()
+            cur.execute(
+                "INSERT INTO coupons (code, campaign_id, profile_id, issued_at) VALUES (?, ?, ?, ?)",
+                [code, campaign_id, profile_id, now],
+            )
+            made.append(Coupon(code, campaign_id, profile_id, now, QR_PREFIX + code))
+    who = timeline.identifiers_of(
+        store, [c.profile_id for c in made if c.profile_id], rules or IdentityRules()
+    )
+    value = (
+        {"value_yen": terms.value_yen} if terms.value_yen else {"percent_off": terms.percent_off}
+    )
+    timeline.write(
+        store,
+        [
+            timeline.message(
+                c.profile_id or "",
+                who.get(c.profile_id or ""),
+                "Coupon Issued",
+                messageId=f"coupon-issued-{c.code}",
+                timestamp=now.isoformat() + "Z",
+                properties={"coupon_code": c.code, "campaign_id": campaign_id, **value},
+            )
+            for c in made
+        ],
+        now,
+    )
+    return made
+
+
+def get_coupon(*, store: Store, code: str) -> Coupon:
+    found = read_code(code)
+    rows = store.query(
+        "SELECT code, campaign_id, profile_id, issued_at, redemption_id, store_id, receipt_id, "
+        "discount_yen, voided_at FROM coupons WHERE code = ?",
+        [found],
+    )
+    if not rows:
+        raise NotFound(f"code: no coupon {shown(found)}", field="code")
+    code_, campaign_id, profile_id, issued, redemption, shop, receipt, discount, voided = rows[0]
+    return Coupon(
+        code_, campaign_id, profile_id, issued, QR_PREFIX + code_, redemption, shop, receipt,
+        discount, voided is not None,
+    )  # fmt: skip
+
+
+def _bounds(terms: CouponTerms, timezone: str) -> tuple[datetime, datetime]:
+    """[valid_from, valid_to] in naive UTC; a date is a whole local day."""
+    zone = ZoneInfo(timezone)
+
+    def utc(value: date | datetime, end: bool) -> datetime:
+        if not isinstance(value, datetime):
+            start = datetime(value.year, value.month, value.day, tzinfo=zone)
+            value = start + timedelta(days=1) - timedelta(microseconds=1) if end else start
+        aware = value if value.tzinfo else value.replace(tzinfo=zone)
+        return aware.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+    return utc(terms.valid_from, False), utc(terms.valid_to, True)
+
+
+def redeem(
+    *,
+    store: Store,
+    code: str,
+    store_id: str,
+    receipt_id: str,
+    amount_yen: int | None = None,
+    timezone: str = "Asia/Tokyo",
+    rules: IdentityRules | None = None,
+    at: datetime | None = None,
+) -> Coupon:
+    """Redeem at the till; see the module's docstring for what is refused and how."""
+    if not store_id.strip() or not receipt_id.strip():
+        raise InvalidInput("store_id: the store and the receipt are required", field="store_id")
+    found = read_code(code)
+    now = (at or utcnow()).replace(tzinfo=None)
+    with store.transaction() as cur:
+        row = cur.execute(
+            "SELECT c.campaign_id, c.profile_id, c.redemption_id, c.store_id, c.receipt_id, "
+            "m.coupon FROM coupons c JOIN campaigns m USING (campaign_id) WHERE c.code = ?",
+            [found],
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"code: no coupon {shown(found)}", field="code")
+        campaign_id, profile_id, redemption, done_store, done_receipt, coupon = row
+        if redemption is not None:
+            if (done_store, done_receipt) == (store_id, receipt_id):
+                replay = True
+            else:
+                raise Conflict(
+                    f"code: coupon {shown(found)} was used already (store {done_store}, "
+                    f"receipt {done_receipt})",
+                    field="code",
+                )
+        else:
+            replay = False
+            terms = CouponTerms.model_validate_json(coupon)
+            start, end = _bounds(terms, timezone)
+            if now < start:
+                raise Refused(
+                    f"valid_from: coupon good from {terms.valid_from}", field="valid_from"
+                )
+            if now > end:
+                raise Refused(f"valid_to: coupon expired on {terms.valid_to}", field="valid_to")
+            if terms.stores is not None and store_id not in terms.stores:
+                raise Refused(f"store_id: coupon not good at store {store_id}", field="store_id")
+            if terms.min_purchase_yen and (amount_yen or 0) < terms.min_purchase_yen:
+                raise Refused(
+                    f"amount_yen: coupon needs a purchase of ¥{terms.min_purchase_yen:,} or more",
+                    field="amount_yen",
+                )
+            if terms.total_limit is not None:
+                used = cur.execute(
+                    "SELECT count(*) FROM coupons WHERE campaign_id = ? AND redemption_id IS NOT NULL",
+                    [campaign_id],
+                ).fetchone()[0]  # type: ignore[index]
+                if used >= terms.total_limit:
+                    raise Refused(
+                        "total_limit: the campaign's coupons are all used", field="total_limit"
+                    )
+            discount = terms.value_yen or (amount_yen or 0) * (terms.percent_off or 0) // 100
+            if amount_yen is not None:
+                discount = min(discount, amount_yen)
+            cur.execute(
+                "UPDATE coupons SET redemption_id = ?, redeemed_at = ?, store_id = ?, receipt_id = ?, "
+                "amount_yen = ?, discount_yen = ?, voided_at = NULL WHERE code = ?",
+                [
+                    "rdm_" + secrets.token_hex(8),
+                    now,
+                    store_id,
+                    receipt_id,
+                    amount_yen,
+                    discount,
+                    found,
+                ],
+            )
+    coupon_now = get_coupon(store=store, code=found)
+    if not replay and profile_id is not None:
+        who = timeline.identifiers_of(store, [profile_id], rules or IdentityRules())
+        timeline.write(
+            store,
+            [
+                timeline.message(
+                    profile_id,
+                    who.get(profile_id),
+                    "Coupon Redeemed",
+                    messageId=f"coupon-redeemed-{coupon_now.redemption_id}",
+                    timestamp=now.isoformat() + "Z",
+                    context={"channel": "store"},
+                    properties={
+                        "coupon_code": found,
+                        "campaign_id": campaign_id,
+                        "store_id": store_id,
+                        "receipt_id": receipt_id,
+                        "discount_yen": coupon_now.discount_yen,
+                    },
+                )
+            ],
+            now,
+        )
+    return coupon_now
+
+
+def void(*, store: Store, code: str, receipt_id: str | None = None) -> Coupon:
+    """Undo a redemption whose receipt was cancelled: the code can be used again."""
+    found = read_code(code)
+    with store.transaction() as cur:
+        row = cur.execute(
+            "SELECT redemption_id, receipt_id FROM coupons WHERE code = ?", [found]
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"code: no coupon {shown(found)}", field="code")
+        if row[0] is None:
+            raise Conflict(f"code: coupon {shown(found)} is not redeemed", field="code")
+        if receipt_id is not None and receipt_id != row[1]:
+            raise Conflict(
+                f"receipt_id: coupon {shown(found)} was redeemed on another receipt",
+                field="receipt_id",
+            )
+        cur.execute(
+            "UPDATE coupons SET redemption_id = NULL, redeemed_at = NULL, store_id = NULL, "
+            "receipt_id = NULL, amount_yen = NULL, discount_yen = NULL, voided_at = ? WHERE code = ?",
+            [utcnow(), found],
+        )
+    return get_coupon(store=store, code=found)

@@ -1,0 +1,100 @@
+"""Campaigns and their coupons over HTTP: POST /v1/campaigns, GET /v1/campaigns/{id},
+POST /v1/campaigns/{id}/coupons, GET /v1/coupons/{code}, POST /v1/coupons/{code}/redeem (the
+POS) and /void."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu.activation import campaigns, coupons
+from tsunagu.activation.membership import get_segment
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.exceptions import InvalidInput
+from tsunagu.identity.rules import load_rules
+
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+
+
+class IssueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile_ids: list[str] | None = Field(default=None, max_length=100_000)
+    segment_id: str | None = None
+
+
+class RedeemRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    store_id: str = Field(min_length=1, max_length=100)
+    receipt_id: str = Field(min_length=1, max_length=200)
+    amount_yen: int | None = Field(default=None, ge=0)
+
+
+class VoidRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receipt_id: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/campaigns", status_code=201, summary="Create a campaign (with a coupon, maybe)")
+def campaigns_create(
+    body: campaigns.CampaignCreate, store: StoreDep, _: AdminKey
+) -> dict[str, Any]:
+    return dataclasses.asdict(campaigns.create_campaign(store=store, body=body))
+
+
+@router.get("/campaigns/{campaign_id}", summary="A campaign")
+def campaigns_get(campaign_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
+    return dataclasses.asdict(campaigns.get_campaign(store=store, campaign_id=campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/coupons", summary="Issue the campaign's coupon")
+def coupons_issue(
+    campaign_id: str, body: IssueRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    if (body.profile_ids is None) == (body.segment_id is None):
+        raise InvalidInput("profile_ids: give profile_ids or segment_id", field="profile_ids")
+    if body.segment_id is not None:
+        segment = get_segment(store=store, segment_id=body.segment_id)
+        ids = [
+            r[0]
+            for r in store.query(
+                "SELECT profile_id FROM segment_members WHERE segment_id = ?", [segment.segment_id]
+            )
+        ]
+    else:
+        ids = body.profile_ids or []
+    made = coupons.issue(
+        store=store, campaign_id=campaign_id, profile_ids=ids, rules=load_rules(settings.data_dir)
+    )
+    return {"coupons": [{"code": c.code, "profile_id": c.profile_id, "qr": c.qr} for c in made]}
+
+
+@router.get("/coupons/{code}", summary="A coupon and its redemption")
+def coupons_get(code: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
+    return dataclasses.asdict(coupons.get_coupon(store=store, code=code))
+
+
+@router.post("/coupons/{code}/redeem", summary="Redeem at the till (the POS)")
+def coupons_redeem(
+    code: str, body: RedeemRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    done = coupons.redeem(
+        store=store,
+        code=code,
+        store_id=body.store_id,
+        receipt_id=body.receipt_id,
+        amount_yen=body.amount_yen,
+        timezone=settings.timezone,
+        rules=load_rules(settings.data_dir),
+    )
+    return dataclasses.asdict(done)
+
+
+@router.post("/coupons/{code}/void", summary="Undo a redemption (the receipt was cancelled)")
+def coupons_void(code: str, body: VoidRequest, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+    return dataclasses.asdict(coupons.void(store=store, code=code, receipt_id=body.receipt_id))
