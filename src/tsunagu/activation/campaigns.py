@@ -1,8 +1,10 @@
-"""Campaigns: what is sent, to whom, with which control share, and the coupon it may carry.
-(Assignment of variants and the measured report follow, issue 13.)"""
+"""Campaigns: what is sent, to whom, with which control share, and the coupon it may carry;
+each customer's variant from a hash of campaign and customer. (Storing assignments and the
+measured report follow, issue 13.)"""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -75,6 +77,23 @@ class Campaign:
     segment_id: str | None
     coupon: dict[str, Any] | None
     created_at: datetime
+
+
+def variant_of(
+    campaign_id: str,
+    profile_id: str,
+    control_share: float,
+    treatments: tuple[str, ...] = ("treatment",),
+) -> str:
+    """A customer's variant of a campaign, the same on every call and machine: a point in
+    [0, 1) from a hash of both ids; below `control_share` the control, the rest split evenly
+    among the treatments."""
+    digest = hashlib.sha256(f"{campaign_id}\x1f{profile_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    if point < control_share:
+        return "control"
+    share = (1 - control_share) / len(treatments)
+    return treatments[min(int((point - control_share) / share), len(treatments) - 1)]
 
 
 def create_campaign(*, store: Store, body: CampaignCreate) -> Campaign:
