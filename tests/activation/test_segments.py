@@ -53,6 +53,12 @@ class Plain:
                 "home_store_id": home or t.get("home_store_id"),
                 "fan_level": level,
             }
+        self.moments = {
+            pid: {"first_seen": a, "last_seen": b, "last_store_visit": c}
+            for pid, a, b, c in store.query(
+                "SELECT profile_id, first_seen, last_seen, last_store_visit FROM profile_traits"
+            )
+        }
         of_pid = dict(store.query("SELECT pid, profile_id FROM analytics_profiles"))
         self.events: dict[str, list[reference.Ev]] = defaultdict(list)
         self.where: dict[str, tuple[float, float]] = {}
@@ -78,6 +84,15 @@ class Plain:
         if "consent" in rule:
             return p.get(f"{rule['consent']}_opt_in") is True
         if "trait" in rule:
+            if rule["trait"] in ("last_seen", "first_seen", "last_store_visit"):
+                moment = self.moments[pid].get(rule["trait"])
+                return moment is not None and all(
+                    moment >= datetime.fromisoformat(v)
+                    if op == "gte"
+                    else moment < datetime.fromisoformat(v)
+                    for op, v in rule.items()
+                    if op != "trait"
+                )
             have = p.get(rule["trait"])
             if have is None:
                 return False
@@ -134,7 +149,7 @@ def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * KM * math.asin(math.sqrt(h))
 
 
-def rules(shop: Store) -> list[dict[str, Any]]:
+def rules(shop: Store, as_of: datetime) -> list[dict[str, Any]]:
     top = shop.query(
         "SELECT category FROM analytics_events WHERE event = 'Product Viewed' "
         "GROUP BY category ORDER BY count(*) DESC LIMIT 1"
@@ -158,16 +173,15 @@ def rules(shop: Store) -> list[dict[str, Any]]:
             "at_least": 0,
         },
         {"any": [{"trait": "gender", "eq": "female"}, {"near_store": store_id, "km": 10}]},
-        {"trait": "prefecture", "in": ["東京都", "大阪府"]}
-        if False
-        else {"trait": "prefecture", "eq": "東京都"},
+        {"trait": "prefecture", "eq": "東京都"},
+        {"trait": "last_seen", "gte": str(as_of.date() - timedelta(days=20))},
     ]
 
 
 def test_segments_hold_whom_the_plain_reading_says(shop: Store) -> None:
     plain = Plain(shop)
     as_of = shop.query("SELECT max(ts) FROM analytics_events")[0][0]
-    for rule in rules(shop):
+    for rule in rules(shop, as_of):
         got = preview(
             store=shop,
             rule=parse(SegmentDefinition, {"name": "x", "rule": rule}).rule,

@@ -173,7 +173,13 @@ def _trait(rule: TraitRule, as_of: datetime) -> str:
             )
         if rule.exists is not None:
             parts.append(f"{column} IS {'NOT ' if rule.exists else ''}NULL")
-        return "(" + " AND ".join(parts or ["true"]) + ")"
+        for op, sql_op in _OPS.items():
+            value = getattr(rule, op)
+            if value is not None:  # a date or a time (UTC)
+                parts.append(f"{column} {sql_op} TRY_CAST({literal(str(value))} AS TIMESTAMP)")
+        if rule.in_ is not None:
+            raise InvalidInput(f"rule.in: {rule.trait} is a moment: compare it", field="rule.in")
+        return "coalesce(" + " AND ".join(parts) + ", false)"
     text = COMPUTED.get(rule.trait) or (
         "json_extract_string(p.traits, "
         + literal("$." + ".".join(f'"{k}"' for k in rule.trait.split(".")))
