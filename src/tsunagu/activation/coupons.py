@@ -89,7 +89,11 @@ def issue(
         )
     terms = CouponTerms.model_validate(campaign.coupon)
     now = utcnow()
+    value = (
+        {"value_yen": terms.value_yen} if terms.value_yen else {"percent_off": terms.percent_off}
+    )
     made: list[Coupon] = []
+    events = []
     with store.transaction() as cur:
         held = dict(
             cur.execute(
@@ -107,27 +111,10 @@ def issue(
                 [code, campaign_id, profile_id, now],
             )
             made.append(Coupon(code, campaign_id, profile_id, now, QR_PREFIX + code))
-    who = timeline.identifiers_of(
-        store, [c.profile_id for c in made if c.profile_id], rules or IdentityRules()
-    )
-    value = (
-        {"value_yen": terms.value_yen} if terms.value_yen else {"percent_off": terms.percent_off}
-    )
-    timeline.write(
-        store,
-        [
-            timeline.message(
-                c.profile_id or "",
-                who.get(c.profile_id or ""),
-                "Coupon Issued",
-                messageId=f"coupon-issued-{c.code}",
-                timestamp=now.isoformat() + "Z",
-                properties={"coupon_code": c.code, "campaign_id": campaign_id, **value},
-            )
-            for c in made
-        ],
-        now,
-    )
+            issued = {"coupon_code": code, "campaign_id": campaign_id, **value}
+            fields = {"messageId": f"coupon-issued-{code}", "properties": issued}
+            events.append((profile_id, "Coupon Issued", fields))
+    timeline.record(store, events, now, rules or IdentityRules())
     return made
 
 
@@ -239,27 +226,19 @@ def redeem(
             )
     coupon_now = get_coupon(store=store, code=found)
     if not replay and profile_id is not None:
-        who = timeline.identifiers_of(store, [profile_id], rules or IdentityRules())
-        timeline.write(
-            store,
-            [
-                timeline.message(
-                    profile_id,
-                    who.get(profile_id),
-                    "Coupon Redeemed",
-                    messageId=f"coupon-redeemed-{coupon_now.redemption_id}",
-                    timestamp=now.isoformat() + "Z",
-                    context={"channel": "store"},
-                    properties={
-                        "coupon_code": found,
-                        "campaign_id": campaign_id,
-                        "store_id": store_id,
-                        "receipt_id": receipt_id,
-                        "discount_yen": coupon_now.discount_yen,
-                    },
-                )
-            ],
-            now,
+        redeemed = {
+            "messageId": f"coupon-redeemed-{coupon_now.redemption_id}",
+            "context": {"channel": "store"},
+            "properties": {
+                "coupon_code": found,
+                "campaign_id": campaign_id,
+                "store_id": store_id,
+                "receipt_id": receipt_id,
+                "discount_yen": coupon_now.discount_yen,
+            },
+        }
+        timeline.record(
+            store, [(profile_id, "Coupon Redeemed", redeemed)], now, rules or IdentityRules()
         )
     return coupon_now
 

@@ -3,6 +3,8 @@ exit (`segment_changes`), so that who entered when can be asked later."""
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 import time
 from dataclasses import dataclass
@@ -87,44 +89,42 @@ def refresh_segment(
             "WHERE segment_id = ?",
             [segment_id],
         )
-        changes = (
-            ("entered", "SELECT profile_id FROM _now EXCEPT SELECT profile_id FROM _was"),
-            ("exited", "SELECT profile_id FROM _was EXCEPT SELECT profile_id FROM _now"),
+        # Who entered and who left, once; the changes, the members and the events follow.
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _moved AS "
+            "SELECT 'entered' AS change, profile_id FROM "
+            "(SELECT profile_id FROM _now EXCEPT SELECT profile_id FROM _was) "
+            "UNION ALL SELECT 'exited', profile_id FROM "
+            "(SELECT profile_id FROM _was EXCEPT SELECT profile_id FROM _now)"
         )
-        counts = {}
-        for change, who in changes:
-            cur.execute(
-                f"INSERT INTO segment_changes SELECT ?, profile_id, ?, ? FROM ({who})",
-                [segment_id, change, now],
-            )
-            counts[change] = cur.execute(f"SELECT count(*) FROM ({who})").fetchone()[0]  # type: ignore[index]
+        cur.execute(
+            "INSERT INTO segment_changes SELECT ?, profile_id, change, ? FROM _moved",
+            [segment_id, now],
+        )
         cur.execute(
             "DELETE FROM segment_members WHERE segment_id = ? AND profile_id IN "
-            "(SELECT profile_id FROM _was EXCEPT SELECT profile_id FROM _now)",
+            "(SELECT profile_id FROM _moved WHERE change = 'exited')",
             [segment_id],
         )
         cur.execute(
-            "INSERT INTO segment_members SELECT ?, profile_id, ? FROM "
-            "(SELECT profile_id FROM _now EXCEPT SELECT profile_id FROM _was)",
+            "INSERT INTO segment_members SELECT ?, profile_id, ? FROM _moved "
+            "WHERE change = 'entered'",
             [segment_id, now],
         )
+        moved = cur.execute("SELECT change, profile_id FROM _moved").fetchall()
         (members,) = cur.execute("SELECT count(*) FROM _now").fetchone()  # type: ignore[misc]
         cur.execute(
             "UPDATE segments SET refreshed_at = ?, members = ? WHERE segment_id = ?",
             [now, members, segment_id],
         )
-        moved = cur.execute(
-            "SELECT change, profile_id FROM segment_changes WHERE segment_id = ? AND changed_at = ?",
-            [segment_id, now],
-        ).fetchall()
-        cur.execute("DROP TABLE _now")
-        cur.execute("DROP TABLE _was")
+        for table in ("_now", "_was", "_moved"):
+            cur.execute(f"DROP TABLE {table}")
     _record(store, segment, moved, now, rules)
     return Refresh(
         segment_id=segment_id,
         members=int(members),
-        entered=int(counts["entered"]),
-        exited=int(counts["exited"]),
+        entered=sum(change == "entered" for change, _ in moved),
+        exited=sum(change == "exited" for change, _ in moved),
         seconds=round(time.perf_counter() - started, 4),
     )
 
@@ -138,22 +138,23 @@ def _record(
 ) -> None:
     """ "Segment Entered" / "Segment Exited" events for those who moved (analytics leaves them
     out: they are tsunagu's doing, not the customer's)."""
-    who = timeline.identifiers_of(store, [pid for _, pid in moved], rules)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    timeline.write(
+    properties = {"segment_id": segment.segment_id, "segment_name": segment.name}
+    timeline.record(
         store,
         [
-            timeline.message(
+            (
                 profile_id,
-                who.get(profile_id),
                 "Segment Entered" if change == "entered" else "Segment Exited",
-                messageId=f"segment-{segment.segment_id}-{profile_id}-{change}-{stamp}",
-                timestamp=now.isoformat() + "Z",
-                properties={"segment_id": segment.segment_id, "segment_name": segment.name},
+                {
+                    "messageId": f"segment-{segment.segment_id}-{profile_id}-{change}-{stamp}",
+                    "properties": properties,
+                },
             )
             for change, profile_id in moved
         ],
         now,
+        rules,
     )
 
 
@@ -181,6 +182,9 @@ def list_segments(*, store: Store) -> list[Segment]:
     return [_segment(r) for r in store.query(f"SELECT {_COLUMNS} FROM segments ORDER BY name")]
 
 
+MEMBER_COLUMNS = ("profile_id", "member_id", "email", "line_user_id", "entered_at")
+
+
 def segment_members(
     *, store: Store, segment_id: str, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, object]]:
@@ -194,5 +198,13 @@ def segment_members(
         f"WHERE m.segment_id = ? ORDER BY m.profile_id{page}",
         [segment.segment_id],
     )
-    names = ("profile_id", "member_id", "email", "line_user_id", "entered_at")
-    return [dict(zip(names, r, strict=True)) for r in rows]
+    return [dict(zip(MEMBER_COLUMNS, r, strict=True)) for r in rows]
+
+
+def members_csv(rows: list[dict[str, object]]) -> str:
+    """The members as CSV, for a campaign tool or a print house."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=MEMBER_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

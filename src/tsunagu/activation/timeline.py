@@ -57,8 +57,25 @@ def message(
     return msg
 
 
-def write(store: Store, messages: Sequence[dict[str, Any]], at: datetime) -> int:
-    """Store the messages (source `tsunagu`); how many were new."""
-    if not messages:
+def record(
+    store: Store,
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    at: datetime,
+    rules: IdentityRules,
+) -> int:
+    """Store an event at `at` for each (profile id, event, message fields), by the profile's
+    first identifier (source `tsunagu`); how many were new."""
+    if not entries:
         return 0
-    return store.insert_events([normalize(m, received_at=at, source="tsunagu") for m in messages])
+    who = identifiers_of(store, [profile_id for profile_id, _, _ in entries], rules)
+    stamp = at.isoformat() + "Z"
+    return store.insert_events(
+        [
+            normalize(
+                message(profile_id, who.get(profile_id), event, timestamp=stamp, **fields),
+                received_at=at,
+                source="tsunagu",
+            )
+            for profile_id, event, fields in entries
+        ]
+    )

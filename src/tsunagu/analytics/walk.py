@@ -111,12 +111,12 @@ class _Instants:
             self.instant = None if instant is None else instant[self.first]
             self.bits = np.bitwise_or.reduceat(bits, self.first)
         self.steps, self.groups = steps, groups
-        step_bits = bits & ((1 << steps) - 1)
         # Hall's condition for steps of one name: every set S of them needs |S| events each
-        # matching one of S. Counted per instant for the names of several steps.
+        # matching one of S. Counted per instant for the names of several steps, where an
+        # instant can hold several events.
         self.shared = {s for g in groups if len(g) > 1 for s in g}
         self.counts = {
-            mask: np.add.reduceat(((step_bits & mask) != 0).astype(np.int32), self.first)
+            mask: np.add.reduceat(((bits & mask) != 0).astype(np.int32), self.first)
             for g in (groups if self.ties else [])
             if len(g) > 1
             for mask in subsets(g)

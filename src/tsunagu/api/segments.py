@@ -3,9 +3,7 @@ POST /v1/segments/preview and /v1/segments/{id}/refresh."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from datetime import datetime
 from typing import Any
 
@@ -83,14 +81,4 @@ def segments_members(
     )
     if format != "csv":
         return rows
-    return Response(members_csv(rows), media_type="text/csv; charset=utf-8")
-
-
-def members_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=["profile_id", "member_id", "email", "line_user_id", "entered_at"]
-    )
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return Response(membership.members_csv(rows), media_type="text/csv; charset=utf-8")

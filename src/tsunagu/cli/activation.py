@@ -129,8 +129,8 @@ def segment_members(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout, for another tool")] = False,
 ) -> None:
     """The members, with the identifiers a campaign needs (JSON lines, or CSV)."""
+    from tsunagu.activation.membership import members_csv
     from tsunagu.activation.membership import segment_members as members
-    from tsunagu.api.segments import members_csv
 
     rows = local_or_server(
         lambda store: members(store=store, segment_id=segment),
