@@ -94,6 +94,22 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         assert ec["refused"] == {"https://x.example": 1}  # once, before it was allowed
         bad = run(data, "sources", "create", "lp", "--origin", "shop.example.jp")
         assert bad.returncode == 2 and "origin" in bad.stderr and "Traceback" not in bad.stderr
+        # A campaign's assignment from elsewhere, and its report, through the server.
+        made = run(data, "campaign", "create", "DM", "--channel", "dm", "--json")
+        assert made.returncode == 0, made.stderr
+        campaign_id = json.loads(made.stdout)["campaign_id"]
+        mailed = tmp_path / "mailed.csv"
+        mailed.write_text("user_id,variant\nM1,catalog\nM404,control\n", encoding="utf-8")
+        assigned = run(data, "campaign", "assign", campaign_id, str(mailed), "--json")
+        assert assigned.returncode == 0, assigned.stderr
+        assert (
+            json.loads(assigned.stdout)["assigned"],
+            json.loads(assigned.stdout)["rejected"],
+        ) == (1, 1)
+        assert "M404" in (tmp_path / "mailed.csv.rejects.csv").read_text(encoding="utf-8")
+        report = run(data, "campaign", "report", campaign_id, "--json")
+        assert report.returncode == 0, report.stderr
+        assert [v["customers"] for v in json.loads(report.stdout)["variants"]] == [1]
     finally:
         server.terminate()
         server.wait(timeout=30)

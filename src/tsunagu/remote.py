@@ -55,7 +55,7 @@ def call(server: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
         response = httpx.request(
             method,
             host + path,
-            headers={"Authorization": f"Bearer {server.key}"},
+            headers={"Authorization": f"Bearer {server.key}", **kwargs.pop("headers", {})},
             timeout=httpx.Timeout(10, read=None),
             **kwargs,
         )

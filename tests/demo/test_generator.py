@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tsunagu.demo import DEFAULT_END, generate
+from tsunagu.demo import DEFAULT_END, experiment, generate
 from tsunagu.demo.writer import HEADERS, write_all
 
 CUSTOMERS, DAYS, SEED = 3000, 180, 11
@@ -25,6 +25,8 @@ FILES = (
     "events.jsonl",
     "pos_transactions.csv",
     "truth.csv",
+    "campaign_assignments.csv",
+    "campaign_truth.json",
 )
 CHANNELS = {"web", "app", "line", "store", "call_center", "catalog", "email"}
 JST = timedelta(hours=9)
@@ -93,6 +95,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
         "events.jsonl": len(events),
         "pos_transactions.csv": len(d.pos),
         "truth.csv": len(truth_rows),
+        "campaign_assignments.csv": len(_read_csv(out / "campaign_assignments.csv")),
     }
     return d
 
@@ -430,3 +433,43 @@ def test_one_member_on_two_devices(data: Data) -> None:
 def test_volume_is_about_ten_lines_a_customer_a_year(data: Data) -> None:
     per_year = (len(data.events) + len(data.pos)) / CUSTOMERS * 365 / DAYS
     assert 8 < per_year < 13, per_year
+
+
+def test_the_randomised_campaign_is_what_its_truth_says(data: Data) -> None:
+    truth = orjson.loads((data.out / "campaign_truth.json").read_bytes())
+    assigned = _read_csv(data.out / "campaign_assignments.csv")
+    members = {m["member_id"]: m for m in data.members}
+    start = datetime.fromisoformat(truth["starts_at"]).replace(tzinfo=None) - JST
+    variants: dict[str, int] = {}
+    for row in assigned:
+        variants[row["variant"]] = variants.get(row["variant"], 0) + 1
+        assert _jst_as_utc(members[row["user_id"]]["registered_at"]) < start
+    assert variants == truth["customers"]
+    assert abs(variants["control"] / len(assigned) - truth["control_share"]) < 0.03
+    mailed = {
+        e["userId"]
+        for e in data.events
+        if e.get("event") == "Catalog Sent" and e["properties"]["catalog_id"] == "CAT-EXPERIMENT"
+    }
+    assert mailed == {r["user_id"] for r in assigned if r["variant"] == "catalog"}
+    treated = variants["catalog"]
+    for channel, chance in truth["extra_order_probability"].items():
+        added = truth["added"][channel]
+        # Each treated member bought once more with that chance (a few could not: no device).
+        assert 0.7 * chance * treated < added["orders"] <= 1.3 * chance * treated, channel
+        assert truth["revenue_per_treated_customer"][channel] == added["revenue"] / treated
+
+
+def test_the_campaign_only_adds_to_the_retailer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate(out_dir=tmp_path / "with", customers=600, days=60, seed=3)
+    monkeypatch.setattr(experiment.Experiment, "plan_experiment", lambda self, m: None)
+    generate(out_dir=tmp_path / "without", customers=600, days=60, seed=3)
+    for name in ("members.csv", "events.jsonl", "pos_transactions.csv", "truth.csv"):
+        base = (tmp_path / "without" / name).read_bytes().splitlines()
+        more = set((tmp_path / "with" / name).read_bytes().splitlines())
+        assert set(base) <= more, name
+    assert (tmp_path / "with" / "members.csv").read_bytes() == (
+        tmp_path / "without" / "members.csv"
+    ).read_bytes()

@@ -1,6 +1,6 @@
-"""Campaigns: what is sent, to whom, with which control share, and the coupon it may carry;
-each customer's variant from a hash of campaign and customer. (Storing assignments and the
-measured report follow, issue 13.)"""
+"""Campaigns: what is sent, to whom, with which control share and variants, the message and
+the coupon it may carry; each customer's variant from a hash of campaign and customer
+(assignments.py keeps them, report.py measures them)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.analytics.filters import window_seconds
+from tsunagu.catalog.inventory import local_to_utc
 from tsunagu.events.model import CHANNELS
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
@@ -47,6 +48,18 @@ def _day_or_time(value: date | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
 
 
+class Message(BaseModel):
+    """What a campaign sends: the text (LINE, push, the e-mail's plain part), an e-mail's
+    subject and HTML, and the link it carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=5000)
+    subject: str | None = Field(default=None, max_length=200)
+    html: str | None = Field(default=None, max_length=200_000)
+    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+
+
 class CampaignCreate(BaseModel):
     """`POST /v1/campaigns` and `tsunagu campaign create`."""
 
@@ -58,13 +71,31 @@ class CampaignCreate(BaseModel):
     control_share: float = Field(default=0.1, ge=0, lt=1)
     segment_id: str | None = Field(default=None, max_length=100)
     coupon: CouponTerms | None = None
+    message: Message | None = None
+    starts_at: datetime | None = Field(
+        default=None, description="when it counts from for assignments without a time (now)"
+    )
+    treatments: list[str] = Field(
+        default=["treatment"], min_length=1, max_length=10, description="the variants sent to"
+    )
 
     @model_validator(mode="after")
     def _known(self) -> CampaignCreate:
-        if self.channel is not None and self.channel not in CHANNELS | {"push", "webhook", "dm"}:
+        if self.channel is not None and self.channel not in SEND_CHANNELS:
             raise ValueError(f"channel: {self.channel!r} is not a channel tsunagu sends on")
         window_seconds(self.window)
+        for name in self.treatments:
+            if not 1 <= len(name) <= 50 or name == CONTROL:
+                raise ValueError(
+                    f"treatments: {name!r} is not a treatment's name (1-50, not control)"
+                )
+        if len(set(self.treatments)) != len(self.treatments):
+            raise ValueError("treatments: each name once")
         return self
+
+
+CONTROL = "control"
+SEND_CHANNELS = CHANNELS | {"push", "webhook", "dm"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +108,12 @@ class Campaign:
     segment_id: str | None
     coupon: dict[str, Any] | None
     created_at: datetime
+    starts_at: datetime
+    message: dict[str, Any] | None = None
+    treatments: tuple[str, ...] = ("treatment",)
+
+    def variant(self, profile_id: str) -> str:
+        return variant_of(self.campaign_id, profile_id, self.control_share, self.treatments)
 
 
 def variant_of(
@@ -91,16 +128,20 @@ def variant_of(
     digest = hashlib.sha256(f"{campaign_id}\x1f{profile_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64
     if point < control_share:
-        return "control"
+        return CONTROL
     share = (1 - control_share) / len(treatments)
     return treatments[min(int((point - control_share) / share), len(treatments) - 1)]
 
 
-def create_campaign(*, store: Store, body: CampaignCreate) -> Campaign:
+def create_campaign(
+    *, store: Store, body: CampaignCreate, timezone: str = "Asia/Tokyo"
+) -> Campaign:
+    """Keep the campaign (a start without an offset is local to `timezone`)."""
     if body.segment_id is not None and not store.scalar(
         "SELECT count(*) FROM segments WHERE segment_id = ?", [body.segment_id]
     ):
         raise InvalidInput(f"segment_id: no segment {body.segment_id!r}", field="segment_id")
+    now = utcnow()
     campaign = Campaign(
         campaign_id="cmp_" + secrets.token_hex(6),
         name=body.name,
@@ -109,11 +150,14 @@ def create_campaign(*, store: Store, body: CampaignCreate) -> Campaign:
         control_share=body.control_share,
         segment_id=body.segment_id,
         coupon=body.coupon.model_dump(mode="json") if body.coupon else None,
-        created_at=utcnow(),
+        created_at=now,
+        starts_at=local_to_utc(body.starts_at, timezone) if body.starts_at else now,
+        message=body.message.model_dump(mode="json", exclude_none=True) if body.message else None,
+        treatments=tuple(body.treatments),
     )
     with store.transaction() as cur:
         cur.execute(
-            "INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO campaigns ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
             [
                 campaign.campaign_id,
                 campaign.name,
@@ -121,21 +165,38 @@ def create_campaign(*, store: Store, body: CampaignCreate) -> Campaign:
                 campaign.window_seconds,
                 campaign.control_share,
                 campaign.segment_id,
-                orjson.dumps(campaign.coupon).decode() if campaign.coupon else None,
+                _json(campaign.coupon),
                 campaign.created_at,
+                campaign.starts_at,
+                _json(campaign.message),
+                list(campaign.treatments),
             ],
         )
     return campaign
 
 
+_COLUMNS = (
+    "campaign_id", "name", "channel", "window_s", "control_share", "segment_id", "coupon",
+    "created_at", "starts_at", "message", "treatments",
+)  # fmt: skip
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return orjson.dumps(value).decode() if value is not None else None
+
+
 def get_campaign(*, store: Store, campaign_id: str) -> Campaign:
     rows = store.query(
-        "SELECT campaign_id, name, channel, window_s, control_share, segment_id, coupon, "
-        "created_at FROM campaigns WHERE campaign_id = ?",
-        [campaign_id],
+        f"SELECT {', '.join(_COLUMNS)} FROM campaigns WHERE campaign_id = ?", [campaign_id]
     )
     if not rows:
-        raise NotFound(f"campaign: no campaign {campaign_id!r}", field="campaign_id")
-    campaign_id, name, channel, window, share, segment_id, coupon, created = rows[0]
-    terms = orjson.loads(coupon) if coupon else None
-    return Campaign(campaign_id, name, channel, window, share, segment_id, terms, created)
+        raise NotFound(f"campaign_id: no campaign {campaign_id!r}", field="campaign_id")
+    cid, name, channel, window, share, segment_id, coupon, created, starts, msg, treats = rows[0]
+    return Campaign(
+        cid, name, channel, window, share, segment_id, _loads(coupon), created,
+        starts or created, _loads(msg), tuple(treats or ("treatment",)),
+    )  # fmt: skip
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return orjson.loads(text) if text else None

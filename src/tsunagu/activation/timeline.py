@@ -15,15 +15,19 @@ from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
 
 _FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
+_COLUMNS = ("user_id", "anonymous_id", "device_id")
 
 
 def identifiers_of(
     store: Store, profile_ids: Sequence[str], rules: IdentityRules
 ) -> dict[str, tuple[str, str]]:
-    """Each profile's first identifier by the rules' priority: {profile_id: (type, value)}."""
+    """Each profile's first identifier by the rules' priority, one the event's own columns hold
+    (user, anonymous or device id: what timelines read) before any other:
+    {profile_id: (type, value)}."""
     if not profile_ids:
         return {}
-    rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(rules.priority))
+    order = sorted(rules.priority, key=lambda t: t not in _COLUMNS)
+    rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(order))
     cur = store.cursor()
     try:
         cur.register("_who", pa.table({"profile_id": pa.array(list(profile_ids), pa.string())}))

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, scratch_dir
 from tsunagu.catalog.overview import overview
 from tsunagu.events.sources import create_source, list_sources, set_origins
 from tsunagu.exceptions import InvalidInput
@@ -88,7 +88,7 @@ async def import_upload(
     name = Path(filename).name
     if not name or name.startswith("."):
         raise InvalidInput("filename: not a file name", field="filename")
-    upload_dir = Path(tempfile.mkdtemp(prefix="upload-", dir=_tmp(settings)))
+    upload_dir = Path(tempfile.mkdtemp(prefix="upload-", dir=scratch_dir(settings)))
     target = upload_dir / name
     try:
         with target.open("wb") as fh:
@@ -111,12 +111,6 @@ async def import_upload(
         return answer
     finally:
         shutil.rmtree(upload_dir, ignore_errors=True)
-
-
-def _tmp(settings: Any) -> Path:
-    path = settings.data_dir / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @router.post("/sources", summary="Create a source; the write key is in the answer, once")

@@ -1,18 +1,25 @@
 """Campaigns and their coupons over HTTP: POST /v1/campaigns, GET /v1/campaigns/{id},
+POST /v1/campaigns/{id}/assignments, GET /v1/campaigns/{id}/report,
 POST /v1/campaigns/{id}/coupons, GET /v1/coupons/{code}, POST /v1/coupons/{code}/redeem (the
 POS) and /void."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.activation import campaigns, coupons
 from tsunagu.activation.membership import get_segment
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine, scratch_dir
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import load_rules
 
@@ -42,14 +49,85 @@ class VoidRequest(BaseModel):
 
 @router.post("/campaigns", status_code=201, summary="Create a campaign (with a coupon, maybe)")
 def campaigns_create(
-    body: campaigns.CampaignCreate, store: StoreDep, _: AdminKey
+    body: campaigns.CampaignCreate, store: StoreDep, settings: SettingsDep, _: AdminKey
 ) -> dict[str, Any]:
-    return dataclasses.asdict(campaigns.create_campaign(store=store, body=body))
+    made = campaigns.create_campaign(store=store, body=body, timezone=settings.timezone)
+    return dataclasses.asdict(made)
 
 
 @router.get("/campaigns/{campaign_id}", summary="A campaign")
 def campaigns_get(campaign_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
     return dataclasses.asdict(campaigns.get_campaign(store=store, campaign_id=campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/assignments", summary="Take an assignment made elsewhere")
+async def campaigns_assign(
+    campaign_id: str, request: Request, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    """The body is the CSV (`variant`, `assigned_at`, an identifier column: see `tsunagu
+    campaign assign`), or JSON: a list of rows or `{"rows": [...]}` with the same fields.
+    Rejected rows come back in `rejects` (CSV text)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from tsunagu.activation.assignments import import_assignments
+
+    body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    work = Path(tempfile.mkdtemp(prefix="assign-", dir=scratch_dir(settings)))
+    target = work / "assignments.csv"
+    try:
+        target.write_bytes(_rows_csv(body) if kind == "application/json" else body)
+        result = await run_in_threadpool(
+            _assign, store, settings, campaign_id, target, import_assignments
+        )
+        answer = dataclasses.asdict(result)
+        answer["file"] = None
+        if result.rejects_file:
+            answer["rejects"] = Path(result.rejects_file).read_text(encoding="utf-8")
+            answer["rejects_file"] = None
+        return answer
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _assign(store: Any, settings: Any, campaign_id: str, path: Path, run: Any) -> Any:
+    analytics_engine(store, settings)
+    return run(store=store, campaign_id=campaign_id, path=path, timezone=settings.timezone)
+
+
+def _rows_csv(body: bytes) -> bytes:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"body: not JSON ({exc})", field="body") from None
+    rows = doc.get("rows") if isinstance(doc, dict) else doc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidInput(
+            "rows: a list of objects (variant, assigned_at, user_id, ...)", field="rows"
+        )
+    if not rows:
+        raise InvalidInput("rows: empty", field="rows")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return out.getvalue().encode()
+
+
+@router.get("/campaigns/{campaign_id}/report", summary="The campaign's measured effect")
+def campaigns_report(
+    campaign_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: ReadKey,
+    window: str | None = None,
+    pre_period: str = "90d",
+) -> dict[str, Any]:
+    from tsunagu.activation.report import report
+
+    analytics_engine(store, settings)
+    return report(store=store, campaign_id=campaign_id, window=window, pre_period=pre_period)
 
 
 @router.post("/campaigns/{campaign_id}/coupons", summary="Issue the campaign's coupon")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -70,3 +71,10 @@ def analytics_engine(store: Store, settings: Settings) -> Engine:
     """An engine over the analytics table brought up to date. Routes call it after their input
     is validated (a dependency would run first, and bad input could cost a rebuild)."""
     return fresh_engine(store=store, data_dir=settings.data_dir, timezone=settings.timezone)
+
+
+def scratch_dir(settings: Settings) -> Path:
+    """Where uploads wait while they are imported (the data dir's tmp/)."""
+    path = settings.data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

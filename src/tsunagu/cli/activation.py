@@ -199,10 +199,143 @@ def campaign_create(
     except InvalidInput as exc:
         raise fail(exc) from None
     made = local_or_server(
-        lambda store: dataclasses.asdict(create_campaign(store=store, body=request)),
+        lambda store: dataclasses.asdict(
+            create_campaign(store=store, body=request, timezone=state.settings.timezone)
+        ),
         lambda server: call(server, "POST", "/v1/campaigns", json=body),
     )
     if as_json:
         print_json(made)
         return
     console.print(made["campaign_id"])
+
+
+@campaign_app.command("assign")
+def campaign_assign(
+    campaign_id: Annotated[str, typer.Argument(help="the campaign's id")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV: variant, assigned_at, and user_id, member_card, email, ..."),
+    ],
+    encoding: Annotated[
+        str | None, typer.Option(help="the file's encoding (found if not given)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Take an assignment made elsewhere (a catalogue mailing, another e-mail tool); rejected
+    rows go to FILE.rejects.csv."""
+    from tsunagu.activation.assignments import import_assignments
+
+    def here(store: Store) -> dict[str, Any]:
+        fresh_engine_here(store)
+        done = import_assignments(
+            store=store,
+            campaign_id=campaign_id,
+            path=file.resolve(),
+            encoding=encoding,
+            timezone=state.settings.timezone,
+        )
+        return dataclasses.asdict(done)
+
+    def there(server: Any) -> dict[str, Any]:
+        answer = call(
+            server,
+            "POST",
+            f"/v1/campaigns/{quote(campaign_id)}/assignments",
+            content=file.read_bytes(),
+            headers={"content-type": "text/csv"},
+        )
+        if answer.get("rejects"):
+            target = file.with_name(file.name + ".rejects.csv")
+            target.write_text(answer.pop("rejects"), encoding="utf-8")
+            answer["rejects_file"] = str(target)
+        return answer
+
+    if not file.exists():
+        raise fail(InvalidInput(f"file: {file} does not exist", field="file"))
+    done = local_or_server(here, there)
+    if as_json:
+        print_json(done)
+        return
+    err.print(
+        f"{done['assigned']:,} assigned, {done['duplicates']:,} already, "
+        f"{done['rejected']:,} rejected"
+        + (f" (reasons in {done['rejects_file']})" if done.get("rejects_file") else "")
+    )
+    for variant, n in done["variants"].items():
+        console.print(f"{variant}: {n:,}")
+
+
+@campaign_app.command("report")
+def campaign_report(
+    campaign_id: Annotated[str, typer.Argument(help="the campaign's id")],
+    window: Annotated[
+        str | None, typer.Option(help="after each assignment (the campaign's)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Each variant against the control: visits, conversions, revenue online and in store."""
+    from tsunagu.activation.report import report
+
+    def here(store: Store) -> dict[str, Any]:
+        fresh_engine_here(store)
+        return report(store=store, campaign_id=campaign_id, window=window)
+
+    query = {"window": window} if window else None
+    done = local_or_server(
+        here,
+        lambda server: call(
+            server, "GET", f"/v1/campaigns/{quote(campaign_id)}/report", params=query
+        ),
+    )
+    if as_json:
+        print_json(done)
+        return
+    console.print(f"{done['name']} ({done['campaign_id']}), window {done['window']}")
+    table = Table("variant", "customers", "visits", "conversion", "¥/customer", "online", "store")
+    for v in done["variants"]:
+        table.add_row(
+            v["variant"],
+            f"{v['customers']:,}",
+            f"{v['visit_rate']:.1%}",
+            f"{v['conversion_rate']:.1%}",
+            f"{v['revenue_per_customer']:,.0f}",
+            f"{v['online']['revenue_per_customer']:,.0f}",
+            f"{v['store']['revenue_per_customer']:,.0f}",
+        )
+    console.print(table)
+    cuped = {c["variant"]: c["vs_control"] for c in done["cuped"]["variants"]}
+    for v in done["variants"]:
+        vs = v["vs_control"]
+        if not vs:
+            continue
+        conv, rev = vs["conversion_rate"], vs["revenue_per_customer"]
+        adjusted = (cuped.get(v["variant"]) or {}).get("revenue_per_customer")
+        console.print(
+            f"{v['variant']} vs control: conversion {_points(conv)}; ¥/customer {_yen(rev)}"
+            + (f"; with CUPED {_yen(adjusted)}" if adjusted else "")
+            + f"; coupons redeemed {v['coupon_redemptions']:,}"
+        )
+    srm = done["srm"]
+    if not srm["ok"]:
+        err.print(
+            f"[red]sample ratio mismatch (p = {srm['p_value']:.2g}): the variants' sizes are not "
+            "the shares meant; the comparison is not to be trusted[/red]"
+        )
+
+
+def _points(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "-"
+    return (
+        f"{d['difference'] * 100:+.1f} pt [{d['ci_low'] * 100:+.1f}, {d['ci_high'] * 100:+.1f}] "
+        f"p={d['p_value']:.3g}"
+    )
+
+
+def _yen(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "-"
+    return (
+        f"{d['difference']:+,.0f} [{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}] p={d['p_value']:.3g}"
+    )

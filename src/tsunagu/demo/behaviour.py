@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsunagu.demo.clock import DAY_MS, HOUR_MS, poisson
+from tsunagu.demo.experiment import Experiment
 from tsunagu.demo.messaging import Contacts
 from tsunagu.demo.people import Member, Person
 from tsunagu.demo.sessions import STORE_CONTEXT, WEB_CONTEXT, Emitter, Ident
@@ -28,7 +29,7 @@ RATES: dict[str, dict[str, float]] = {
 }
 
 
-class Life(Contacts):
+class Life(Contacts, Experiment):
     """Plays one person's window through an :class:`Emitter`."""
 
     def __init__(self, em: Emitter, p: Person) -> None:
@@ -136,6 +137,7 @@ class Life(Contacts):
         m = p.member
         if m is not None:
             self.plan_member(m)
+            self.plan_experiment(m)
         if p.segment == "line_anon":
             self.plan_line(3.0, Ident(anon_id=p.line_user_id, anon_type="line_user_id"))
         if p.tablet is not None:
@@ -168,9 +170,15 @@ class Life(Contacts):
             em.used[("device_id", p.tablet.device_id)] = None
         self.plan.sort()
         start, end = self.win.start_ms, em.end_ms
+        later = []
         for t, _, kind, payload in self.plan:
             if start <= t < end:
-                getattr(self, "do_" + kind)(t, payload)
+                if kind == "experiment":  # played last: nothing else hears of it
+                    later.append((t, payload))
+                else:
+                    getattr(self, "do_" + kind)(t, payload)
+        for t, payload in later:
+            self.do_experiment(t, payload)
 
     def member_at(self, t: int) -> bool:
         return t >= self.reg_ms
@@ -233,10 +241,11 @@ class Life(Contacts):
                 },
             )
 
-    def do_buy_online(self, t: int, payload: Any) -> None:
+    def do_buy_online(self, t: int, payload: Any) -> dict[str, Any] | None:
         rng, em = self.rng, self.em
         if not self.member_at(t):
-            return self.do_browse(t, "abandon")
+            self.do_browse(t, "abandon")
+            return None
         v = self.via(t)
         if v is None:
             return None
@@ -270,7 +279,7 @@ class Life(Contacts):
                     "reason": rng.choice(("サイズ違い", "イメージ違い", "不良品", "注文間違い")),
                 },
             )
-        return None
+        return order
 
     def do_guest(self, t: int, _: Any) -> None:
         """A visitor who never registers buys as a guest: an identify with only an e-mail."""
@@ -292,7 +301,7 @@ class Life(Contacts):
             return d.card
         return m.card
 
-    def do_buy_store(self, t: int, payload: dict[str, Any]) -> None:
+    def do_buy_store(self, t: int, payload: dict[str, Any]) -> list[list[Any]] | None:
         p, rng, em = self.p, self.rng, self.em
         store = payload["store"] if "store" in payload else self.shop_store()
         items = payload.get("items", [])
@@ -325,7 +334,7 @@ class Life(Contacts):
         coupon = payload.get("coupon") if card else None
         rows = em.receipt(t, store, card, items, coupon=coupon)
         if rows is None:
-            return
+            return None
         if coupon is not None and self.user is not None and rng.random() < 0.7:
             em.track(
                 t,
@@ -346,6 +355,7 @@ class Life(Contacts):
             day = self.win.day_of(t) + 2 + int(rng.random() * 18)
             if day < self.win.days:
                 em.return_receipt(self.win.store_time(rng, day), rows, store)
+        return rows
 
     def app_ident(self, t: int) -> Ident:
         assert self.app_anon is not None

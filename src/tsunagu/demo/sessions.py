@@ -70,8 +70,11 @@ class Ident:
 class Emitter:
     """Encodes one block's messages and receipts; ``begin`` switches to the next person."""
 
-    def __init__(self, *, rng: random.Random, window: Window, catalog: Catalog, block: int) -> None:
+    def __init__(
+        self, *, rng: random.Random, window: Window, catalog: Catalog, block: int, seed: int = 0
+    ) -> None:
         self.rng = rng
+        self.seed = seed
         self.win = window
         self.cat = catalog
         self.block = block
@@ -82,6 +85,11 @@ class Emitter:
         self._orders = 0
         self._receipts = 0
         self.used: dict[tuple[str, str], None] = {}
+        # The randomised campaign (demo/experiment.py): who is in which variant, and the orders
+        # and revenue it added by channel.
+        self.assignments: list[tuple[str, str, str]] = []
+        self.experiment_added: dict[str, list[int]] = {"online": [0, 0], "store": [0, 0]}
+        self.experiment_numbers = 0
         self.mailings = [
             (d, f"CAT-{x.year}-{x.month:02d}", f"{x.year} {name}")
             for d, x in enumerate(window.dates)

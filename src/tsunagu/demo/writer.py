@@ -13,11 +13,14 @@ import multiprocessing
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from tsunagu.demo import experiment
 from tsunagu.demo.behaviour import simulate
 from tsunagu.demo.catalog import Catalog
 from tsunagu.demo.clock import Window
@@ -92,6 +95,7 @@ HEADERS = {
         "coupon_code",
     ),
     "truth.csv": ("identifier_type", "identifier_value", "person_id"),
+    "campaign_assignments.csv": ("user_id", "variant", "assigned_at"),
 }
 _PLACEHOLDERS = frozenset((PLACEHOLDER_EMAIL, PLACEHOLDER_PHONE))
 
@@ -113,6 +117,7 @@ class GenerateSummary:
     events: int
     pos_transactions: int
     truth: int
+    assignments: int = 0
 
     @property
     def files(self) -> dict[str, int]:
@@ -125,6 +130,7 @@ class GenerateSummary:
             "events.jsonl": self.events,
             "pos_transactions.csv": self.pos_transactions,
             "truth.csv": self.truth,
+            "campaign_assignments.csv": self.assignments,
         }
 
 
@@ -147,6 +153,9 @@ class _Block:
     truth: bytes
     n_truth: int
     placeholders: list[tuple[str, str, str]]
+    assignments: bytes = b""
+    n_assignments: int = 0
+    added: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _csv(rows: Iterable[Sequence[Any]]) -> bytes:
@@ -158,7 +167,7 @@ def _csv(rows: Iterable[Sequence[Any]]) -> bytes:
 def make_block(params: _Params, window: Window, catalog: Catalog, block: int) -> _Block:
     """Generate customers ``block * BLOCK`` .. ``(block + 1) * BLOCK - 1``."""
     rng = random.Random(f"tsunagu-demo:{params.seed}:{block}")
-    em = Emitter(rng=rng, window=window, catalog=catalog, block=block)
+    em = Emitter(rng=rng, window=window, catalog=catalog, block=block, seed=params.seed)
     digits = max(5, len(str(params.customers)))
     members: list[list[Any]] = []
     truth: list[tuple[str, str, str]] = []
@@ -201,6 +210,9 @@ def make_block(params: _Params, window: Window, catalog: Catalog, block: int) ->
         _csv(truth),
         len(truth),
         placeholders,
+        _csv(em.assignments),
+        len(em.assignments),
+        em.experiment_added,
     )
 
 
@@ -287,16 +299,24 @@ def write_all(
         ("inventory.csv", catalog.inventory),
     ):
         (out_dir / name).write_bytes(_csv([HEADERS[name], *rows]))
-    counts = {"members": 0, "events": 0, "pos": 0, "truth": 0}
+    counts = {"members": 0, "events": 0, "pos": 0, "truth": 0, "assignments": 0}
+    added = {"online": [0, 0], "store": [0, 0]}
     seen: set[tuple[str, str]] = set()
-    names = ("members.csv", "events.jsonl", "pos_transactions.csv", "truth.csv")
+    names = (
+        "members.csv",
+        "events.jsonl",
+        "pos_transactions.csv",
+        "truth.csv",
+        "campaign_assignments.csv",
+    )
     files = [open(out_dir / name, "wb", buffering=1 << 20) for name in names]  # noqa: SIM115
     try:
-        members_f, events_f, pos_f, truth_f = files
+        members_f, events_f, pos_f, truth_f, assign_f = files
         for f, name in (
             (members_f, "members.csv"),
             (pos_f, "pos_transactions.csv"),
             (truth_f, "truth.csv"),
+            (assign_f, "campaign_assignments.csv"),
         ):
             f.write(_csv([HEADERS[name]]))
         done = 0
@@ -305,6 +325,11 @@ def write_all(
             events_f.write(b.events)
             pos_f.write(b.pos)
             truth_f.write(b.truth)
+            assign_f.write(b.assignments)
+            counts["assignments"] += b.n_assignments
+            for channel, (orders, revenue) in b.added.items():
+                added[channel][0] += orders
+                added[channel][1] += revenue
             # A placeholder typed at the till for many people belongs to one person only.
             first = []
             for row in b.placeholders:
@@ -322,6 +347,12 @@ def write_all(
     finally:
         for f in files:
             f.close()
+    (out_dir / "campaign_truth.json").write_bytes(
+        orjson.dumps(
+            experiment.truth(window, out_dir / "campaign_assignments.csv", added),
+            option=orjson.OPT_INDENT_2,
+        )
+    )
     return GenerateSummary(
         out_dir=out_dir,
         customers=customers,
@@ -336,4 +367,5 @@ def write_all(
         events=counts["events"],
         pos_transactions=counts["pos"],
         truth=counts["truth"],
+        assignments=counts["assignments"],
     )

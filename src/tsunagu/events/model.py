@@ -83,6 +83,19 @@ SYSTEM_EVENTS: tuple[str, ...] = ("Segment Entered", "Segment Exited")
 """Events tsunagu records of its own doing on a profile's timeline: not the customer's actions,
 so analytics leaves them out."""
 
+RETAILER_EVENTS: tuple[str, ...] = (
+    "Message Sent",
+    "Message Delivered",
+    "Message Suppressed",
+    "Message Deferred",
+    "Message Failed",
+    "Message Opened",
+    "Catalog Sent",
+    "Coupon Issued",
+)
+"""What the retailer did to a customer (sent, issued) or saw of it (an open, by a pixel or
+the LINE platform): in analytics, but not a visit of the customer's in a campaign report."""
+
 MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 MESSAGE_TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
 

@@ -497,6 +497,27 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "campaign assignments",
+        [
+            # When a campaign counts from (an assignment without a time of its own) and the
+            # message it sends.
+            "ALTER TABLE campaigns ADD COLUMN starts_at TIMESTAMP",
+            "ALTER TABLE campaigns ADD COLUMN message JSON",
+            "ALTER TABLE campaigns ADD COLUMN treatments VARCHAR[]",
+            # Who is in which variant of a campaign and since when (activation/assignments.py):
+            # the first assignment of a customer holds; `origin` says what made it (import,
+            # send, coupon, journey).
+            """CREATE TABLE campaign_assignments (
+                campaign_id VARCHAR   NOT NULL,
+                profile_id  VARCHAR   NOT NULL,
+                variant     VARCHAR   NOT NULL,
+                assigned_at TIMESTAMP NOT NULL,
+                origin      VARCHAR   NOT NULL,
+                PRIMARY KEY (campaign_id, profile_id)
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
