@@ -45,6 +45,39 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     """Zone for times given without an offset (tills) and for display."""
 
+    # -- sending (activation/sends.py, activation/channels/) ------------------------------------
+    line_channel_access_token: str | None = None
+    line_channel_secret: str | None = None
+    """Checks the signature of LINE's webhook calls (POST /v1/line/webhook)."""
+    line_api_base: str = "https://api.line.me"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str | None = None
+    mail_from_name: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    push_api_base: str | None = None
+    """An FCM HTTP v1 compatible endpoint (the provider's, or a gateway's)."""
+    push_project: str = "tsunagu"
+    push_token: str | None = None
+    public_url: str | None = None
+    """Where customers reach this server (unsubscribe links); default http://host:port."""
+    quiet_hours: str = "21:00-09:00"
+    """Local hours (in `timezone`) in which marketing waits for the morning; empty for none."""
+    cap_channel_day: int = Field(default=2, ge=0)
+    """Marketing messages a customer gets on one channel in 24 hours (0: no cap)."""
+    cap_channel_week: int = Field(default=5, ge=0)
+    cap_all_day: int = Field(default=3, ge=0)
+    """... on every channel together in 24 hours (0: no cap)."""
+    cap_all_week: int = Field(default=10, ge=0)
+    global_control_share: float = Field(default=0.0, ge=0, lt=1)
+    """A share of all customers who get no campaign at all (the long-run holdout)."""
+    send_interval_seconds: float = Field(default=30, gt=0, le=3600)
+    """How often the server sends what waited (quiet hours, a restart)."""
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "tsunagu.duckdb"

@@ -10,7 +10,8 @@ TsunaguError
 ├── NotFound (LookupError)           no such profile / source / ...              → 404
 ├── Conflict                         the state does not allow it (stock held)     → 409
 ├── Refused                          understood and refused (a coupon expired)    → 422
-└── StoreBusy                        the database is held by another process     → 503
+├── StoreBusy                        the database is held by another process     → 503
+└── NotConfigured                    a channel's settings are missing           → 503
 """
 
 from __future__ import annotations
@@ -88,3 +89,9 @@ def invalid_from_errors(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
     if field is None and ": " in message:
         return InvalidInput(message, field=message.split(": ", 1)[0])
     return InvalidInput(f"{field}: {message}" if field else message, field=field)
+
+
+class NotConfigured(TsunaguError):
+    """What the request needs is not set up here (a channel's token, secret or host)."""
+
+    code = "not_configured"

@@ -20,7 +20,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tsunagu.activation import timeline
-from tsunagu.activation.campaigns import CouponTerms, get_campaign
+from tsunagu.activation.assignments import assign
+from tsunagu.activation.campaigns import CONTROL, CouponTerms, get_campaign
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
@@ -81,7 +82,8 @@ def issue(
     rules: IdentityRules | None = None,
 ) -> list[Coupon]:
     """A code for each profile (up to the campaign's per-customer limit), with "Coupon Issued"
-    on their timelines."""
+    on their timelines. Every profile is assigned to the campaign; its control group gets no
+    coupon (so the report measures what the coupon did)."""
     campaign = get_campaign(store=store, campaign_id=campaign_id)
     if campaign.coupon is None:
         raise InvalidInput(
@@ -89,6 +91,10 @@ def issue(
         )
     terms = CouponTerms.model_validate(campaign.coupon)
     now = utcnow()
+    variants = assign(
+        store=store, campaign=campaign, profile_ids=profile_ids, at=now, origin="coupon"
+    )
+    profile_ids = [p for p in profile_ids if variants.get(p) != CONTROL]
     value = (
         {"value_yen": terms.value_yen} if terms.value_yen else {"percent_off": terms.percent_off}
     )

@@ -9,7 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tsunagu import __version__
+from tsunagu.activation.channels import configured as configured_channels
+from tsunagu.activation.links import secret_of
 from tsunagu.activation.refresher import SegmentRefresher
+from tsunagu.activation.scheduler import Scheduler
 from tsunagu.api import (
     admin,
     analytics,
@@ -18,6 +21,7 @@ from tsunagu.api import (
     collector,
     errors,
     health,
+    messaging,
     profiles,
     segments,
 )
@@ -69,9 +73,14 @@ def create_app(
             every=settings.segment_schedule_seconds,
         )
         app.state.segment_refresher.start()
+        app.state.channels = configured_channels(settings)
+        app.state.link_secret = secret_of(settings.data_dir)
+        app.state.scheduler = Scheduler(app.state.store, settings, app.state.channels)
+        app.state.scheduler.start()
         try:
             yield
         finally:
+            app.state.scheduler.stop()
             app.state.segment_refresher.stop()
             sweeper.stop()
             app.state.collector.stop()
@@ -96,5 +105,6 @@ def create_app(
     app.include_router(catalog.router)
     app.include_router(segments.router)
     app.include_router(campaigns.router)
+    app.include_router(messaging.router)
     app.include_router(pages.router)
     return app

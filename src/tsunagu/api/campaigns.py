@@ -134,22 +134,61 @@ def campaigns_report(
 def coupons_issue(
     campaign_id: str, body: IssueRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
 ) -> dict[str, Any]:
-    if (body.profile_ids is None) == (body.segment_id is None):
-        raise InvalidInput("profile_ids: give profile_ids or segment_id", field="profile_ids")
-    if body.segment_id is not None:
-        segment = get_segment(store=store, segment_id=body.segment_id)
-        ids = [
-            r[0]
-            for r in store.query(
-                "SELECT profile_id FROM segment_members WHERE segment_id = ?", [segment.segment_id]
-            )
-        ]
-    else:
-        ids = body.profile_ids or []
+    ids = _targets(store, body)
     made = coupons.issue(
         store=store, campaign_id=campaign_id, profile_ids=ids, rules=load_rules(settings.data_dir)
     )
-    return {"coupons": [{"code": c.code, "profile_id": c.profile_id, "qr": c.qr} for c in made]}
+    control = store.scalar(
+        "SELECT count(*) FROM campaign_assignments WHERE campaign_id = ? AND variant = 'control' "
+        "AND profile_id IN (SELECT unnest(?::VARCHAR[]))",
+        [campaign_id, ids],
+    )
+    return {
+        "coupons": [{"code": c.code, "profile_id": c.profile_id, "qr": c.qr} for c in made],
+        "control": control,
+    }
+
+
+@router.post("/campaigns/{campaign_id}/send", summary="Send the campaign's message now")
+async def campaigns_send(
+    campaign_id: str,
+    body: IssueRequest,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: AdminKey,
+) -> dict[str, Any]:
+    """To those of `profile_ids` (or the segment's members) who are not in the campaign's
+    control group and consent to its channel, under the caps and quiet hours; every one of
+    them is assigned. `{"sent", "suppressed", "control", "deferred", "failed", "already",
+    "reasons"}`."""
+    from starlette.concurrency import run_in_threadpool
+
+    from tsunagu.activation.sends import send_campaign
+
+    ids = _targets(store, body)
+    campaign = campaigns.get_campaign(store=store, campaign_id=campaign_id)
+    done = await run_in_threadpool(
+        lambda: send_campaign(
+            store=store, settings=settings, campaign=campaign, profile_ids=ids,
+            channels=request.app.state.channels, rules=load_rules(settings.data_dir),
+        )
+    )  # fmt: skip
+    return dataclasses.asdict(done)
+
+
+def _targets(store: Any, body: IssueRequest) -> list[str]:
+    if (body.profile_ids is None) == (body.segment_id is None):
+        raise InvalidInput("profile_ids: give profile_ids or segment_id", field="profile_ids")
+    if body.segment_id is None:
+        return body.profile_ids or []
+    segment = get_segment(store=store, segment_id=body.segment_id)
+    return [
+        r[0]
+        for r in store.query(
+            "SELECT profile_id FROM segment_members WHERE segment_id = ?", [segment.segment_id]
+        )
+    ]
 
 
 @router.get("/coupons/{code}", summary="A coupon and its redemption")

@@ -96,8 +96,9 @@ async def _collect(
         message = {k: v for k, v in payload.items() if k != "writeKey"}
         messages, sent_at = [{**message, "type": kind}], None
     rows, rejected = validate_messages(
-        messages, source=source.name, received_at=received_at, sent_at=sent_at, body_size=size
-    )
+        messages, source=source.name, received_at=received_at, sent_at=sent_at, body_size=size,
+        link_secret=request.app.state.link_secret,
+    )  # fmt: skip
     await collector.write(rows)
     if not rejected:
         return Response(_OK, media_type="application/json")

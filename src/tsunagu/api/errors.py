@@ -17,6 +17,7 @@ from tsunagu.exceptions import (
     Conflict,
     Forbidden,
     InvalidInput,
+    NotConfigured,
     NotFound,
     Refused,
     StoreBusy,
@@ -32,6 +33,7 @@ _STATUS: list[tuple[type[TsunaguError], int]] = [
     (Conflict, 409),
     (Refused, 422),
     (StoreBusy, 503),
+    (NotConfigured, 503),
 ]
 
 

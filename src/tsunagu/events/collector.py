@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tsunagu.activation import links
 from tsunagu.events.normalize import EventRow, normalize
 from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
 from tsunagu.store import Store
@@ -110,11 +111,14 @@ def validate_messages(
     sent_at: datetime | None = None,
     default_type: str | None = None,
     body_size: int | None = None,
+    link_secret: bytes | None = None,
 ) -> tuple[list[EventRow], list[Rejection]]:
     """Normalise each message; the invalid ones come back as rejections with their index.
 
     `body_size`: the decoded request size; when no larger than one message may be, no message
-    can be over the limit and measuring each one is skipped.
+    can be over the limit and measuring each one is skipped. With `link_secret`, a page that
+    carries a valid token of a link tsunagu sent gets the customer's identifier and adds a
+    "Message Clicked" (activation/links.py).
     """
     rows: list[EventRow] = []
     rejected: list[Rejection] = []
@@ -122,6 +126,10 @@ def validate_messages(
     for index, raw in enumerate(messages):
         try:
             size = 0 if small else _encoded_size(raw)
+            if link_secret is not None and (token := links.token_in(raw)) is not None:
+                raw, clicked = _clicked(raw, token, link_secret)
+                if clicked is not None:
+                    rows.append(normalize(clicked, received_at=received_at, source=source))
             rows.append(
                 normalize(
                     raw,
@@ -135,6 +143,26 @@ def validate_messages(
         except TsunaguError as exc:
             rejected.append(Rejection(index=index, field=exc.field, message=exc.message))
     return rows, rejected
+
+
+def _clicked(raw: Any, text: str, secret: bytes) -> tuple[Any, dict[str, Any] | None]:
+    """The page with the customer's identifier, and their "Message Clicked" (once per send)."""
+    token = links.verify(secret, text)
+    if token is None:
+        return raw, None
+    linked = links.attach(raw, token)
+    clicked: dict[str, Any] = {
+        key: linked[key]
+        for key in ("userId", "anonymousId", "context", "timestamp")
+        if key in linked
+    }
+    clicked.update(
+        type="track",
+        event="Message Clicked",
+        messageId=f"Message Clicked:{token.send_key}",
+        properties={"send_key": token.send_key},
+    )
+    return linked, clicked
 
 
 def _encoded_size(raw: Any) -> int:

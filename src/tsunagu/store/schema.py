@@ -518,6 +518,54 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "sends and consent",
+        [
+            # One row per message meant for a customer (activation/sends.py): its key makes it
+            # happen once (campaign or journey, customer, trigger); the retry key goes with
+            # every attempt; status queued, sending, sent, failed, suppressed, deferred.
+            """CREATE TABLE sends (
+                send_key    VARCHAR   PRIMARY KEY,
+                campaign_id VARCHAR,
+                journey_id  VARCHAR,
+                profile_id  VARCHAR   NOT NULL,
+                channel     VARCHAR   NOT NULL,
+                purpose     VARCHAR   NOT NULL,
+                status      VARCHAR   NOT NULL,
+                reason      VARCHAR,
+                address     VARCHAR,
+                retry_key   VARCHAR   NOT NULL,
+                provider_id VARCHAR,
+                attempts    INTEGER   NOT NULL DEFAULT 0,
+                message     JSON,
+                created_at  TIMESTAMP NOT NULL,
+                due_at      TIMESTAMP,
+                sent_at     TIMESTAMP
+            )""",
+            # Consent given or withdrawn after the member import (LINE follow / unfollow, an
+            # unsubscribe link), by the identifier it came with (a follower may have no profile
+            # yet; profiles merge): the latest word per channel and purpose holds.
+            """CREATE TABLE consents (
+                id_type    VARCHAR   NOT NULL,
+                id_value   VARCHAR   NOT NULL,
+                channel    VARCHAR   NOT NULL,
+                purpose    VARCHAR   NOT NULL,
+                granted    BOOLEAN   NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                source     VARCHAR   NOT NULL,
+                PRIMARY KEY (id_type, id_value, channel, purpose)
+            )""",
+            # LINE webhook events seen (redeliveries are dropped) and account-link nonces.
+            "CREATE TABLE line_webhook_events (webhook_event_id VARCHAR PRIMARY KEY, "
+            "received_at TIMESTAMP NOT NULL)",
+            """CREATE TABLE line_link_nonces (
+                nonce      VARCHAR   PRIMARY KEY,
+                member_id  VARCHAR   NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                used_at    TIMESTAMP
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

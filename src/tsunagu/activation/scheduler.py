@@ -1,0 +1,44 @@
+"""What `tsunagu serve` does on its own, every `send_interval_seconds`: send what waited for
+the end of quiet hours and what a crash left half sent (sends.send_due). Its state is the
+store's, so a restart picks up where the last process stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from tsunagu.activation.channels import Channel
+from tsunagu.activation.sends import SendResult, send_due
+from tsunagu.config import Settings
+from tsunagu.identity.rules import load_rules
+from tsunagu.store import Store
+
+log = logging.getLogger("tsunagu.scheduler")
+
+
+class Scheduler:
+    def __init__(self, store: Store, settings: Settings, channels: Mapping[str, Channel]) -> None:
+        self.store, self.settings, self.channels = store, settings, channels
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def tick(self) -> SendResult:
+        rules = load_rules(self.settings.data_dir)
+        return send_due(
+            store=self.store, settings=self.settings, channels=self.channels, rules=rules
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.send_interval_seconds):
+            try:
+                self.tick()
+            except Exception:  # tried again at the next tick
+                log.exception("scheduled sending failed")

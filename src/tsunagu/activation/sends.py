@@ -1,0 +1,325 @@
+"""Sending a campaign's message to customers: who gets it, who does not and why, once each.
+
+For each customer (`send_campaign`): assigned to the campaign (so the report covers them);
+the control group and the global control get nothing; then consent for the channel and
+purpose, an address on the channel, the frequency caps and quiet hours (protections.py). Every
+decision is a row of `sends` under a key (campaign or journey, customer, trigger) written before
+anything leaves, so the same send never happens twice, a crash leaves it `sending` with its
+retry key (the next run delivers it with the same key: LINE drops the repeat), and what
+waited for the morning is sent by `send_due`, which the server runs. Every send, suppression,
+deferral and failure is an event on the customer's timeline ("Message Sent", ...).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from tsunagu.activation import links, protections, timeline
+from tsunagu.activation.assignments import assign
+from tsunagu.activation.campaigns import CONTROL, Campaign
+from tsunagu.activation.channels import Channel, Delivery, OutgoingMessage
+from tsunagu.config import Settings
+from tsunagu.exceptions import InvalidInput, NotConfigured
+from tsunagu.identity.rules import IdentityRules
+from tsunagu.store import Store, utcnow
+
+CHANNEL_OF = {"line": "line", "email": "email", "app": "push", "push": "push", "dm": "dm",
+              "catalog": "dm", "webhook": "webhook"}  # fmt: skip
+"""A campaign's channel → the channel that sends it."""
+EVENT_CHANNEL = {"line": "line", "email": "email", "push": "app", "dm": "catalog"}
+"""The channel a send's timeline events carry."""
+ADDRESS = {"line": "line_user_id", "email": "email", "push": "device_id", "dm": "postal address"}
+STALE_SENDING = timedelta(minutes=2)
+"""A send left `sending` longer than this was cut off (a crash): delivered again, same key."""
+WORKERS = 8
+
+
+@dataclass(slots=True)
+class SendResult:
+    sent: int = 0
+    suppressed: int = 0
+    control: int = 0
+    deferred: int = 0
+    failed: int = 0
+    already: int = 0
+    """Customers this send reached before (its key exists): nothing done again."""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, reason: str | None = None) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+        if reason:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    send_key: str
+    profile_id: str
+    status: str
+    reason: str | None
+    address: str | None
+    retry_key: str
+    due_at: datetime | None
+    extra: dict[str, str]
+
+
+def channel_of(campaign: Campaign) -> str:
+    name = CHANNEL_OF.get(campaign.channel or "")
+    if name is None:
+        raise InvalidInput(
+            f"channel: campaign {campaign.campaign_id} has "
+            + (f"channel {campaign.channel!r}, not one tsunagu sends on" if campaign.channel
+               else "no channel")
+            + f" ({', '.join(sorted(CHANNEL_OF))})",
+            field="channel",
+        )  # fmt: skip
+    return name
+
+
+def send_campaign(
+    *,
+    store: Store,
+    settings: Settings,
+    campaign: Campaign,
+    profile_ids: Sequence[str],
+    channels: Mapping[str, Channel],
+    rules: IdentityRules,
+    now: datetime | None = None,
+    trigger: str = "send",
+    journey_id: str | None = None,
+    purpose: str = "marketing",
+    message: dict[str, Any] | None = None,
+) -> SendResult:
+    """Send the campaign's message (or `message`) to each of `profile_ids` who may get it."""
+    moment = (now or utcnow()).replace(tzinfo=None)
+    content = message or campaign.message
+    if not content or not content.get("text"):
+        raise InvalidInput(
+            f"message: campaign {campaign.campaign_id} has no message", field="message"
+        )
+    name = channel_of(campaign)
+    if name not in channels:
+        raise NotConfigured(
+            f"channel: {name} is not configured (see the TSUNAGU_ settings in docs/activation.md)",
+            field="channel",
+        )
+    ids = list(dict.fromkeys(profile_ids))
+    result = SendResult()
+    variants = assign(store=store, campaign=campaign, profile_ids=ids, at=moment,
+                      origin="journey" if journey_id else "send")  # fmt: skip
+    keys = {pid: f"{journey_id or campaign.campaign_id}:{trigger}:{pid}" for pid in ids}
+    done = _existing(store, list(keys.values()))
+    todo = [pid for pid in ids if keys[pid] not in done]
+    result.already = len(ids) - len(todo)
+    reach = protections.reach(store, todo, name, purpose)
+    recent = protections.recent_counts(store, todo, moment) if purpose == "marketing" else {}
+    quiet = protections.QuietHours.parse(settings.quiet_hours, settings.timezone)
+    resume = quiet.resume_at(moment) if quiet and purpose == "marketing" else None
+    rows: list[_Row] = []
+    for pid in todo:
+        r = reach[pid]
+        status, reason, due = "sending", None, None
+        if variants.get(pid) == CONTROL:
+            status = "control"
+        elif protections.in_global_control(pid, settings.global_control_share):
+            status, reason = "control", "global control group"
+        elif not r.known:
+            status, reason = "suppressed", "no such customer (erased?)"
+        elif r.withdrawn:
+            status, reason = "suppressed", f"withdrew from {name}"
+        elif not r.consent:
+            status, reason = "suppressed", f"no consent for {name}"
+        elif not r.address:
+            status, reason = "suppressed", f"no {ADDRESS[name]}"
+        elif purpose == "marketing" and (
+            cap := protections.capped(settings, recent.get(pid, []), name, moment)
+        ):
+            status, reason = "suppressed", cap
+        elif resume is not None:
+            status, reason, due = "deferred", "quiet hours", resume
+        rows.append(_Row(keys[pid], pid, status, reason, r.address, str(uuid.uuid4()), due,
+                         r.extra))  # fmt: skip
+    payload = orjson.dumps(content).decode()
+    if rows:
+        table = pa.table(
+            {
+                "send_key": [r.send_key for r in rows],
+                "profile_id": [r.profile_id for r in rows],
+                "status": [r.status for r in rows],
+                "reason": pa.array([r.reason for r in rows], pa.string()),
+                "address": pa.array([r.address for r in rows], pa.string()),
+                "retry_key": [r.retry_key for r in rows],
+                "due_at": pa.array([r.due_at for r in rows], pa.timestamp("us")),
+            }
+        )
+        with store.transaction() as cur:
+            cur.register("_rows", table)
+            cur.execute(
+                "INSERT INTO sends (send_key, campaign_id, journey_id, profile_id, channel, "
+                "purpose, status, reason, address, retry_key, message, created_at, due_at) "
+                "SELECT send_key, ?, ?, profile_id, ?, ?, status, reason, address, retry_key, ?, "
+                "?, due_at FROM _rows ON CONFLICT DO NOTHING",
+                [campaign.campaign_id, journey_id, name, purpose, payload, moment],
+            )
+            cur.unregister("_rows")
+    events = []
+    for row in rows:
+        if row.status == "sending":
+            continue
+        result.count(row.status, row.reason)
+        if row.status != "control":
+            event = "Message Suppressed" if row.status == "suppressed" else "Message Deferred"
+            events.append(_event(row.profile_id, event, row.send_key, campaign.campaign_id, name,
+                                 reason=row.reason, due_at=row.due_at))  # fmt: skip
+    timeline.record(store, events, moment, rules)
+    outgoing = [row for row in rows if row.status == "sending"]
+    _deliver(store, settings, channels[name], campaign.campaign_id, content, outgoing, rules,
+             moment, result)  # fmt: skip
+    return result
+
+
+def send_due(
+    *,
+    store: Store,
+    settings: Settings,
+    channels: Mapping[str, Channel],
+    rules: IdentityRules,
+    now: datetime | None = None,
+) -> SendResult:
+    """Deliver what waited (quiet hours over) and what a crash cut off (left `sending`, with
+    its retry key: LINE drops a repeat)."""
+    moment = (now or utcnow()).replace(tzinfo=None)
+    rows = store.query(
+        "SELECT send_key, campaign_id, profile_id, channel, address, retry_key, message, status "
+        "FROM sends WHERE (status = 'deferred' AND due_at <= ?) "
+        "OR (status = 'sending' AND created_at <= ?) ORDER BY created_at",
+        [moment, moment - STALE_SENDING],
+    )
+    result = SendResult()
+    by_channel: dict[tuple[str, str | None, str], list[_Row]] = {}
+    for key, campaign_id, pid, name, address, retry, content, _ in rows:
+        if name not in channels:
+            continue
+        by_channel.setdefault((name, campaign_id, content), []).append(
+            _Row(key, pid, "sending", None, address, retry, None, {})
+        )
+    for (name, campaign_id, content), group in by_channel.items():
+        extra = protections.reach(store, [r.profile_id for r in group], name, "marketing")
+        ready = []
+        for row in group:
+            r = extra[row.profile_id]
+            if r.withdrawn or not r.known:
+                _finish(store, row.send_key, Delivery("failed", 0, error="withdrew"), moment,
+                        status="suppressed")  # fmt: skip
+                result.count("suppressed", f"withdrew from {name}")
+            else:
+                ready.append(_Row(row.send_key, row.profile_id, "sending", None, row.address,
+                                  row.retry_key, None, r.extra))  # fmt: skip
+        with store.transaction() as cur:
+            cur.execute(
+                "UPDATE sends SET status = 'sending' WHERE send_key IN "
+                "(SELECT unnest(?::VARCHAR[]))",
+                [[r.send_key for r in ready]],
+            )
+        _deliver(store, settings, channels[name], campaign_id, orjson.loads(content), ready,
+                 rules, moment, result)  # fmt: skip
+    return result
+
+
+def _existing(store: Store, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    return {
+        r[0]
+        for r in store.query(
+            "SELECT send_key FROM sends WHERE send_key IN (SELECT unnest(?::VARCHAR[]))", [keys]
+        )
+    }
+
+
+def _deliver(
+    store: Store,
+    settings: Settings,
+    channel: Channel,
+    campaign_id: str | None,
+    content: dict[str, Any],
+    rows: list[_Row],
+    rules: IdentityRules,
+    moment: datetime,
+    result: SendResult,
+) -> None:
+    if not rows:
+        return
+    secret = links.secret_of(settings.data_dir)
+    who = timeline.identifiers_of(store, [r.profile_id for r in rows], rules)
+    base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+    def one(row: _Row) -> tuple[_Row, Delivery]:
+        identifier = who.get(row.profile_id, ("anonymous_id", f"tsunagu:{row.profile_id}"))
+        token = links.sign(secret, row.send_key, identifier)
+        url = content.get("url")
+        outgoing = OutgoingMessage(
+            send_key=row.send_key,
+            retry_key=row.retry_key,
+            profile_id=row.profile_id,
+            to=row.address or "",
+            text=content["text"],
+            subject=content.get("subject"),
+            html=content.get("html"),
+            url=links.with_token(url, token) if url else None,
+            unsubscribe_url=f"{base}/v1/unsubscribe?{links.PARAM}={token}",
+            campaign_id=campaign_id,
+            extra=row.extra,
+        )
+        try:
+            return row, channel.send(outgoing)
+        except Exception as exc:  # a channel's bug must not lose the others' sends
+            return row, Delivery("failed", error=f"{type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(rows))) as pool:
+        outcomes = list(pool.map(one, rows))
+    events = []
+    for row, delivery in outcomes:
+        _finish(store, row.send_key, delivery, moment)
+        result.count(delivery.status, delivery.error and delivery.error[:80])
+        event = "Message Sent" if delivery.status == "sent" else "Message Failed"
+        events.append(_event(row.profile_id, event, row.send_key, campaign_id, channel.name,
+                             error=delivery.error))  # fmt: skip
+    timeline.record(store, events, moment, rules)
+
+
+def _finish(
+    store: Store, key: str, delivery: Delivery, moment: datetime, status: str | None = None
+) -> None:
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sends SET status = ?, reason = ?, provider_id = ?, attempts = attempts + ?, "
+            "sent_at = CASE WHEN ? = 'sent' THEN ? END WHERE send_key = ?",
+            [status or delivery.status, delivery.error, delivery.provider_id, delivery.attempts,
+             delivery.status, moment, key],
+        )  # fmt: skip
+
+
+def _event(
+    profile_id: str,
+    event: str,
+    send_key: str,
+    campaign_id: str | None,
+    channel: str,
+    **properties: Any,
+) -> tuple[str, str, dict[str, Any]]:
+    props = {"send_key": send_key, "campaign_id": campaign_id, "channel": channel}
+    props.update({k: (v.isoformat() + "Z" if isinstance(v, datetime) else v)
+                  for k, v in properties.items() if v is not None})  # fmt: skip
+    fields: dict[str, Any] = {"messageId": f"{event}:{send_key}", "properties": props}
+    if channel in EVENT_CHANNEL:
+        fields["context"] = {"channel": EVENT_CHANNEL[channel]}
+    return profile_id, event, fields
