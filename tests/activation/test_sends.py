@@ -181,6 +181,10 @@ def test_erased_customers_and_bad_campaigns(line: Any) -> None:
     done = send_campaign(store=store, settings=settings, campaign=_campaign(store, control=0.0),
                          profile_ids=people, channels=channels, rules=IdentityRules(), now=NOON)  # fmt: skip
     assert done.reasons.get("no such customer (erased?)") == 1 and done.sent == 2
+    # Erased after being sent to: what acting kept of them goes too.
+    erase_profile(store=store, rules=IdentityRules(), profile_id=people[1])
+    for table in ("sends", "campaign_assignments"):
+        assert not store.scalar(f"SELECT count(*) FROM {table} WHERE profile_id = ?", [people[1]])
     silent = create_campaign(
         store=store, body=parse(CampaignCreate, {"name": "x", "channel": "line"})
     )

@@ -103,6 +103,18 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
         report.deleted["profile_traits"] = count(
             cur, "DELETE FROM profile_traits WHERE profile_id = ?", [profile_id]
         )
+        # What acting on the customer kept: memberships, assignments, sends (their addresses),
+        # consents by their identifiers; a coupon's redemption stays (the till's books), its
+        # holder does not.
+        for table in ("segment_members", "segment_changes", "campaign_assignments", "sends"):
+            report.deleted[table] = count(
+                cur, f"DELETE FROM {table} WHERE profile_id = ?", [profile_id]
+            )
+        report.deleted["consents"] = count(
+            cur,
+            "DELETE FROM consents WHERE (id_type, id_value) IN (SELECT (type, value) FROM _erase)",
+        )
+        cur.execute("UPDATE coupons SET profile_id = NULL WHERE profile_id = ?", [profile_id])
         if count(cur, "SELECT count(*) FROM _erase_others"):
             refresh_traits(cur, rules, scope="_erase_others")
         cur.execute("DROP TABLE _erase_others")
