@@ -1,15 +1,18 @@
-"""What `tsunagu serve` does on its own, every `send_interval_seconds`: send what waited for
-the end of quiet hours and what a crash left half sent (sends.send_due). Its state is the
-store's, so a restart picks up where the last process stopped."""
+"""What `tsunagu serve` does on its own: every `journey_tick_seconds` it takes in journeys'
+triggers and moves customers along (journey_runner.py); every `send_interval_seconds` it sends
+what waited for the end of quiet hours and what a crash left half sent (sends.send_due). Its
+state is the store's, so a restart picks up where the last process stopped."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from tsunagu.activation.channels import Channel
-from tsunagu.activation.sends import SendResult, send_due
+from tsunagu.activation.journey_runner import JourneyRunner
+from tsunagu.activation.sends import send_due
 from tsunagu.config import Settings
 from tsunagu.identity.rules import load_rules
 from tsunagu.store import Store
@@ -30,15 +33,23 @@ class Scheduler:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def tick(self) -> SendResult:
+    def journeys(self) -> None:
         rules = load_rules(self.settings.data_dir)
-        return send_due(
-            store=self.store, settings=self.settings, channels=self.channels, rules=rules
-        )
+        JourneyRunner(self.store, self.settings, self.channels, rules).tick()
+
+    def sends(self) -> None:
+        rules = load_rules(self.settings.data_dir)
+        send_due(store=self.store, settings=self.settings, channels=self.channels, rules=rules)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.send_interval_seconds):
+        # What a previous process left half done goes first.
+        last_sends = 0.0
+        while not self._stop.is_set():
             try:
-                self.tick()
+                if time.monotonic() - last_sends >= self.settings.send_interval_seconds:
+                    last_sends = time.monotonic()
+                    self.sends()
+                self.journeys()
             except Exception:  # tried again at the next tick
-                log.exception("scheduled sending failed")
+                log.exception("scheduled work failed")
+            self._stop.wait(self.settings.journey_tick_seconds)

@@ -37,8 +37,6 @@ CHANNEL_OF = {"line": "line", "email": "email", "app": "push", "push": "push", "
 EVENT_CHANNEL = {"line": "line", "email": "email", "push": "app", "dm": "catalog"}
 """The channel a send's timeline events carry."""
 ADDRESS = {"line": "line_user_id", "email": "email", "push": "device_id", "dm": "postal address"}
-STALE_SENDING = timedelta(minutes=2)
-"""A send left `sending` longer than this was cut off (a crash): delivered again, same key."""
 WORKERS = 8
 
 
@@ -71,13 +69,13 @@ class _Row:
     extra: dict[str, str]
 
 
-def channel_of(campaign: Campaign) -> str:
-    name = CHANNEL_OF.get(campaign.channel or "")
+def channel_of(campaign: Campaign, override: str | None = None) -> str:
+    given = override or campaign.channel
+    name = CHANNEL_OF.get(given or "")
     if name is None:
         raise InvalidInput(
             f"channel: campaign {campaign.campaign_id} has "
-            + (f"channel {campaign.channel!r}, not one tsunagu sends on" if campaign.channel
-               else "no channel")
+            + (f"channel {given!r}, not one tsunagu sends on" if given else "no channel")
             + f" ({', '.join(sorted(CHANNEL_OF))})",
             field="channel",
         )  # fmt: skip
@@ -97,15 +95,17 @@ def send_campaign(
     journey_id: str | None = None,
     purpose: str = "marketing",
     message: dict[str, Any] | None = None,
+    channel: str | None = None,
 ) -> SendResult:
-    """Send the campaign's message (or `message`) to each of `profile_ids` who may get it."""
+    """Send the campaign's message (or `message`), on its channel (or `channel`), to each of
+    `profile_ids` who may get it."""
     moment = (now or utcnow()).replace(tzinfo=None)
     content = message or campaign.message
     if not content or not content.get("text"):
         raise InvalidInput(
             f"message: campaign {campaign.campaign_id} has no message", field="message"
         )
-    name = channel_of(campaign)
+    name = channel_of(campaign, channel)
     if name not in channels:
         raise NotConfigured(
             f"channel: {name} is not configured (see the TSUNAGU_ settings in docs/activation.md)",
@@ -201,7 +201,7 @@ def send_due(
         "SELECT send_key, campaign_id, profile_id, channel, address, retry_key, message, status "
         "FROM sends WHERE (status = 'deferred' AND due_at <= ?) "
         "OR (status = 'sending' AND created_at <= ?) ORDER BY created_at",
-        [moment, moment - STALE_SENDING],
+        [moment, moment - timedelta(seconds=settings.stale_send_seconds)],
     )
     result = SendResult()
     by_channel: dict[tuple[str, str | None, str], list[_Row]] = {}

@@ -21,6 +21,7 @@ from tsunagu.api import (
     collector,
     errors,
     health,
+    journeys,
     messaging,
     profiles,
     segments,
@@ -106,5 +107,6 @@ def create_app(
     app.include_router(segments.router)
     app.include_router(campaigns.router)
     app.include_router(messaging.router)
+    app.include_router(journeys.router)
     app.include_router(pages.router)
     return app

@@ -339,3 +339,98 @@ def _yen(d: dict[str, float] | None) -> str:
     return (
         f"{d['difference']:+,.0f} [{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}] p={d['p_value']:.3g}"
     )
+
+
+journey_app = typer.Typer(
+    help="Journeys: a trigger, waits, conditions, sends, until the goal.", no_args_is_help=True
+)
+app.add_typer(journey_app, name="journey")
+
+
+@journey_app.command("create")
+def journey_create(
+    file: Annotated[
+        Path, typer.Argument(help='{"name", "template" and "params", or "trigger" and "steps"}')
+    ],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a journey; `tsunagu serve` runs it."""
+    from tsunagu.activation.journeys import JourneyCreate, create_journey
+    from tsunagu.analytics.filters import parse
+
+    doc = _read(file)
+    try:
+        body = parse(JourneyCreate, doc)
+    except InvalidInput as exc:
+        raise fail(exc) from None
+    made = local_or_server(
+        lambda store: dataclasses.asdict(
+            create_journey(store=store, body=body, timezone=state.settings.timezone)
+        ),
+        lambda server: call(server, "POST", "/v1/journeys", json=doc),
+    )
+    if as_json:
+        print_json(made)
+        return
+    console.print(
+        f"journey {made['name']} ({made['journey_id']}), measured by {made['campaign_id']}"
+    )
+
+
+@journey_app.command("list")
+def journey_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The journeys and their customers by status."""
+    from tsunagu.activation.journeys import list_journeys
+
+    rows = local_or_server(
+        lambda store: [dataclasses.asdict(j) for j in list_journeys(store=store)],
+        lambda server: call(server, "GET", "/v1/journeys"),
+    )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "status", "campaign", "customers")
+    for j in rows:
+        runs = ", ".join(f"{k} {v:,}" for k, v in sorted(j["runs"].items())) or "-"
+        table.add_row(j["journey_id"], j["name"], j["status"], j["campaign_id"], runs)
+    console.print(table)
+
+
+def _set_status(journey: str, status: str) -> None:
+    from tsunagu.activation.journeys import set_status
+
+    verb = "pause" if status == "paused" else "resume"
+    done = local_or_server(
+        lambda store: dataclasses.asdict(
+            set_status(store=store, journey_id=journey, status=status)  # type: ignore[arg-type]
+        ),
+        lambda server: call(server, "POST", f"/v1/journeys/{quote(journey)}/{verb}"),
+    )
+    console.print(f"journey {done['name']} ({done['journey_id']}): {done['status']}")
+
+
+@journey_app.command("pause")
+def journey_pause(journey: Annotated[str, typer.Argument(help="id or name")]) -> None:
+    """No one enters and no step runs until resumed."""
+    _set_status(journey, "paused")
+
+
+@journey_app.command("resume")
+def journey_resume(journey: Annotated[str, typer.Argument(help="id or name")]) -> None:
+    """Triggers count from now again."""
+    _set_status(journey, "active")
+
+
+@journey_app.command("templates")
+def journey_templates(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The built-in journeys."""
+    from tsunagu.activation.templates import describe
+
+    rows = describe()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("template", "what it does")
+    for row in rows:
+        table.add_row(row["template"], row["does"])
+    console.print(table)

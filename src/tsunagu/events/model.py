@@ -79,7 +79,12 @@ OMO_EVENTS: tuple[str, ...] = (
 )
 """Events tsunagu adds for what happens offline and in messaging."""
 
-SYSTEM_EVENTS: tuple[str, ...] = ("Segment Entered", "Segment Exited")
+SYSTEM_EVENTS: tuple[str, ...] = (
+    "Segment Entered",
+    "Segment Exited",
+    "Journey Entered",
+    "Journey Exited",
+)
 """Events tsunagu records of its own doing on a profile's timeline: not the customer's actions,
 so analytics leaves them out."""
 

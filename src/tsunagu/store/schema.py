@@ -566,6 +566,39 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "journeys",
+        [
+            # A journey's definition (activation/journeys.py), the campaign that measures it,
+            # how far its event trigger has read (events.stored_at) and the last local day its
+            # daily trigger ran.
+            """CREATE TABLE journeys (
+                journey_id  VARCHAR   PRIMARY KEY,
+                name        VARCHAR   NOT NULL UNIQUE,
+                status      VARCHAR   NOT NULL,
+                campaign_id VARCHAR   NOT NULL,
+                definition  JSON      NOT NULL,
+                created_at  TIMESTAMP NOT NULL,
+                cursor      TIMESTAMP,
+                last_daily  DATE
+            )""",
+            # One customer's way through a journey (activation/journey_runner.py): the step it is
+            # at (a path into the steps), when it is due, what it waits for since when.
+            """CREATE TABLE journey_runs (
+                run_key      VARCHAR   PRIMARY KEY,
+                journey_id   VARCHAR   NOT NULL,
+                profile_id   VARCHAR   NOT NULL,
+                trigger_key  VARCHAR   NOT NULL,
+                entered_at   TIMESTAMP NOT NULL,
+                path         JSON      NOT NULL,
+                status       VARCHAR   NOT NULL,
+                due_at       TIMESTAMP,
+                wait_started TIMESTAMP,
+                context      JSON,
+                updated_at   TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
