@@ -165,3 +165,16 @@ def test_merges_of_an_identity_update_are_followed_as_a_rebuild_would(sample_cop
         store.scalar("SELECT count(*) FROM identity_nodes WHERE profile_id = ?", [p]) > 0
         for p in list(merged)[:50]
     )
+
+
+def test_a_table_built_before_any_event_takes_the_first_ones(store: Store) -> None:
+    from tsunagu.events.normalize import normalize
+    from tsunagu.store import utcnow
+
+    ensure_fresh(store=store, rules=IdentityRules(), timezone="Asia/Tokyo")
+    now = utcnow()
+    store.insert_events([normalize({"type": "track", "event": "Product Added", "userId": "M1",
+                                    "timestamp": now.isoformat() + "Z"},
+                                   received_at=now, source="t")])  # fmt: skip
+    ensure_fresh(store=store, rules=IdentityRules(), timezone="Asia/Tokyo")
+    assert store.scalar("SELECT count(*) FROM analytics_events WHERE event = 'Product Added'") == 1

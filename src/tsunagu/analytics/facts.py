@@ -85,6 +85,7 @@ def ensure_fresh(*, store: Store, rules: IdentityRules, timezone: str) -> Refres
         started = time.perf_counter()
         if (
             "events_to" not in state
+            or not state["events_to"]  # built before any event: nothing to append to
             or state.get("reshaped") != (reshaped or "")
             or state.get("timezone") != timezone
         ):
