@@ -15,8 +15,10 @@ from typing import Literal, cast
 from tsunagu.exceptions import AuthError, Forbidden, InvalidInput
 from tsunagu.store import Store, utcnow
 
-Scope = Literal["read", "admin"]
-SCOPES: tuple[str, ...] = ("read", "admin")
+Scope = Literal["read", "admin", "pos"]
+SCOPES: tuple[str, ...] = ("read", "admin", "pos")
+"""read: GET and analytics; admin: everything; pos: a till's coupon look-ups, redemptions and
+voids only (no customer data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class KeyRing:
         if not secret:
             raise AuthError(
                 "API key missing: send it as 'Authorization: Bearer KEY' "
-                "(create one with `tsunagu keys create NAME --scope read|admin`)",
+                "(create one with `tsunagu keys create NAME --scope read|admin|pos`)",
                 field="Authorization",
             )
         if self._local and hmac.compare_digest(secret, self._local):
@@ -85,4 +87,8 @@ class KeyRing:
                 key = self._known[digest] = ApiKey(*rows[0])
         if needs == "admin" and key.scope != "admin":
             raise Forbidden("this needs an admin key", field="Authorization")
+        if needs == "read" and key.scope == "pos":
+            raise Forbidden("a POS key redeems coupons only", field="Authorization")
+        if needs == "pos" and key.scope not in ("pos", "admin"):
+            raise Forbidden("this needs a POS (or admin) key", field="Authorization")
         return key

@@ -42,7 +42,9 @@ def test_twenty_tills_at_once_redeem_one_coupon_once(live_server: LiveServer) ->
         "valid_to": str((now + timedelta(days=1)).date()),
     }
     with httpx.Client(base_url=live_server.url, headers=auth, timeout=60) as client:
-        made = client.post("/v1/campaigns", json={"name": "一割引", "coupon": terms})
+        made = client.post(
+            "/v1/campaigns", json={"name": "一割引", "coupon": terms, "control_share": 0}
+        )
         assert made.status_code == 201, made.text
         campaign_id = made.json()["campaign_id"]
         issued = client.post(
@@ -51,9 +53,16 @@ def test_twenty_tills_at_once_redeem_one_coupon_once(live_server: LiveServer) ->
         (coupon,) = issued.json()["coupons"]
         assert coupon["qr"] == "TSUNAGU:COUPON:" + coupon["code"]
     answers: list[httpx.Response] = []
+    # The tills hold a POS key: coupons only, no customer data.
+    _, pos = create_key(store=store, name="till", scope="pos")
+    at_till = {"Authorization": f"Bearer {pos}"}
+    with httpx.Client(base_url=live_server.url, headers=at_till, timeout=60) as c:
+        assert c.get(f"/v1/coupons/{coupon['code']}").status_code == 200
+        assert c.get(f"/v1/profiles/{profile}").status_code == 403
+        assert c.post("/v1/campaigns", json={"name": "x"}).status_code == 403
 
     def till(n: int) -> None:
-        with httpx.Client(base_url=live_server.url, headers=auth, timeout=60) as c:
+        with httpx.Client(base_url=live_server.url, headers=at_till, timeout=60) as c:
             answers.append(
                 c.post(f"/v1/coupons/{coupon['code']}/redeem",
                        json={"store_id": "S001", "receipt_id": f"R{n}", "amount_yen": 12000})

@@ -68,6 +68,7 @@ def campaign(store: Store) -> tuple[Store, str, list[str]]:
     ]
     body: dict[str, Any] = {
         "name": "来店500円引き",
+        "control_share": 0,
         "channel": "line",
         "coupon": {
             "value_yen": 500,
@@ -140,3 +141,32 @@ def test_bad_terms_name_the_field() -> None:
             {"name": "x", "coupon": {"valid_from": "2026-01-01", "valid_to": "2026-01-02"}},
         )
     assert "value_yen" in err.value.message
+
+
+def test_the_pos_import_redeems_codes_on_its_receipts(
+    campaign: tuple[Store, str, list[str]], tmp_path: Any
+) -> None:
+    from tsunagu.events.pos import import_pos
+
+    store, campaign_id, profiles = campaign
+    first, second, third = issue(store=store, campaign_id=campaign_id, profile_ids=profiles)
+    redeem(store=store, code=second.code, store_id="S001", receipt_id="R-online", amount_yen=4000)
+    today = utcnow().strftime("%Y-%m-%d") + " 12:00:00"
+    path = tmp_path / "pos.csv"
+    path.write_text(
+        "receipt_id,line_no,store_id,sold_at,sku,quantity,unit_price,discount,coupon_code\n"
+        f"R10,1,S001,{today},SKU1,1,6000,500,{shown(first.code).lower()}\n"
+        f"R11,1,S002,{today},SKU2,1,4000,500,{second.code}\n"  # used already, elsewhere
+        f"R12,1,S002,{today},SKU3,1,3000,0,OTHER-CHAIN-CODE\n",
+        encoding="utf-8",
+    )
+    done = import_pos(store=store, path=path)
+    assert done.imported == 3
+    assert any("redeemed 1 " in w for w in done.warnings)
+    assert any("1 receipts carry a coupon redeemed before" in w for w in done.warnings)
+    got = get_coupon(store=store, code=first.code)
+    assert (got.store_id, got.receipt_id, got.discount_yen) == ("S001", "R10", 500)
+    assert get_coupon(store=store, code=second.code).receipt_id == "R-online"
+    assert get_coupon(store=store, code=third.code).redemption_id is None
+    again = import_pos(store=store, path=path)  # the same file again changes nothing
+    assert again.duplicates == 3 and get_coupon(store=store, code=first.code).receipt_id == "R10"

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import duckdb
+
 from tsunagu.activation import timeline
 from tsunagu.activation.assignments import assign
 from tsunagu.activation.campaigns import CONTROL, CouponTerms, get_campaign
@@ -271,3 +273,35 @@ def void(*, store: Store, code: str, receipt_id: str | None = None) -> Coupon:
             [utcnow(), found],
         )
     return get_coupon(store=store, code=found)
+
+
+def link_receipts(cur: duckdb.DuckDBPyConnection, receipts: str) -> tuple[int, int]:
+    """Receipts of a POS import (`receipts`: store_id, receipt_id, sold_at, coupon_code,
+    revenue, discount) that carry one of tsunagu's codes redeem it, as the till would have
+    through `redeem` (a till that could not reach tsunagu). Returns (linked, conflicts): a code
+    already redeemed on another receipt is left as it was and counted."""
+    code = "translate(replace(replace(upper(trim(coupon_code)), '-', ''), ' ', ''), 'OIL', '011')"
+    prefix = QR_PREFIX.replace(":", "")
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _coupon_receipts AS SELECT r.*, "
+        f"regexp_replace({code}, '^{prefix}', '') AS code FROM {receipts} r "
+        "WHERE coupon_code IS NOT NULL AND revenue >= 0"
+    )
+    conflicts = cur.execute(
+        "SELECT count(*) FROM _coupon_receipts r JOIN coupons c USING (code) "
+        "WHERE c.redemption_id IS NOT NULL AND (c.store_id, c.receipt_id) <> (r.store_id, r.receipt_id)"
+    ).fetchone()
+    first = ", ".join(
+        f"arg_min({c}, sold_at) AS {c}" for c in ("store_id", "receipt_id", "revenue", "discount")
+    )
+    linked = cur.execute(
+        "UPDATE coupons SET redemption_id = 'pos:' || x.store_id || ':' || x.receipt_id, "
+        "redeemed_at = x.sold_at, store_id = x.store_id, receipt_id = x.receipt_id, "
+        "amount_yen = CAST(x.revenue + x.discount AS BIGINT), "
+        "discount_yen = CAST(x.discount AS BIGINT) "
+        f"FROM (SELECT code, min(sold_at) AS sold_at, {first} FROM _coupon_receipts "
+        "GROUP BY code) x WHERE coupons.code = x.code AND coupons.redemption_id IS NULL "
+        "RETURNING coupons.code"
+    ).fetchall()
+    cur.execute("DROP TABLE _coupon_receipts")
+    return len(linked), int(conflicts[0]) if conflicts else 0

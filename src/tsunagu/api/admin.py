@@ -46,7 +46,7 @@ class SourceOrigins(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    scope: str = Field(pattern="^(read|admin)$")
+    scope: str = Field(pattern="^(read|admin|pos)$")
 
 
 def _check_kind(kind: str) -> None:

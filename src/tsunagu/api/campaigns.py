@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.activation import campaigns, coupons
 from tsunagu.activation.membership import get_segment
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine, scratch_dir
+from tsunagu.api.deps import (
+    AdminKey,
+    PosKey,
+    ReadKey,
+    SettingsDep,
+    StoreDep,
+    analytics_engine,
+    scratch_dir,
+)
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import load_rules
 
@@ -192,13 +200,13 @@ def _targets(store: Any, body: IssueRequest) -> list[str]:
 
 
 @router.get("/coupons/{code}", summary="A coupon and its redemption")
-def coupons_get(code: str, store: StoreDep, _: ReadKey) -> dict[str, Any]:
+def coupons_get(code: str, store: StoreDep, _: PosKey) -> dict[str, Any]:
     return dataclasses.asdict(coupons.get_coupon(store=store, code=code))
 
 
-@router.post("/coupons/{code}/redeem", summary="Redeem at the till (the POS)")
+@router.post("/coupons/{code}/redeem", summary="Redeem at the till (a POS or admin key)")
 def coupons_redeem(
-    code: str, body: RedeemRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+    code: str, body: RedeemRequest, store: StoreDep, settings: SettingsDep, _: PosKey
 ) -> dict[str, Any]:
     done = coupons.redeem(
         store=store,
@@ -213,5 +221,5 @@ def coupons_redeem(
 
 
 @router.post("/coupons/{code}/void", summary="Undo a redemption (the receipt was cancelled)")
-def coupons_void(code: str, body: VoidRequest, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+def coupons_void(code: str, body: VoidRequest, store: StoreDep, _: PosKey) -> dict[str, Any]:
     return dataclasses.asdict(coupons.void(store=store, code=code, receipt_id=body.receipt_id))

@@ -63,7 +63,15 @@ def require_admin(
     return _key_ring(request).authenticate(_secret(credentials), needs="admin")
 
 
+def require_pos(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    return _key_ring(request).authenticate(_secret(credentials), needs="pos")
+
+
 ReadKey = Annotated[ApiKey, Depends(require_read)]
+PosKey = Annotated[ApiKey, Depends(require_pos)]
 AdminKey = Annotated[ApiKey, Depends(require_admin)]
 
 

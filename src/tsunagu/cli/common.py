@@ -67,6 +67,7 @@ class ImportKind(StrEnum):
 class KeyScope(StrEnum):
     read = "read"
     admin = "admin"
+    pos = "pos"
 
 
 @dataclasses.dataclass

@@ -311,7 +311,10 @@ def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. bi-dashboard")],
     scope: Annotated[
-        KeyScope, typer.Option(help="read: GET and analytics; admin: changes and erasure")
+        KeyScope,
+        typer.Option(
+            help="read: GET and analytics; admin: changes and erasure; pos: redeem coupons"
+        ),
     ] = KeyScope.read,
 ) -> None:
     """Create an API key; it is printed once and stored hashed."""

@@ -395,6 +395,16 @@ def import_pos(
         )
         result.imported = result.read - result.rejected - result.duplicates
         result.rejects_file = str(rejects_path(path)) if result.rejected else None
+        from tsunagu.activation.coupons import link_receipts
+
+        linked, conflicts = link_receipts(cur, "_receipts")
+        if linked:
+            result.warnings.append(f"redeemed {linked:,} of tsunagu's coupons by their receipts")
+        if conflicts:
+            result.warnings.append(
+                f"{conflicts:,} receipts carry a coupon redeemed before on another receipt "
+                "(left as it was)"
+            )
         for table in ("_in", "_receipts", "_pos_events", "_seen"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
         record_import(cur, result, started)
