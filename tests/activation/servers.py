@@ -8,7 +8,7 @@ import asyncio
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,8 @@ class Recorder:
     delay_next: list[float] = field(default_factory=list)
     """Seconds to wait before answering the next requests (timeouts)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_receive: Callable[[dict[str, Any]], None] | None = None
+    """Called with each message accepted (a benchmark stamps the time)."""
 
     def _take(self) -> tuple[int | None, float]:
         with self.lock:
@@ -87,6 +89,8 @@ def line_api(token: str = "line-token") -> Iterator[Recorder]:
             if key is not None:
                 accepted[key] = request_id
             rec.received.append({"kind": kind, "retry_key": key, **body})
+            if rec.on_receive is not None:
+                rec.on_receive(rec.received[-1])
         answer = (
             {"sentMessages": [{"id": request_id[:18], "quoteToken": "q"}]} if kind == "push" else {}
         )

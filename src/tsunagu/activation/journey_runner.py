@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from tsunagu.activation import coupons, timeline
 from tsunagu.activation.assignments import assign
@@ -47,8 +48,9 @@ from tsunagu.store.identifiers import normalize_macros
 
 log = logging.getLogger("tsunagu.journeys")
 
-LAG = timedelta(seconds=1)
-"""Triggers are read up to this long before now: a commit in flight lands before the cursor."""
+OVERLAP = timedelta(seconds=2)
+"""Each tick reads triggers again from this long before its cursor: an event whose commit was
+in flight at the last tick is not missed (one already taken in is the same run's key)."""
 MAX_MOVES = 100
 """Steps one run takes in one tick at most (a journey of conditions only cannot loop forever)."""
 
@@ -121,14 +123,13 @@ class JourneyRunner:
             runs = self._due(journey.journey_id, moment)
             if not runs:
                 continue
-            if not fresh:  # goals, waits and conditions read the analytics table
+            if not fresh and _reads_facts(definition):
                 ensure_fresh(store=self.store, rules=self.rules, timezone=self.settings.timezone)
                 fresh = True
-            for run in runs:
-                try:
-                    self._advance(journey, definition, campaign, run, moment, result)
-                except Exception:  # the run stays where it was written; the next tick retries
-                    log.exception("journey %s, run %s", journey.journey_id, run.run_key)
+            try:
+                self._advance(journey, definition, campaign, runs, moment, result)
+            except Exception:  # the runs stay where they were written; the next tick retries
+                log.exception("journey %s", journey.journey_id)
         return result
 
     # -- entering ---------------------------------------------------------------------------
@@ -138,10 +139,11 @@ class JourneyRunner:
         trigger = definition.trigger
         assert trigger is not None
         entries: list[tuple[str, str, datetime]] = []  # (profile, trigger key, when)
-        upper = moment - LAG
-        cursor = self.store.scalar(
-            "SELECT cursor FROM journeys WHERE journey_id = ?", [journey.journey_id]
-        )
+        upper = moment
+        cursor, taken_from = self.store.query(
+            "SELECT cursor, taken_from FROM journeys WHERE journey_id = ?", [journey.journey_id]
+        )[0]
+        since = max(cursor - OVERLAP, taken_from) if cursor is not None else None
         if trigger.event is not None and cursor is not None and upper > cursor:
             cur = self.store.cursor()
             try:
@@ -149,7 +151,7 @@ class JourneyRunner:
                 rows = cur.execute(
                     f"SELECT profile_id, message_id, ts FROM ({_EVENTS}) WHERE profile_id IS NOT NULL "
                     f"AND {trigger.event.sql()} ORDER BY stored_at",
-                    [cursor, upper],
+                    [since, upper],
                 ).fetchall()
             finally:
                 cur.close()
@@ -159,7 +161,7 @@ class JourneyRunner:
                 "SELECT c.profile_id, c.changed_at FROM segment_changes c JOIN segments s "
                 "USING (segment_id) WHERE (s.segment_id = ? OR s.name = ?) AND c.change = 'entered' "
                 "AND c.changed_at > ? AND c.changed_at <= ?",
-                [trigger.segment_entered, trigger.segment_entered, cursor, upper],
+                [trigger.segment_entered, trigger.segment_entered, since, upper],
             )
             entries = [(p, f"segment:{t.isoformat()}", t) for p, t in rows]
         elif trigger.schedule is not None or trigger.date_trait is not None:
@@ -237,24 +239,26 @@ class JourneyRunner:
             return 0
         variants = assign(store=self.store, campaign=campaign, profile_ids=[p for p, _, _ in fresh],
                           at=moment, origin="journey")  # fmt: skip
-        added = 0
-        events = []
+        table = pa.table({
+            "run_key": [f"{jid}:{pid}:{key}" for pid, key, _ in fresh],
+            "profile_id": [pid for pid, _, _ in fresh],
+            "trigger_key": [key for _, key, _ in fresh],
+            "status": ["control" if variants.get(pid) == CONTROL else "active" for pid, _, _ in fresh],
+        })  # fmt: skip
         with self.store.transaction() as cur:
-            for pid, key, _ in fresh:
-                control = variants.get(pid) == CONTROL
-                inserted = cur.execute(
-                    "INSERT INTO journey_runs VALUES (?, ?, ?, ?, ?, '[0]', ?, ?, NULL, '{}', ?) "
-                    "ON CONFLICT DO NOTHING RETURNING 1",
-                    [f"{jid}:{pid}:{key}", jid, pid, key, moment,
-                     "control" if control else "active", moment, moment],
-                ).fetchall()  # fmt: skip
-                if inserted:
-                    added += 1
-                    events.append((pid, "Journey Entered", {
-                        "messageId": f"journey-entered:{jid}:{pid}:{key}",
-                        "properties": {"journey_id": jid, "journey": journey.name,
-                                       "variant": variants.get(pid)},
-                    }))  # fmt: skip
+            cur.register("_entering", table)
+            inserted = cur.execute(
+                "INSERT INTO journey_runs SELECT run_key, ?, profile_id, trigger_key, ?, '[0]', "
+                "status, ?, NULL, '{}', ? FROM _entering ON CONFLICT DO NOTHING "
+                "RETURNING run_key, profile_id, trigger_key",
+                [jid, moment, moment, moment],
+            ).fetchall()
+            cur.unregister("_entering")
+        added = len(inserted)
+        events = [(pid, "Journey Entered", {
+            "messageId": f"journey-entered:{run_key}",
+            "properties": {"journey_id": jid, "journey": journey.name, "variant": variants.get(pid)},
+        }) for run_key, pid, _ in inserted]  # fmt: skip
         timeline.record(self.store, events, moment, self.rules)
         return added
 
@@ -276,95 +280,151 @@ class JourneyRunner:
         journey: Journey,
         definition: JourneyCreate,
         campaign: Campaign,
-        run: _Run,
+        runs: list[_Run],
         moment: datetime,
         result: TickResult,
     ) -> None:
+        """Move the runs along together, step by step: the runs at one step take it in one go
+        (one query for a goal or an awaited event, one send for all), and every move is written
+        before the next step's effect."""
         steps = definition.steps or []
+        pending = runs
         for _ in range(MAX_MOVES):
-            if definition.goal is not None and self._did(
-                run.profile_id, definition.goal, run.entered_at
-            ):
-                self._end(journey, run, "converted", moment)
-                result.converted += 1
+            if not pending:
                 return
-            step = step_at(steps, run.path)
-            if step is None:
-                self._end(journey, run, "done", moment)
-                return
-            result.moved += 1
-            if isinstance(step, Wait):
+            if definition.goal is not None:
+                reached = self._did(
+                    definition.goal, [(r.profile_id, r.entered_at) for r in pending]
+                )
+                for run in [r for r in pending if r.profile_id in reached]:
+                    run.status = "converted"
+                    result.converted += 1
+                self._end(journey, [r for r in pending if r.status == "converted"], moment)
+                pending = [r for r in pending if r.status != "converted"]
+            groups: dict[str, list[_Run]] = defaultdict(list)
+            for run in pending:
+                groups[orjson.dumps(run.path).decode()].append(run)
+            moving: list[_Run] = []
+            for group in groups.values():
+                moving += self._step(journey, definition, campaign, steps, group, moment, result)
+            pending = moving
+
+    def _step(
+        self,
+        journey: Journey,
+        definition: JourneyCreate,
+        campaign: Campaign,
+        steps: list[Any],
+        runs: list[_Run],
+        moment: datetime,
+        result: TickResult,
+    ) -> list[_Run]:
+        """Take the step the runs are at; the runs that go on to another step at once."""
+        step = step_at(steps, runs[0].path)
+        if step is None or isinstance(step, Exit):
+            for run in runs:
+                run.status = "done" if step is None else "exited"
+            self._end(journey, runs, moment)
+            return []
+        result.moved += len(runs)
+        go: list[_Run] = runs
+        if isinstance(step, Wait):
+            for run in runs:
                 run.path, run.due_at = next_path(steps, run.path), later(moment, step.wait)
-                self._save(run, moment)
-                return
-            if isinstance(step, WaitFor):
-                if run.status != "waiting":
-                    run.status, run.wait_started = "waiting", moment
-                    run.due_at = later(moment, step.within)
-                    self._save(run, moment)
-                    return
-                since = run.wait_started or run.entered_at
-                if self._did(run.profile_id, step.wait_for, since):
+            self._save(runs, moment)
+            return []
+        if isinstance(step, WaitFor):
+            arriving = [r for r in runs if r.status != "waiting"]
+            for run in arriving:
+                run.status, run.wait_started = "waiting", moment
+                run.due_at = later(moment, step.within)
+            self._save(arriving, moment)
+            waiting = [r for r in runs if r not in arriving]
+            came = self._did(step.wait_for, [(r.profile_id, r.wait_started or r.entered_at)
+                                             for r in waiting])  # fmt: skip
+            go = []
+            for run in waiting:
+                if run.profile_id in came:
                     run.path = into(steps, run.path, "then")
                 elif run.due_at is not None and moment >= run.due_at:
                     run.path = into(steps, run.path, "else")
                 else:
-                    return  # still waiting
+                    continue
                 run.status, run.wait_started = "active", None
-            elif isinstance(step, If):
-                run.path = into(
-                    steps, run.path, "then" if self._holds(step, run, moment) else "else"
-                )
-            elif isinstance(step, Send | DirectMail):
-                result.sent += self._send(journey, campaign, definition, step, run, moment)
+                go.append(run)
+        elif isinstance(step, If):
+            holding = self._holds(step, runs, moment)
+            for run in runs:
+                run.path = into(steps, run.path, "then" if run.run_key in holding else "else")
+        elif isinstance(step, Send | DirectMail):
+            result.sent += self._send(journey, campaign, definition, step, runs, moment)
+            for run in runs:
                 run.path = next_path(steps, run.path)
-            elif isinstance(step, IssueCoupon):
-                self._coupon(campaign, run, moment)
+        elif isinstance(step, IssueCoupon):
+            self._coupon(campaign, runs)
+            for run in runs:
                 run.path = next_path(steps, run.path)
-            elif isinstance(step, Exit):
-                self._end(journey, run, "exited", moment)
-                return
+        for run in go:
             run.due_at = moment
-            self._save(run, moment)
+        self._save(go, moment)
+        return go
 
-    def _did(self, profile_id: str, spec: Step, since: datetime) -> bool:
-        return bool(
-            self.store.scalar(
-                "SELECT count(*) FROM analytics_events e JOIN analytics_profiles p USING (pid) "
-                f"WHERE p.profile_id = ? AND e.ts >= ? AND {spec.sql()}",
-                [profile_id, since],
-            )
-        )
+    def _did(self, spec: Step, who: list[tuple[str, datetime]]) -> set[str]:
+        """The profiles of `who` with an event of `spec` since their moment."""
+        if not who:
+            return set()
+        cur = self.store.cursor()
+        try:
+            cur.register("_since", pa.table({
+                "profile_id": pa.array([p for p, _ in who], pa.string()),
+                "since": pa.array([t for _, t in who], pa.timestamp("us")),
+            }))  # fmt: skip
+            rows = cur.execute(
+                "SELECT DISTINCT s.profile_id FROM _since s JOIN analytics_profiles p "
+                "ON p.profile_id = s.profile_id JOIN analytics_events e ON e.pid = p.pid "
+                f"AND e.ts >= s.since WHERE {spec.sql()}"
+            ).fetchall()
+            cur.unregister("_since")
+        finally:
+            cur.close()
+        return {r[0] for r in rows}
 
-    def _holds(self, step: If, run: _Run, moment: datetime) -> bool:
+    def _holds(self, step: If, runs: list[_Run], moment: datetime) -> set[str]:
+        """The run keys of those for whom the condition holds now."""
         condition = step.if_
         if condition.rule is not None:
             from tsunagu.activation.segments import members_sql
 
             sql = members_sql(condition.rule, store=self.store, as_of=moment)
-            return bool(
-                self.store.scalar(
-                    f"SELECT count(*) FROM ({sql}) m WHERE m.profile_id = ?", [run.profile_id]
-                )
+            ids = [r.profile_id for r in runs]
+            rows = self.store.query(
+                f"SELECT DISTINCT m.profile_id FROM ({sql}) m "
+                "WHERE m.profile_id IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
             )
+            meet = {r[0] for r in rows}
+            return {r.run_key for r in runs if r.profile_id in meet}
         from tsunagu.catalog.favourites import favourites_availability
         from tsunagu.exceptions import InvalidInput
 
         assert condition.favourite_in_stock is not None
-        try:
-            found = favourites_availability(
-                store=self.store, profile_id=run.profile_id,
-                radius_km=condition.favourite_in_stock.radius_km, stores_per_item=1,
-            )  # fmt: skip
-        except InvalidInput:  # where the customer is is not known
-            return False
-        for item in found.items:
-            if item.stores:
-                run.context.update(product=item.name or item.sku, sku=item.sku,
-                                   store=item.stores[0].store.name,
-                                   store_id=item.stores[0].store.store_id)  # fmt: skip
-                return True
-        return False
+        holding: set[str] = set()
+        for run in runs:
+            try:
+                found = favourites_availability(
+                    store=self.store, profile_id=run.profile_id,
+                    radius_km=condition.favourite_in_stock.radius_km, stores_per_item=1,
+                )  # fmt: skip
+            except InvalidInput:  # where the customer is is not known
+                continue
+            for item in found.items:
+                if item.stores:
+                    run.context.update(product=item.name or item.sku, sku=item.sku,
+                                       store=item.stores[0].store.name,
+                                       store_id=item.stores[0].store.store_id)  # fmt: skip
+                    holding.add(run.run_key)
+                    break
+        return holding
 
     def _send(
         self,
@@ -372,7 +432,7 @@ class JourneyRunner:
         campaign: Campaign,
         definition: JourneyCreate,
         step: Send | DirectMail,
-        run: _Run,
+        runs: list[_Run],
         moment: datetime,
     ) -> int:
         channel: str | None
@@ -383,51 +443,103 @@ class JourneyRunner:
             channel = step.send.channel or definition.channel or campaign.channel
             given = step.send.message or definition.message
             message = given.model_dump(exclude_none=True) if given else campaign.message
-        if not message:
-            message = {"text": journey.name}
-        filled = {k: _fill(v, run.context) if isinstance(v, str) else v for k, v in message.items()}
-        done = send_campaign(
-            store=self.store, settings=self.settings, campaign=campaign,
-            profile_ids=[run.profile_id], channels=self.channels, rules=self.rules, now=moment,
-            trigger=f"{run.trigger_key}:{'/'.join(map(str, run.path))}",
-            journey_id=journey.journey_id, message=filled, channel=channel,
-        )  # fmt: skip
-        return done.sent
+        base = message or {"text": journey.name}
+        # One send per message text (the same for all unless it names the run's product...),
+        # and per customer once in a batch (a customer may be in several runs).
+        batches: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+        texts: dict[str, dict[str, Any]] = {}
+        for run in runs:
+            filled = {
+                k: _fill(v, run.context) if isinstance(v, str) else v for k, v in base.items()
+            }
+            text = orjson.dumps(filled).decode()
+            texts[text] = filled
+            n = 0
+            while run.profile_id in batches[(text, n)]:
+                n += 1
+            path = "/".join(map(str, run.path))
+            batches[(text, n)][run.profile_id] = (
+                f"{journey.journey_id}:{run.trigger_key}:{path}:{run.profile_id}"
+            )
+        sent = 0
+        for (text, _), keys in batches.items():
+            done = send_campaign(
+                store=self.store, settings=self.settings, campaign=campaign,
+                profile_ids=list(keys), channels=self.channels, rules=self.rules, now=moment,
+                journey_id=journey.journey_id, message=texts[text], channel=channel,
+                send_keys=keys,
+            )  # fmt: skip
+            sent += done.sent
+        return sent
 
-    def _coupon(self, campaign: Campaign, run: _Run, moment: datetime) -> None:
+    def _coupon(self, campaign: Campaign, runs: list[_Run]) -> None:
         key = "coupon_code"
-        if key in run.context:
+        todo = [r for r in runs if key not in r.context]
+        if not todo:
             return
         made = coupons.issue(store=self.store, campaign_id=campaign.campaign_id,
-                             profile_ids=[run.profile_id], rules=self.rules)  # fmt: skip
-        if made:
-            run.context[key] = coupons.shown(made[0].code)
-            return
+                             profile_ids=[r.profile_id for r in todo], rules=self.rules)  # fmt: skip
+        codes = {c.profile_id: c.code for c in made}
         # Issued before (a tick cut off after issuing): the same code.
-        found = self.store.scalar(
-            "SELECT arg_max(code, issued_at) FROM coupons WHERE campaign_id = ? AND profile_id = ?",
-            [campaign.campaign_id, run.profile_id],
-        )
-        if found:
-            run.context[key] = coupons.shown(found)
+        missing = [r.profile_id for r in todo if r.profile_id not in codes]
+        if missing:
+            codes.update(self.store.query(
+                "SELECT profile_id, arg_max(code, issued_at) FROM coupons WHERE campaign_id = ? "
+                "AND profile_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY profile_id",
+                [campaign.campaign_id, missing],
+            ))  # fmt: skip
+        for run in todo:
+            if run.profile_id in codes:
+                run.context[key] = coupons.shown(codes[run.profile_id])
 
-    def _save(self, run: _Run, moment: datetime) -> None:
+    def _save(self, runs: list[_Run], moment: datetime) -> None:
+        if not runs:
+            return
+        table = pa.table({
+            "run_key": [r.run_key for r in runs],
+            "path": [orjson.dumps(r.path).decode() for r in runs],
+            "status": [r.status for r in runs],
+            "due_at": pa.array([r.due_at for r in runs], pa.timestamp("us")),
+            "wait_started": pa.array([r.wait_started for r in runs], pa.timestamp("us")),
+            "context": [orjson.dumps(r.context).decode() for r in runs],
+        })  # fmt: skip
         with self.store.transaction() as cur:
+            cur.register("_moves", table)
             cur.execute(
-                "UPDATE journey_runs SET path = ?, status = ?, due_at = ?, wait_started = ?, "
-                "context = ?, updated_at = ? WHERE run_key = ?",
-                [orjson.dumps(run.path).decode(), run.status, run.due_at, run.wait_started,
-                 orjson.dumps(run.context).decode(), moment, run.run_key],
-            )  # fmt: skip
+                "UPDATE journey_runs SET path = m.path::JSON, status = m.status, due_at = m.due_at, "
+                "wait_started = m.wait_started, context = m.context::JSON, updated_at = ? "
+                "FROM _moves m WHERE journey_runs.run_key = m.run_key",
+                [moment],
+            )
+            cur.unregister("_moves")
 
-    def _end(self, journey: Journey, run: _Run, status: str, moment: datetime) -> None:
-        run.status, run.due_at = status, None
-        self._save(run, moment)
+    def _end(self, journey: Journey, runs: list[_Run], moment: datetime) -> None:
+        if not runs:
+            return
+        for run in runs:
+            run.due_at = None
+        self._save(runs, moment)
         timeline.record(self.store, [(run.profile_id, "Journey Exited", {
             "messageId": f"journey-exited:{run.run_key}",
             "properties": {"journey_id": journey.journey_id, "journey": journey.name,
-                           "reason": status},
-        })], moment, self.rules)  # fmt: skip
+                           "reason": run.status},
+        }) for run in runs], moment, self.rules)  # fmt: skip
+
+
+def _reads_facts(definition: JourneyCreate) -> bool:
+    """Whether moving runs reads the analytics table (a goal, a wait for an event, a
+    condition): otherwise a tick need not bring it up to date."""
+    if definition.goal is not None:
+        return True
+
+    def any_reading(steps: list[Any]) -> bool:
+        return any(
+            isinstance(s, WaitFor | If) or any_reading(getattr(s, "then", []))
+            or any_reading(getattr(s, "else_", []))
+            for s in steps
+        )  # fmt: skip
+
+    return any_reading(definition.steps or [])
 
 
 def _fill(text: str, context: dict[str, Any]) -> str:

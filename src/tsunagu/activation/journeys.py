@@ -277,9 +277,9 @@ def create_journey(*, store: Store, body: JourneyCreate, timezone: str = "Asia/T
     )
     with store.transaction() as cur:
         cur.execute(
-            "INSERT INTO journeys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO journeys VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             [journey.journey_id, journey.name, journey.status, journey.campaign_id,
-             orjson.dumps(journey.definition).decode(), now, now],
+             orjson.dumps(journey.definition).decode(), now, now, now],
         )  # fmt: skip
     return journey
 
@@ -323,11 +323,14 @@ def set_status(*, store: Store, journey_id: str, status: Literal["active", "paus
     """Pause (nothing moves: no one enters, no step runs) or resume (triggers count from now:
     what happened while paused does not flood in)."""
     journey = get_journey(store=store, journey_id=journey_id)
+    now = utcnow()
     with store.transaction() as cur:
         cur.execute(
-            "UPDATE journeys SET status = ?, cursor = CASE WHEN ? = 'active' AND status <> 'active' "
-            "THEN ? ELSE cursor END WHERE journey_id = ?",
-            [status, status, utcnow(), journey.journey_id],
+            "UPDATE journeys SET status = ?, "
+            "cursor = CASE WHEN ? = 'active' AND status <> 'active' THEN ? ELSE cursor END, "
+            "taken_from = CASE WHEN ? = 'active' AND status <> 'active' THEN ? ELSE taken_from END "
+            "WHERE journey_id = ?",
+            [status, status, now, status, now, journey.journey_id],
         )
     return get_journey(store=store, journey_id=journey.journey_id)
 

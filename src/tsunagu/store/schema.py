@@ -599,6 +599,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "journeys take triggers from their start",
+        [
+            # Events stored before a journey was created or resumed never trigger it, however
+            # far back a tick re-reads (activation/journey_runner.OVERLAP).
+            "ALTER TABLE journeys ADD COLUMN taken_from TIMESTAMP",
+            "UPDATE journeys SET taken_from = coalesce(cursor, created_at)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

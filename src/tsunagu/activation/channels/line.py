@@ -39,18 +39,21 @@ class LineChannel:
         self, *, access_token: str, api_base: str = "https://api.line.me", timeout: float = 10
     ) -> None:
         self._config = Configuration(host=api_base.rstrip("/"), access_token=access_token)
+        self._config.connection_pool_maxsize = 32  # as many as pushes go out at once, and more
         self._timeout = timeout
+        # One client (its connection pool is thread-safe): connections are kept, not opened
+        # for every push.
+        self._client = ApiClient(self._config)
 
     def send(self, message: OutgoingMessage) -> Delivery:
         request = PushMessageRequest(to=message.to, messages=[TextMessage(text=text_of(message))])
 
         def attempt() -> str | None:
-            with ApiClient(self._config) as client:
-                answer = self._call(
-                    lambda: MessagingApi(client).push_message_with_http_info(
-                        request, x_line_retry_key=message.retry_key, _request_timeout=self._timeout
-                    )
+            answer = self._call(
+                lambda: MessagingApi(self._client).push_message_with_http_info(
+                    request, x_line_retry_key=message.retry_key, _request_timeout=self._timeout
                 )
+            )
             return _sent_id(answer)
 
         return with_retries(attempt)
@@ -62,12 +65,11 @@ class LineChannel:
         request = MulticastRequest(to=list(to), messages=[TextMessage(text=text[:TEXT_MAX])])
 
         def attempt() -> str | None:
-            with ApiClient(self._config) as client:
-                self._call(
-                    lambda: MessagingApi(client).multicast_with_http_info(
-                        request, x_line_retry_key=retry_key, _request_timeout=self._timeout
-                    )
+            self._call(
+                lambda: MessagingApi(self._client).multicast_with_http_info(
+                    request, x_line_retry_key=retry_key, _request_timeout=self._timeout
                 )
+            )
             return None
 
         return with_retries(attempt)
