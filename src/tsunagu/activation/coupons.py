@@ -17,9 +17,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+import orjson
 
 from tsunagu.activation import timeline
 from tsunagu.activation.assignments import assign
@@ -27,6 +29,7 @@ from tsunagu.activation.campaigns import CONTROL, CouponTerms, get_campaign
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
+from tsunagu.store.db import events_table
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {c: n for n, c in enumerate(ALPHABET)}
@@ -172,6 +175,17 @@ def redeem(
         raise InvalidInput("store_id: the store and the receipt are required", field="store_id")
     found = read_code(code)
     now = (at or utcnow()).replace(tzinfo=None)
+    holder = store.query("SELECT profile_id FROM coupons WHERE code = ?", [found])
+    # The timeline's event is made before and written in the redemption's own commit.
+    redemption_id = "rdm_" + secrets.token_hex(8)
+    event = (
+        timeline.rows(store, [(holder[0][0], "Coupon Redeemed", {
+            "messageId": f"coupon-redeemed-{redemption_id}", "context": {"channel": "store"},
+            "properties": {"coupon_code": found, "store_id": store_id, "receipt_id": receipt_id},
+        })], now, rules or IdentityRules())
+        if holder and holder[0][0] is not None
+        else []
+    )  # fmt: skip
     with store.transaction() as cur:
         row = cur.execute(
             "SELECT c.campaign_id, c.profile_id, c.redemption_id, c.store_id, c.receipt_id, "
@@ -182,16 +196,13 @@ def redeem(
             raise NotFound(f"code: no coupon {shown(found)}", field="code")
         campaign_id, profile_id, redemption, done_store, done_receipt, coupon = row
         if redemption is not None:
-            if (done_store, done_receipt) == (store_id, receipt_id):
-                replay = True
-            else:
+            if (done_store, done_receipt) != (store_id, receipt_id):  # else a replay
                 raise Conflict(
                     f"code: coupon {shown(found)} was used already (store {done_store}, "
                     f"receipt {done_receipt})",
                     field="code",
                 )
         else:
-            replay = False
             terms = CouponTerms.model_validate_json(coupon)
             start, end = _bounds(terms, timezone)
             if now < start:
@@ -222,33 +233,22 @@ def redeem(
             cur.execute(
                 "UPDATE coupons SET redemption_id = ?, redeemed_at = ?, store_id = ?, receipt_id = ?, "
                 "amount_yen = ?, discount_yen = ?, voided_at = NULL WHERE code = ?",
-                [
-                    "rdm_" + secrets.token_hex(8),
-                    now,
-                    store_id,
-                    receipt_id,
-                    amount_yen,
-                    discount,
-                    found,
-                ],
+                [redemption_id, now, store_id, receipt_id, amount_yen, discount, found],
             )
-    coupon_now = get_coupon(store=store, code=found)
-    if not replay and profile_id is not None:
-        redeemed = {
-            "messageId": f"coupon-redeemed-{coupon_now.redemption_id}",
-            "context": {"channel": "store"},
-            "properties": {
-                "coupon_code": found,
-                "campaign_id": campaign_id,
-                "store_id": store_id,
-                "receipt_id": receipt_id,
-                "discount_yen": coupon_now.discount_yen,
-            },
-        }
-        timeline.record(
-            store, [(profile_id, "Coupon Redeemed", redeemed)], now, rules or IdentityRules()
-        )
-    return coupon_now
+            if event and profile_id is not None:
+                _with_terms(event, campaign_id, discount)
+                cur.register("_event_batch", events_table(event))
+                store.insert_new_events(cur, "_event_batch")
+                cur.unregister("_event_batch")
+    return get_coupon(store=store, code=found)
+
+
+def _with_terms(event: list[Any], campaign_id: str, discount: int) -> None:
+    """The redemption's event with what only the transaction knew (the discount)."""
+    row = event[0]
+    raw = orjson.loads(row.raw)
+    raw["properties"].update(campaign_id=campaign_id, discount_yen=discount)
+    event[0] = row._replace(raw=orjson.dumps(raw))
 
 
 def void(*, store: Store, code: str, receipt_id: str | None = None) -> Coupon:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tsunagu.events.normalize import normalize
+from tsunagu.events.normalize import EventRow, normalize
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
 
@@ -30,12 +30,19 @@ def identifiers_of(
     rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(order))
     cur = store.cursor()
     try:
-        cur.register("_who", pa.table({"profile_id": pa.array(list(profile_ids), pa.string())}))
-        rows = cur.execute(
-            f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
-            "WHERE profile_id IN (SELECT profile_id FROM _who) GROUP BY profile_id"
-        ).fetchall()
-        cur.unregister("_who")
+        if len(profile_ids) <= 100:  # a till's one customer: no Arrow table to register
+            rows = cur.execute(
+                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
+                "WHERE profile_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY profile_id",
+                [list(profile_ids)],
+            ).fetchall()
+        else:
+            cur.register("_who", pa.table({"profile_id": pa.array(list(profile_ids), pa.string())}))
+            rows = cur.execute(
+                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
+                "WHERE profile_id IN (SELECT profile_id FROM _who) GROUP BY profile_id"
+            ).fetchall()
+            cur.unregister("_who")
     finally:
         cur.close()
     return {pid: (kind, value) for pid, (kind, value) in rows}
@@ -71,15 +78,23 @@ def record(
     first identifier (source `tsunagu`); how many were new."""
     if not entries:
         return 0
+    return store.insert_events(rows(store, entries, at, rules))
+
+
+def rows(
+    store: Store,
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    at: datetime,
+    rules: IdentityRules,
+) -> list[EventRow]:
+    """The events `record` stores, for a caller that writes them in its own transaction."""
     who = identifiers_of(store, [profile_id for profile_id, _, _ in entries], rules)
     stamp = at.isoformat() + "Z"
-    return store.insert_events(
-        [
-            normalize(
-                message(profile_id, who.get(profile_id), event, timestamp=stamp, **fields),
-                received_at=at,
-                source="tsunagu",
-            )
-            for profile_id, event, fields in entries
-        ]
-    )
+    return [
+        normalize(
+            message(profile_id, who.get(profile_id), event, timestamp=stamp, **fields),
+            received_at=at,
+            source="tsunagu",
+        )
+        for profile_id, event, fields in entries
+    ]

@@ -1,0 +1,130 @@
+"""Coupon redemption at the till on a running server: `tsunagu serve` (its own process) takes
+POST /v1/coupons/{code}/redeem at a steady rate (each a different coupon, with a POS key),
+and GET /healthz at the same rate in the same run (the floor: a request that does nothing).
+Prints p50 / p95 / p99 of both.
+
+    .venv/bin/python benchmarks/coupon_redeem.py [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+from timing import percentile
+
+from tsunagu.store import Store
+
+TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
+
+
+def cli(data: Path, *args: str) -> str:
+    done = subprocess.run([TSUNAGU, "--data-dir", str(data), *args], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=200, help="redemptions a second")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    total = int(args.rate * args.seconds)
+    work = Path(tempfile.mkdtemp(prefix="bench-coupon-"))
+    data = work / "data"
+    members = work / "members.csv"
+    members.write_text(
+        "member_id,name\n" + "".join(f"M{n:06d},会員{n}\n" for n in range(total)), encoding="utf-8"
+    )
+    cli(data, "import", "members", str(members))
+    cli(data, "identity", "build")
+    admin = cli(data, "keys", "create", "bench", "--scope", "admin")
+    pos = cli(data, "keys", "create", "till", "--scope", "pos")
+    with Store(data / "tsunagu.duckdb") as store:
+        profiles = [r[0] for r in store.query("SELECT DISTINCT profile_id FROM identity_nodes")]
+    port = 19000 + os.getpid() % 1000
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [TSUNAGU, "--data-dir", str(data), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        auth = {"Authorization": f"Bearer {admin}"}
+        today = date.today()
+        made = httpx.post(f"{url}/v1/campaigns", headers=auth, json={
+            "name": "bench", "control_share": 0, "coupon": {
+                "value_yen": 500, "valid_from": str(today - timedelta(days=1)),
+                "valid_to": str(today + timedelta(days=30))}})  # fmt: skip
+        made.raise_for_status()
+        campaign = made.json()["campaign_id"]
+        issued = httpx.post(f"{url}/v1/campaigns/{campaign}/coupons", headers=auth,
+                            json={"profile_ids": profiles}, timeout=300)  # fmt: skip
+        issued.raise_for_status()
+        codes = [c["code"] for c in issued.json()["coupons"]]
+        redeem: list[float] = []
+        floor: list[float] = []
+        statuses: dict[int, int] = {}
+        lock = threading.Lock()
+        begin = time.perf_counter() + 0.3
+
+        def till(first: int, step: int) -> None:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {pos}"},
+                              timeout=30) as client:  # fmt: skip
+                for n in range(first, len(codes), step):
+                    wait = begin + n / args.rate - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    t = time.perf_counter()
+                    answer = client.post(f"/v1/coupons/{codes[n]}/redeem", json={
+                        "store_id": "S001", "receipt_id": f"R{n}", "amount_yen": 5000})  # fmt: skip
+                    took = time.perf_counter() - t
+                    t = time.perf_counter()
+                    client.get("/healthz")
+                    base = time.perf_counter() - t
+                    with lock:
+                        redeem.append(took)
+                        floor.append(base)
+                        statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+
+        threads = [threading.Thread(target=till, args=(w, 8)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        took = time.perf_counter() - begin
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    print(f"{len(redeem):,} redemptions in {took:.1f} s ({len(redeem) / took:,.0f}/s); "
+          f"answers {statuses}")  # fmt: skip
+    print(
+        f"redeem: p50 {percentile(redeem, 0.5):.1f} ms, p95 {percentile(redeem, 0.95):.1f} ms, "
+        f"p99 {percentile(redeem, 0.99):.1f} ms"
+    )
+    print(
+        f"floor (GET /healthz): p50 {percentile(floor, 0.5):.1f} ms, "
+        f"p99 {percentile(floor, 0.99):.1f} ms; ratio at p99 "
+        f"{percentile(redeem, 0.99) / max(percentile(floor, 0.99), 1e-9):.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
