@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,17 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
-from timing import percentile
+from timing import cli, percentile, serving
 
 from tsunagu.store import Store
-
-TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
-
-
-def cli(data: Path, *args: str) -> str:
-    done = subprocess.run([TSUNAGU, "--data-dir", str(data), *args], capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 def main() -> None:
@@ -52,18 +41,7 @@ def main() -> None:
     with Store(data / "tsunagu.duckdb") as store:
         profiles = [r[0] for r in store.query("SELECT DISTINCT profile_id FROM identity_nodes")]
     port = 19000 + os.getpid() % 1000
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [TSUNAGU, "--data-dir", str(data), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with serving(data, port) as url:
         auth = {"Authorization": f"Bearer {admin}"}
         today = date.today()
         made = httpx.post(f"{url}/v1/campaigns", headers=auth, json={
@@ -107,12 +85,6 @@ def main() -> None:
         for t in threads:
             t.join()
         took = time.perf_counter() - begin
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
     print(f"{len(redeem):,} redemptions in {took:.1f} s ({len(redeem) / took:,.0f}/s); "
           f"answers {statuses}")  # fmt: skip
     print(

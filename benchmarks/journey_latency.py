@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,18 +20,10 @@ import time
 from pathlib import Path
 
 import httpx
-from timing import percentile
+from timing import cli, percentile, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.activation.servers import line_api  # noqa: E402
-
-TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
-
-
-def cli(data: Path, *args: str) -> str:
-    done = subprocess.run([TSUNAGU, "--data-dir", str(data), *args], capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 def main() -> None:
@@ -59,22 +49,11 @@ def main() -> None:
     with line_api() as api:
         api.on_receive = lambda item: received.__setitem__(item["to"], time.perf_counter())
         port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "TSUNAGU_LINE_CHANNEL_ACCESS_TOKEN": "line-token",
+        env = {"TSUNAGU_LINE_CHANNEL_ACCESS_TOKEN": "line-token",
                "TSUNAGU_LINE_API_BASE": api.url, "TSUNAGU_QUIET_HOURS": "",
                "TSUNAGU_CAP_CHANNEL_DAY": "0", "TSUNAGU_CAP_ALL_DAY": "0",
                "TSUNAGU_JOURNEY_TICK_SECONDS": str(args.tick)}  # fmt: skip
-        server = subprocess.Popen(
-            [TSUNAGU, "--data-dir", str(data), "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+        with serving(data, port, env) as url:
             made = httpx.post(f"{url}/v1/journeys", headers={"Authorization": f"Bearer {admin}"},
                               json={"name": "bench", "control_share": 0, "channel": "line",
                                     "reentry": "always",
@@ -121,12 +100,6 @@ def main() -> None:
             while len(received) < len(sent) and time.perf_counter() < deadline:
                 time.sleep(0.05)
             print(f"waited for the last pushes: {len(received):,} of {len(sent):,}")
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
     latency = [received[k] - v for k, v in sent.items() if k in received] or [float("nan")]
     print(f"{total:,} events in {took:.1f} s ({total / took:,.0f}/s), {len(sent):,} triggering; "
           f"{len(latency):,} pushes arrived")  # fmt: skip
