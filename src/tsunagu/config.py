@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     """How often the server takes in journeys' triggers and moves customers along."""
     stale_send_seconds: float = Field(default=120, gt=0)
     """A send left `sending` this long was cut off (a crash) and is delivered again."""
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        from tsunagu.activation.protections import QuietHours  # (it reads Settings itself)
+
+        QuietHours.parse(value, "UTC")
+        return value
 
     @property
     def database_path(self) -> Path:

@@ -197,3 +197,23 @@ def test_erased_customers_and_bad_campaigns(line: Any) -> None:
         send_campaign(store=store, settings=settings, campaign=mail, profile_ids=people,
                       channels=channels, rules=IdentityRules())  # fmt: skip
     assert unset.value.field == "channel" and "not configured" in unset.value.message
+
+
+def test_quiet_hours_read_as_the_retailer_writes_them() -> None:
+    from pydantic import ValidationError
+
+    from tsunagu.activation.protections import QuietHours
+
+    night = QuietHours.parse("21:00-09:00", "Asia/Tokyo")
+    assert night is not None
+    assert night.resume_at(datetime(2026, 11, 2, 11, 59)) is None  # 20:59 in Tokyo
+    assert night.resume_at(datetime(2026, 11, 2, 12, 0)) == datetime(2026, 11, 3, 0, 0)
+    assert night.resume_at(datetime(2026, 11, 2, 23, 0)) == datetime(2026, 11, 3, 0, 0)  # 08:00
+    lunch = QuietHours.parse("12:00-13:00", "Asia/Tokyo")
+    assert lunch is not None and lunch.resume_at(datetime(2026, 11, 2, 3, 30)) == datetime(
+        2026, 11, 2, 4, 0
+    )
+    assert QuietHours.parse(" ", "Asia/Tokyo") is None
+    for bad in ("25:00-09:00", "21:99-09:00", "夜"):
+        with pytest.raises(ValidationError, match="quiet_hours"):
+            Settings(quiet_hours=bad)

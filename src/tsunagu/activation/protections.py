@@ -44,7 +44,11 @@ class QuietHours:
         if not text.strip():
             return None
         m = _HOURS.match(text)
-        if not m or int(m.group(1)) > 23 or int(m.group(3)) > 23:
+        if (
+            not m
+            or max(int(m.group(1)), int(m.group(3))) > 23
+            or max(int(m.group(2)), int(m.group(4))) > 59
+        ):
             raise InvalidInput(
                 f"quiet_hours: {text!r} is not HH:MM-HH:MM (e.g. 21:00-09:00)", field="quiet_hours"
             )
