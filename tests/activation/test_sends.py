@@ -181,6 +181,9 @@ def test_erased_customers_and_bad_campaigns(line: Any) -> None:
     done = send_campaign(store=store, settings=settings, campaign=_campaign(store, control=0.0),
                          profile_ids=people, channels=channels, rules=IdentityRules(), now=NOON)  # fmt: skip
     assert done.reasons.get("no such customer (erased?)") == 1 and done.sent == 2
+    assert not store.scalar(  # nobody by that id: not in the campaign's report either
+        "SELECT count(*) FROM campaign_assignments WHERE profile_id = ?", [people[0]]
+    )
     # Erased after being sent to: what acting kept of them goes too.
     erase_profile(store=store, rules=IdentityRules(), profile_id=people[1])
     for table in ("sends", "campaign_assignments"):

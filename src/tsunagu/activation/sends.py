@@ -116,8 +116,6 @@ def send_campaign(
         )
     ids = list(dict.fromkeys(profile_ids))
     result = SendResult()
-    variants = assign(store=store, campaign=campaign, profile_ids=ids, at=moment,
-                      origin="journey" if journey_id else "send")  # fmt: skip
     keys = (
         dict(send_keys)
         if send_keys
@@ -127,6 +125,10 @@ def send_campaign(
     todo = [pid for pid in ids if keys[pid] not in done]
     result.already = len(ids) - len(todo)
     reach = protections.reach(store, todo, name, purpose)
+    # Customers who exist are in the report; an id nobody has is not.
+    variants = assign(store=store, campaign=campaign, at=moment,
+                      profile_ids=[p for p in ids if p not in reach or reach[p].known],
+                      origin="journey" if journey_id else "send")  # fmt: skip
     recent = protections.recent_counts(store, todo, moment) if purpose == "marketing" else {}
     quiet = protections.QuietHours.parse(settings.quiet_hours, settings.timezone)
     resume = quiet.resume_at(moment) if quiet and purpose == "marketing" else None
