@@ -30,7 +30,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.activation.campaigns import (
-    Campaign,
     CampaignCreate,
     CouponTerms,
     Message,
@@ -345,6 +344,3 @@ def local_clock(moment: datetime, timezone: str) -> str:
 
 def later(moment: datetime, duration: str) -> datetime:
     return moment + timedelta(seconds=window_seconds(duration))
-
-
-__all__ = ["Campaign", "Journey", "JourneyCreate", "JourneyStep"]
