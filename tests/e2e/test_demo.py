@@ -28,7 +28,7 @@ def test_demo_serves_the_sample_retailer_with_working_keys(tmp_path: Path) -> No
                 "--customers",
                 "300",
                 "--days",
-                "30",
+                "60",
                 "--out",
                 str(tmp_path / "files"),
                 "--port",
@@ -69,6 +69,14 @@ def test_demo_serves_the_sample_retailer_with_working_keys(tmp_path: Path) -> No
         )
         assert profile.status_code == 200, profile.text
         assert profile.json()["identifiers"]["user_id"] == [member.group(1)]
+        # The sample's randomised campaign is there, assigned, with its report.
+        report_url = re.search(r"a campaign: +curl -H '[^']+' '([^']+)'", printed)
+        assert report_url, printed
+        report = httpx.get(
+            report_url.group(1), headers={"Authorization": f"Bearer {read_key.group(1)}"}
+        )
+        assert report.status_code == 200, report.text
+        assert [v["variant"] for v in report.json()["variants"]] == ["control", "catalog"]
     finally:
         demo.terminate()
         demo.wait(timeout=30)

@@ -169,6 +169,7 @@ def demo(
             f"analytics: {analysed.events:,} events of customers; fan levels of {fans.profiles:,} "
             "profiles"
         )
+        campaign_id = _demo_campaign(store, out)
         api_key_file = state.settings.data_dir / "demo-api-key.txt"
         if not api_key_file.exists():
             from tsunagu.keys import create_key
@@ -216,8 +217,39 @@ def demo(
         f"'http://{host}:{port}/v1/inventory/availability?sku={stocked}&lat=35.6812&lon=139.7671'\n"
         f"staff screen: curl -H 'Authorization: Bearer {api_key}' "
         f"'http://{host}:{port}/v1/clienteling?store_id={shop}&qr=user_id:{member}'\n"
+        + (
+            f"a campaign:   curl -H 'Authorization: Bearer {api_key}' "
+            f"'http://{host}:{port}/v1/campaigns/{campaign_id}/report'\n"
+            if campaign_id
+            else ""
+        )
     )
     serve(host=host, port=port)
+
+
+def _demo_campaign(store: Store, out: Path) -> str | None:
+    """The sample's randomised catalogue campaign, with its assignment, once."""
+    import json
+
+    from tsunagu.activation.assignments import import_assignments
+    from tsunagu.activation.campaigns import CampaignCreate, create_campaign
+
+    truth_file, assigned = out / "campaign_truth.json", out / "campaign_assignments.csv"
+    if not truth_file.exists() or not assigned.exists():
+        return None
+    truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    if truth.get("starts_at") is None:
+        return None
+    found = store.scalar("SELECT min(campaign_id) FROM campaigns WHERE name = ?", [truth["name"]])
+    if found:
+        return str(found)
+    body = CampaignCreate(name=truth["name"], channel="catalog", window=truth["window"],
+                          control_share=truth["control_share"], treatments=["catalog"])  # fmt: skip
+    made = create_campaign(store=store, body=body, timezone=state.settings.timezone)
+    done = import_assignments(store=store, campaign_id=made.campaign_id, path=assigned,
+                              timezone=state.settings.timezone)  # fmt: skip
+    err.print(f"campaign {made.name}: {done.assigned:,} customers assigned ({made.campaign_id})")
+    return made.campaign_id
 
 
 @sources_app.command("create")
