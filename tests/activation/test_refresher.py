@@ -44,9 +44,18 @@ def test_event_segments_follow_new_events_and_the_rest_the_schedule(
     create_segment(store=store, definition=women)
     assert get_segment(store=store, segment_id=seg.segment_id).members == 1
     assert refresher.tick() == []  # nothing new
+    whole_at = get_segment(store=store, segment_id=seg.segment_id).refreshed_at
     view(store, "M002")  # a customer the graph has not seen yet still counts
     done = refresher.tick()
     assert [(d.segment_id, d.members, d.entered) for d in done] == [(seg.segment_id, 2, 1)]
+    # Only the customers of the new events were looked at: no whole refresh happened.
+    assert get_segment(store=store, segment_id=seg.segment_id).refreshed_at == whole_at
+    assert store.scalar(
+        "SELECT events_to FROM segments WHERE segment_id = ?", [seg.segment_id]
+    ) == store.scalar("SELECT max(stored_at) FROM events WHERE source <> 'tsunagu'")
+    view(store, "M001")  # already in: an incremental pass that changes nothing
+    again = refresher.tick()
+    assert [(d.members, d.entered, d.exited) for d in again] == [(2, 0, 0)]
     assert refresher.tick() == []  # its own "Segment Entered" events do not make it due
     hourly = SegmentRefresher(
         store, data_dir=tmp_path, timezone="Asia/Tokyo", interval=1, every=0.001

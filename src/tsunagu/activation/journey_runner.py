@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from tsunagu.activation import coupons, timeline
+from tsunagu.activation.arrivals import EVENTS as _EVENTS
 from tsunagu.activation.assignments import assign
 from tsunagu.activation.campaigns import CONTROL, Campaign, get_campaign
 from tsunagu.activation.channels import Channel
@@ -53,29 +54,6 @@ OVERLAP = timedelta(seconds=2)
 in flight at the last tick is not missed (one already taken in is the same run's key)."""
 MAX_MOVES = 100
 """Steps one run takes in one tick at most (a journey of conditions only cannot loop forever)."""
-
-_EVENTS = """
-SELECT e.message_id, e.timestamp AS ts, e.stored_at, coalesce(e.event, e.type) AS event,
-       e.channel, e.store_id, json_extract(e.raw, '$.properties') AS properties,
-       json_extract_string(e.raw, '$.properties.sku') AS sku,
-       json_extract_string(e.raw, '$.properties.category') AS category,
-       json_extract_string(e.raw, '$.properties.products[*].sku') AS skus,
-       json_extract_string(e.raw, '$.properties.products[*].category') AS categories,
-       TRY_CAST(json_extract_string(e.raw, '$.properties.revenue') AS DOUBLE) AS revenue,
-       json_extract_string(e.raw, '$.properties.order_id') AS order_id,
-       json_extract_string(e.raw, '$.name') AS name,
-       coalesce(u.profile_id, a.profile_id, c.profile_id, l.profile_id, d.profile_id) AS profile_id
-FROM events e
-LEFT JOIN identity_nodes u ON u.type = 'user_id' AND u.value = e.user_id
-LEFT JOIN identity_nodes a ON a.type = 'anonymous_id' AND a.value = e.anonymous_id
-LEFT JOIN identity_nodes c ON c.type = 'member_card'
-    AND c.value = tg_clean('member_card', json_extract_string(e.raw, '$.context.traits.member_card'))
-LEFT JOIN identity_nodes l ON l.type = 'line_user_id'
-    AND l.value = json_extract_string(e.raw, '$.context.traits.line_user_id')
-LEFT JOIN identity_nodes d ON d.type = 'device_id'
-    AND d.value = json_extract_string(e.raw, '$.context.device.id')
-WHERE e.stored_at > ? AND e.stored_at <= ? AND e.source <> 'tsunagu'
-"""
 
 
 @dataclass(slots=True)

@@ -7,10 +7,12 @@ import csv
 import io
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+import pyarrow as pa
 
 from tsunagu.activation import timeline
 from tsunagu.activation.segments import SegmentDefinition, members_sql
@@ -73,8 +75,13 @@ def refresh_segment(
     segment_id: str,
     as_of: datetime | None = None,
     rules: IdentityRules | None = None,
+    only: Sequence[str] | None = None,
+    events_to: datetime | None = None,
 ) -> Refresh:
-    """Members as the rule says now: those new entered, those gone exited (both kept)."""
+    """Members as the rule says now: those new entered, those gone exited (both kept).
+
+    With `only`, just those customers are looked at again (the customers whose events arrived:
+    the refresher's incremental pass); `events_to` records how far the events were read."""
     started = time.perf_counter()
     segment = get_segment(store=store, segment_id=segment_id)
     segment_id = segment.segment_id  # (it may have been asked for by name)
@@ -82,11 +89,16 @@ def refresh_segment(
     definition = parse(SegmentDefinition, segment.definition)
     now = utcnow()
     sql = members_sql(definition.rule, store=store, as_of=(as_of or now).replace(tzinfo=None))
+    within = "" if only is None else " WHERE profile_id IN (SELECT profile_id FROM _only)"
     with store.transaction() as cur:
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _now AS SELECT DISTINCT profile_id FROM ({sql})")
+        if only is not None:
+            cur.register("_only", pa.table({"profile_id": pa.array(list(only), pa.string())}))
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _now AS SELECT DISTINCT profile_id FROM ({sql}){within}"
+        )
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _was AS SELECT profile_id FROM segment_members "
-            "WHERE segment_id = ?",
+            "WHERE segment_id = ?" + within.replace(" WHERE ", " AND "),
             [segment_id],
         )
         # Who entered and who left, once; the changes, the members and the events follow.
@@ -112,13 +124,18 @@ def refresh_segment(
             [segment_id, now],
         )
         moved = cur.execute("SELECT change, profile_id FROM _moved").fetchall()
-        (members,) = cur.execute("SELECT count(*) FROM _now").fetchone()  # type: ignore[misc]
+        (members,) = cur.execute(
+            "SELECT count(*) FROM segment_members WHERE segment_id = ?", [segment_id]
+        ).fetchone()  # type: ignore[misc]
         cur.execute(
-            "UPDATE segments SET refreshed_at = ?, members = ? WHERE segment_id = ?",
-            [now, members, segment_id],
+            "UPDATE segments SET members = ?, events_to = coalesce(?, events_to), "
+            "refreshed_at = CASE WHEN ? THEN refreshed_at ELSE ? END WHERE segment_id = ?",
+            [members, events_to, only is not None, now, segment_id],
         )
         for table in ("_now", "_was", "_moved"):
             cur.execute(f"DROP TABLE {table}")
+        if only is not None:
+            cur.unregister("_only")
     _record(store, segment, moved, now, rules)
     return Refresh(
         segment_id=segment_id,

@@ -1,7 +1,7 @@
-"""Segments kept current inside `tsunagu serve`: a segment whose rule reads events is refreshed
-as soon as events arrived since its last refresh (within `interval` seconds, not at night), and
-every segment at least every `every` seconds, since windows ("in the last 30 days") move with
-time."""
+"""Segments kept current inside `tsunagu serve`: a segment whose rule reads events looks again
+at the customers whose events arrived since it last did (within `interval` seconds, not at
+night, and only those customers), and every segment is recomputed whole at least every `every`
+seconds, since windows ("in the last 30 days") move with time."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tsunagu.activation.arrivals import EVENTS
 from tsunagu.activation.membership import Refresh, list_segments, refresh_segment
 from tsunagu.analytics.facts import fresh_engine
 from tsunagu.identity.rules import load_rules
 from tsunagu.store import Store, utcnow
+from tsunagu.store.identifiers import normalize_macros
 
 log = logging.getLogger("tsunagu.segments")
 
@@ -51,27 +53,55 @@ class SegmentRefresher:
         self._thread.join(timeout=30)
 
     def tick(self) -> list[Refresh]:
-        """Refresh the segments that are due; what each refresh did."""
+        """Refresh the segments that are due; what each refresh did. A segment whose rule reads
+        events looks again at the customers whose events arrived since it last did (not the
+        whole segment); every segment is recomputed whole every `every` (windows move)."""
         segments = list_segments(store=self.store)
         if not segments:
             return []
         # Events of tsunagu's own (entries and exits) do not make a segment due.
         arrived = self.store.scalar("SELECT max(stored_at) FROM events WHERE source <> 'tsunagu'")
+        read_to = dict(self.store.query("SELECT segment_id, events_to FROM segments"))
         now = utcnow()
-        due = [
-            s
-            for s in segments
-            if s.refreshed_at is None
-            or now - s.refreshed_at >= self.every
-            or (arrived is not None and arrived > s.refreshed_at and reads_events(s.definition))
+        whole = [
+            s for s in segments if s.refreshed_at is None or now - s.refreshed_at >= self.every
         ]
-        if not due:
+        since = {
+            s.segment_id: read_to.get(s.segment_id) or s.refreshed_at
+            for s in segments
+            if s not in whole and reads_events(s.definition) and arrived is not None
+        }
+        since = {k: v for k, v in since.items() if v is not None and arrived > v}
+        if not whole and not since:
             return []
         fresh_engine(store=self.store, data_dir=self.data_dir, timezone=self.timezone)
         rules = load_rules(self.data_dir)
-        return [
-            refresh_segment(store=self.store, segment_id=s.segment_id, rules=rules) for s in due
+        done = [
+            refresh_segment(
+                store=self.store, segment_id=s.segment_id, rules=rules, events_to=arrived
+            )
+            for s in whole
         ]
+        for segment_id, moment in since.items():
+            who = self._customers_since(moment, arrived)
+            done.append(refresh_segment(store=self.store, segment_id=segment_id, rules=rules,
+                                        only=who, events_to=arrived))  # fmt: skip
+        return done
+
+    def _customers_since(self, moment: Any, upto: Any) -> list[str]:
+        """The customers of the events stored in (moment, upto]: their profiles, and the names
+        analytics gives customers the graph does not know yet (TYPE:VALUE)."""
+        cur = self.store.cursor()
+        try:
+            cur.execute(normalize_macros(self.store.country))
+            rows = cur.execute(
+                "SELECT DISTINCT unnest([profile_id, 'user_id:' || user_id, "
+                f"'anonymous_id:' || anonymous_id]) FROM ({EVENTS})",
+                [moment, upto],
+            ).fetchall()
+        finally:
+            cur.close()
+        return [r[0] for r in rows if r[0] is not None]
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

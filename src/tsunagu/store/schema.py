@@ -608,6 +608,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "UPDATE journeys SET taken_from = coalesce(cursor, created_at)",
         ],
     ),
+    (
+        "segments follow events incrementally",
+        [
+            # How far a segment's members were brought up to date with the events
+            # (events.stored_at): the customers of later events are looked at again, the rest
+            # wait for the scheduled refresh (activation/refresher.py).
+            "ALTER TABLE segments ADD COLUMN events_to TIMESTAMP",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

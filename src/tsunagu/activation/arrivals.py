@@ -1,0 +1,31 @@
+"""Events stored since a moment, each with the profile it belongs to (by user id, anonymous id,
+member card, LINE id or device id), in the columns the funnel steps' conditions read
+(`analytics.filters.Step.sql`): what journeys' triggers and segments' incremental refresh read.
+Parameters: the moments after and up to which the events were stored. Needs `tg_clean`
+(store.identifiers.normalize_macros) on the cursor.
+"""
+
+from __future__ import annotations
+
+EVENTS = """
+SELECT e.message_id, e.user_id, e.anonymous_id, e.timestamp AS ts, e.stored_at, coalesce(e.event, e.type) AS event,
+       e.channel, e.store_id, json_extract(e.raw, '$.properties') AS properties,
+       json_extract_string(e.raw, '$.properties.sku') AS sku,
+       json_extract_string(e.raw, '$.properties.category') AS category,
+       json_extract_string(e.raw, '$.properties.products[*].sku') AS skus,
+       json_extract_string(e.raw, '$.properties.products[*].category') AS categories,
+       TRY_CAST(json_extract_string(e.raw, '$.properties.revenue') AS DOUBLE) AS revenue,
+       json_extract_string(e.raw, '$.properties.order_id') AS order_id,
+       json_extract_string(e.raw, '$.name') AS name,
+       coalesce(u.profile_id, a.profile_id, c.profile_id, l.profile_id, d.profile_id) AS profile_id
+FROM events e
+LEFT JOIN identity_nodes u ON u.type = 'user_id' AND u.value = e.user_id
+LEFT JOIN identity_nodes a ON a.type = 'anonymous_id' AND a.value = e.anonymous_id
+LEFT JOIN identity_nodes c ON c.type = 'member_card'
+    AND c.value = tg_clean('member_card', json_extract_string(e.raw, '$.context.traits.member_card'))
+LEFT JOIN identity_nodes l ON l.type = 'line_user_id'
+    AND l.value = json_extract_string(e.raw, '$.context.traits.line_user_id')
+LEFT JOIN identity_nodes d ON d.type = 'device_id'
+    AND d.value = json_extract_string(e.raw, '$.context.device.id')
+WHERE e.stored_at > ? AND e.stored_at <= ? AND e.source <> 'tsunagu'
+"""
