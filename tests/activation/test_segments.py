@@ -257,3 +257,26 @@ def test_an_unknown_store_is_named(shop: Store) -> None:
     definition = parse(SegmentDefinition, {"name": "x", "rule": {"near_store": "NOPE", "km": 3}})
     with pytest.raises(InvalidInput, match="near_store"):
         preview(store=shop, rule=definition.rule)
+
+
+def test_a_rule_asked_about_some_customers_answers_for_them_as_for_all(shop: Store) -> None:
+    import pyarrow as pa
+
+    from tsunagu.activation.segments import members_sql
+
+    as_of = shop.query("SELECT max(ts) FROM analytics_events")[0][0]
+    everyone = [r[0] for r in shop.query(
+        "SELECT profile_id FROM profile_traits UNION ALL SELECT profile_id FROM analytics_profiles "
+        "WHERE contains(profile_id, ':') ORDER BY 1"
+    )]  # fmt: skip
+    some = everyone[::3]
+    cur = shop.cursor()
+    cur.register("_some", pa.table({"profile_id": pa.array(some, pa.string())}))
+    for rule in rules(shop, as_of):
+        parsed = parse(SegmentDefinition, {"name": "x", "rule": rule}).rule
+        whole = {r[0] for r in cur.execute(members_sql(parsed, store=shop, as_of=as_of)).fetchall()}
+        scoped = {r[0] for r in cur.execute(
+            members_sql(parsed, store=shop, as_of=as_of, scope="_some")
+        ).fetchall()}  # fmt: skip
+        assert scoped == whole & set(some), rule
+    cur.close()

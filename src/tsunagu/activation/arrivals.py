@@ -8,6 +8,19 @@ Parameters: the moments after and up to which the events were stored. Needs `tg_
 from __future__ import annotations
 
 EVENTS = """
+WITH e AS MATERIALIZED (
+    SELECT *,
+        tg_clean('member_card', json_extract_string(raw, '$.context.traits.member_card')) AS card,
+        json_extract_string(raw, '$.context.traits.line_user_id') AS line,
+        json_extract_string(raw, '$.context.device.id') AS device
+    FROM events WHERE stored_at > ? AND stored_at <= ? AND source <> 'tsunagu'
+),
+-- Only the nodes of these events' identifiers: the few are looked up, the graph not joined whole.
+ids AS MATERIALIZED (
+    SELECT type, value, profile_id FROM identity_nodes
+    WHERE value IN (SELECT user_id FROM e UNION SELECT anonymous_id FROM e UNION SELECT card FROM e
+                    UNION SELECT line FROM e UNION SELECT device FROM e)
+)
 SELECT e.message_id, e.user_id, e.anonymous_id, e.timestamp AS ts, e.stored_at, coalesce(e.event, e.type) AS event,
        e.channel, e.store_id, json_extract(e.raw, '$.properties') AS properties,
        json_extract_string(e.raw, '$.properties.sku') AS sku,
@@ -18,14 +31,10 @@ SELECT e.message_id, e.user_id, e.anonymous_id, e.timestamp AS ts, e.stored_at, 
        json_extract_string(e.raw, '$.properties.order_id') AS order_id,
        json_extract_string(e.raw, '$.name') AS name,
        coalesce(u.profile_id, a.profile_id, c.profile_id, l.profile_id, d.profile_id) AS profile_id
-FROM events e
-LEFT JOIN identity_nodes u ON u.type = 'user_id' AND u.value = e.user_id
-LEFT JOIN identity_nodes a ON a.type = 'anonymous_id' AND a.value = e.anonymous_id
-LEFT JOIN identity_nodes c ON c.type = 'member_card'
-    AND c.value = tg_clean('member_card', json_extract_string(e.raw, '$.context.traits.member_card'))
-LEFT JOIN identity_nodes l ON l.type = 'line_user_id'
-    AND l.value = json_extract_string(e.raw, '$.context.traits.line_user_id')
-LEFT JOIN identity_nodes d ON d.type = 'device_id'
-    AND d.value = json_extract_string(e.raw, '$.context.device.id')
-WHERE e.stored_at > ? AND e.stored_at <= ? AND e.source <> 'tsunagu'
+FROM e
+LEFT JOIN ids u ON u.type = 'user_id' AND u.value = e.user_id
+LEFT JOIN ids a ON a.type = 'anonymous_id' AND a.value = e.anonymous_id
+LEFT JOIN ids c ON c.type = 'member_card' AND c.value = e.card
+LEFT JOIN ids l ON l.type = 'line_user_id' AND l.value = e.line
+LEFT JOIN ids d ON d.type = 'device_id' AND d.value = e.device
 """

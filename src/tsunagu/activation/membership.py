@@ -88,7 +88,8 @@ def refresh_segment(
     rules = rules or IdentityRules()
     definition = parse(SegmentDefinition, segment.definition)
     now = utcnow()
-    sql = members_sql(definition.rule, store=store, as_of=(as_of or now).replace(tzinfo=None))
+    sql = members_sql(definition.rule, store=store, as_of=(as_of or now).replace(tzinfo=None),
+                      scope=None if only is None else "_only")  # fmt: skip
     within = "" if only is None else " WHERE profile_id IN (SELECT profile_id FROM _only)"
     with store.transaction() as cur:
         if only is not None:

@@ -131,30 +131,37 @@ class SegmentDefinition(BaseModel):
     rule: Rule
 
 
-def compile_rule(rule: Rule, *, store: Store, as_of: datetime) -> str:
+def compile_rule(rule: Rule, *, store: Store, as_of: datetime, scope: str | None = None) -> str:
     """The condition a customer (`u`, with `p` their traits, `f` their fan level and `l` their
-    LTV) meets."""
+    LTV) meets. `scope`: a relation of the only profile ids asked about (the events read are
+    theirs alone)."""
     match rule:
         case AllRule():
             return (
                 "("
-                + " AND ".join(compile_rule(r, store=store, as_of=as_of) for r in rule.all)
+                + " AND ".join(
+                    compile_rule(r, store=store, as_of=as_of, scope=scope) for r in rule.all
+                )
                 + ")"
             )
         case AnyRule():
             return (
-                "(" + " OR ".join(compile_rule(r, store=store, as_of=as_of) for r in rule.any) + ")"
+                "("
+                + " OR ".join(
+                    compile_rule(r, store=store, as_of=as_of, scope=scope) for r in rule.any
+                )
+                + ")"
             )
         case NotRule():
-            return f"(NOT coalesce({compile_rule(rule.not_, store=store, as_of=as_of)}, false))"
+            return f"(NOT coalesce({compile_rule(rule.not_, store=store, as_of=as_of, scope=scope)}, false))"
         case ConsentRule():
             return f"coalesce(json_extract(p.traits, '$.{rule.consent}_opt_in')::BOOLEAN, false)"
         case TraitRule():
             return _trait(rule, as_of)
         case EventRule():
-            return _events(rule, as_of)
+            return _events(rule, as_of, scope)
         case NearRule():
-            return _near(rule, store)
+            return _near(rule, store, scope)
     raise AssertionError(rule)
 
 
@@ -207,8 +214,10 @@ def _compare(column: str, op: str, value: Scalar) -> str:
     return f"CAST({column} AS VARCHAR) {op} {literal(value)}"
 
 
-def _events(rule: EventRule, as_of: datetime) -> str:
+def _events(rule: EventRule, as_of: datetime, scope: str | None = None) -> str:
     where = [rule.sql(), f"e.ts <= {ts_literal(as_of)}"]
+    if scope is not None:
+        where.append(f"ap.profile_id IN (SELECT profile_id FROM {scope})")
     if rule.store_id is not None:
         where.append(f"e.store_id = {literal(rule.store_id)}")
     if rule.within is not None:
@@ -227,7 +236,7 @@ def _events(rule: EventRule, as_of: datetime) -> str:
     return f"(u.profile_id IN ({counted} HAVING {' AND '.join(having)}))"
 
 
-def _near(rule: NearRule, store: Store) -> str:
+def _near(rule: NearRule, store: Store, scope: str | None = None) -> str:
     found = store.query("SELECT lat, lon FROM stores WHERE store_id = ?", [rule.near_store])
     if not found or found[0][0] is None:
         raise InvalidInput(
@@ -242,7 +251,14 @@ def _near(rule: NearRule, store: Store) -> str:
     if rule.by in ("last_location", "either"):
         last = (
             "SELECT ap.profile_id FROM (SELECT pid, arg_max(lat, ts) AS lat, arg_max(lon, ts) AS lon "
-            "FROM analytics_events WHERE lat IS NOT NULL AND lon IS NOT NULL GROUP BY pid) x "
+            "FROM analytics_events WHERE lat IS NOT NULL AND lon IS NOT NULL "
+            + (
+                f"AND pid IN (SELECT pid FROM analytics_profiles WHERE profile_id IN "
+                f"(SELECT profile_id FROM {scope})) "
+                if scope is not None
+                else ""
+            )
+            + "GROUP BY pid) x "
             "JOIN analytics_profiles ap ON ap.pid = x.pid "
             f"WHERE {distance_sql('x.lat', 'x.lon', lat, lon)} <= {rule.km!r}"
         )
@@ -250,9 +266,10 @@ def _near(rule: NearRule, store: Store) -> str:
     return "coalesce(" + " OR ".join(tests) + ", false)"
 
 
-def members_sql(rule: Rule, *, store: Store, as_of: datetime) -> str:
+def members_sql(rule: Rule, *, store: Store, as_of: datetime, scope: str | None = None) -> str:
     """The profile ids of the segment: among the profiles, and the customers whose events came
-    after the last identity build (analytics knows them before the graph does)."""
+    after the last identity build (analytics knows them before the graph does). With `scope` (a
+    relation of profile ids), among those only, reading only their events."""
     return (
         # (Analytics names a customer the graph has not seen yet by their identifier, TYPE:VALUE.)
         "SELECT u.profile_id FROM (SELECT profile_id FROM profile_traits UNION ALL "
@@ -260,7 +277,9 @@ def members_sql(rule: Rule, *, store: Store, as_of: datetime) -> str:
         "LEFT JOIN profile_traits p ON p.profile_id = u.profile_id "
         "LEFT JOIN fan_levels f ON f.profile_id = u.profile_id "
         "LEFT JOIN ltv_predictions l ON l.profile_id = u.profile_id "
-        f"WHERE {compile_rule(rule, store=store, as_of=as_of)}"
+        + "WHERE "
+        + ("" if scope is None else f"u.profile_id IN (SELECT profile_id FROM {scope}) AND ")
+        + compile_rule(rule, store=store, as_of=as_of, scope=scope)
     )
 
 
