@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,9 +86,8 @@ class Settings(BaseSettings):
     @field_validator("quiet_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        from tsunagu.activation.protections import QuietHours  # (it reads Settings itself)
-
-        QuietHours.parse(value, "UTC")
+        if value.strip() and quiet_hours(value) is None:
+            raise ValueError(f"quiet_hours: {value!r} is not HH:MM-HH:MM (e.g. 21:00-09:00)")
         return value
 
     @property
@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     def server_file(self) -> Path:
         """Written by a running server: where it listens, so the CLI can talk to it."""
         return self.data_dir / "server.json"
+
+
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def quiet_hours(text: str) -> tuple[int, int, int, int] | None:
+    """(start hour, minute, end hour, minute) of `HH:MM-HH:MM`, or None if it is not that."""
+    m = _HOURS.match(text)
+    if not m:
+        return None
+    h1, m1, h2, m2 = map(int, m.groups())
+    return (h1, m1, h2, m2) if max(h1, h2) <= 23 and max(m1, m2) <= 59 else None
 
 
 @lru_cache(maxsize=8)

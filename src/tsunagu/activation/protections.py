@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from tsunagu.activation.campaigns import CONTROL, variant_of
-from tsunagu.config import Settings
+from tsunagu.config import Settings, quiet_hours
 from tsunagu.exceptions import InvalidInput
 from tsunagu.store import Store
 
@@ -30,7 +29,6 @@ OPT_IN_TRAIT = {"line": "line_opt_in", "email": "email_opt_in", "push": "push_op
                 "dm": "dm_opt_in"}  # fmt: skip
 """The member import's opt-in of each channel (webhooks go to the retailer's own systems)."""
 GLOBAL_CONTROL = "tsunagu-global-control"
-_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +41,12 @@ class QuietHours:
     def parse(cls, text: str, timezone: str) -> QuietHours | None:
         if not text.strip():
             return None
-        m = _HOURS.match(text)
-        if (
-            not m
-            or max(int(m.group(1)), int(m.group(3))) > 23
-            or max(int(m.group(2)), int(m.group(4))) > 59
-        ):
+        found = quiet_hours(text)
+        if found is None:
             raise InvalidInput(
                 f"quiet_hours: {text!r} is not HH:MM-HH:MM (e.g. 21:00-09:00)", field="quiet_hours"
             )
-        h1, m1, h2, m2 = map(int, m.groups())
+        h1, m1, h2, m2 = found
         return cls(time(h1, m1), time(h2, m2), ZoneInfo(timezone))
 
     def resume_at(self, now: datetime) -> datetime | None:
