@@ -157,16 +157,17 @@ def test_the_pos_import_redeems_codes_on_its_receipts(
         "receipt_id,line_no,store_id,sold_at,sku,quantity,unit_price,discount,coupon_code\n"
         f"R10,1,S001,{today},SKU1,1,6000,500,{shown(first.code).lower()}\n"
         f"R11,1,S002,{today},SKU2,1,4000,500,{second.code}\n"  # used already, elsewhere
-        f"R12,1,S002,{today},SKU3,1,3000,0,OTHER-CHAIN-CODE\n",
+        f"R12,1,S002,{today},SKU3,1,3000,0,OTHER-CHAIN-CODE\n"
+        f"R13,1,S003,{today},SKU4,1,2000,0,{third.qr}\n",  # the QR as scanned
         encoding="utf-8",
     )
     done = import_pos(store=store, path=path)
-    assert done.imported == 3
-    assert any("redeemed 1 " in w for w in done.warnings)
+    assert done.imported == 4
+    assert any("redeemed 2 " in w for w in done.warnings)
     assert any("1 receipts carry a coupon redeemed before" in w for w in done.warnings)
     got = get_coupon(store=store, code=first.code)
     assert (got.store_id, got.receipt_id, got.discount_yen) == ("S001", "R10", 500)
     assert get_coupon(store=store, code=second.code).receipt_id == "R-online"
-    assert get_coupon(store=store, code=third.code).redemption_id is None
+    assert get_coupon(store=store, code=third.code).receipt_id == "R13"
     again = import_pos(store=store, path=path)  # the same file again changes nothing
-    assert again.duplicates == 3 and get_coupon(store=store, code=first.code).receipt_id == "R10"
+    assert again.duplicates == 4 and get_coupon(store=store, code=first.code).receipt_id == "R10"

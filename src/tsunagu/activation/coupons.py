@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from tsunagu.activation import timeline
 from tsunagu.activation.assignments import assign
@@ -52,11 +53,20 @@ def new_code() -> str:
     return body + check_symbol(body)
 
 
-def read_code(text: str) -> str:
-    """A code as typed or scanned (any case, dashes, spaces, the QR prefix), checked."""
+def code_of(text: str) -> str | None:
+    """A code as typed or scanned (any case, dashes, spaces, the QR prefix), or None if it is
+    not one of tsunagu's (its check symbol does not match)."""
     code = text.strip().upper().removeprefix(QR_PREFIX).replace("-", "").replace(" ", "")
     code = code.translate(_READ_AS)
     if len(code) != 13 or any(c not in _VALUE for c in code) or check_symbol(code[:12]) != code[12]:
+        return None
+    return code
+
+
+def read_code(text: str) -> str:
+    """`code_of`, or NotFound naming the code."""
+    code = code_of(text)
+    if code is None:
         raise NotFound(f"code: {text!r} is not a coupon code", field="code")
     return code
 
@@ -280,13 +290,19 @@ def link_receipts(cur: duckdb.DuckDBPyConnection, receipts: str) -> tuple[int, i
     revenue, discount) that carry one of tsunagu's codes redeem it, as the till would have
     through `redeem` (a till that could not reach tsunagu). Returns (linked, conflicts): a code
     already redeemed on another receipt is left as it was and counted."""
-    code = "translate(replace(replace(upper(trim(coupon_code)), '-', ''), ' ', ''), 'OIL', '011')"
-    prefix = QR_PREFIX.replace(":", "")
+    given = [r[0] for r in cur.execute(
+        f"SELECT DISTINCT coupon_code FROM {receipts} WHERE coupon_code IS NOT NULL AND revenue >= 0"
+    ).fetchall()]  # fmt: skip
+    read = {text: code for text in given if (code := code_of(text)) is not None}
+    cur.register("_codes", pa.table({
+        "coupon_code": pa.array(list(read), pa.string()),
+        "code": pa.array(list(read.values()), pa.string()),
+    }))  # fmt: skip
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE _coupon_receipts AS SELECT r.*, "
-        f"regexp_replace({code}, '^{prefix}', '') AS code FROM {receipts} r "
-        "WHERE coupon_code IS NOT NULL AND revenue >= 0"
+        "CREATE OR REPLACE TEMP TABLE _coupon_receipts AS SELECT r.*, k.code FROM "
+        f"{receipts} r JOIN _codes k USING (coupon_code) WHERE r.revenue >= 0"
     )
+    cur.unregister("_codes")
     conflicts = cur.execute(
         "SELECT count(*) FROM _coupon_receipts r JOIN coupons c USING (code) "
         "WHERE c.redemption_id IS NOT NULL AND (c.store_id, c.receipt_id) <> (r.store_id, r.receipt_id)"
