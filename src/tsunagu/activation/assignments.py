@@ -75,14 +75,8 @@ def assign(
     if not ids:
         return {}
     moment = (at or utcnow()).replace(tzinfo=None)
-    table = pa.table(
-        {
-            "profile_id": pa.array(ids, pa.string()),
-            "variant": pa.array([campaign.variant(p) for p in ids], pa.string()),
-        }
-    )
     with store.transaction() as cur:
-        cur.register("_given", table)
+        cur.register("_given", _variants(campaign, ids))
         cur.execute(
             "INSERT INTO campaign_assignments SELECT ?, profile_id, variant, ?, ? FROM _given "
             "ON CONFLICT DO NOTHING",
@@ -95,6 +89,16 @@ def assign(
         ).fetchall()
         cur.unregister("_given")
     return dict(rows)
+
+
+def _variants(campaign: Campaign, ids: list[str]) -> pa.Table:
+    """Each profile's variant by the campaign's hash (profile_id, variant)."""
+    return pa.table(
+        {
+            "profile_id": pa.array(ids, pa.string()),
+            "variant": pa.array([campaign.variant(p) for p in ids], pa.string()),
+        }
+    )
 
 
 def variant_counts(store: Store, campaign_id: str) -> dict[str, int]:
@@ -217,15 +221,7 @@ def _hash_variants(cur, campaign: Campaign) -> None:  # type: ignore[no-untyped-
             "SELECT DISTINCT profile_id FROM _in WHERE profile_id IS NOT NULL"
         ).fetchall()
     ]
-    cur.register(
-        "_hashed",
-        pa.table(
-            {
-                "profile_id": pa.array(ids, pa.string()),
-                "variant": pa.array([campaign.variant(p) for p in ids], pa.string()),
-            }
-        ),
-    )
+    cur.register("_hashed", _variants(campaign, ids))
     cur.execute(
         "UPDATE _in SET variant = h.variant FROM _hashed h WHERE _in.profile_id = h.profile_id"
     )

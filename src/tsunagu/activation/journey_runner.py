@@ -34,8 +34,8 @@ from tsunagu.activation.journeys import (
     Send,
     Wait,
     WaitFor,
+    active_journeys,
     later,
-    list_journeys,
     local_clock,
     local_day,
 )
@@ -90,7 +90,7 @@ class JourneyRunner:
     def tick(self, now: datetime | None = None) -> TickResult:
         moment = (now or utcnow()).replace(tzinfo=None)
         result = TickResult()
-        journeys = [j for j in list_journeys(store=self.store) if j.status == "active"]
+        journeys = active_journeys(store=self.store)
         if not journeys:
             return result
         fresh = False

@@ -295,26 +295,46 @@ def _first_channel(steps: list[Any]) -> str | None:
     return None
 
 
+_COLUMNS = "journey_id, name, status, campaign_id, definition, created_at"
+
+
 def list_journeys(*, store: Store) -> list[Journey]:
-    ids = [r[0] for r in store.query("SELECT journey_id FROM journeys ORDER BY created_at")]
-    return [get_journey(store=store, journey_id=j) for j in ids]
+    """Every journey, with its customers' runs by status."""
+    runs: dict[str, dict[str, int]] = {}
+    for jid, status, n in store.query(
+        "SELECT journey_id, status, count(*) FROM journey_runs GROUP BY ALL"
+    ):
+        runs.setdefault(jid, {})[status] = n
+    rows = store.query(f"SELECT {_COLUMNS} FROM journeys ORDER BY created_at")
+    return [_journey(row, runs.get(row[0], {})) for row in rows]
+
+
+def active_journeys(*, store: Store) -> list[Journey]:
+    """The journeys that run (what a tick needs: no counts)."""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM journeys WHERE status = 'active' ORDER BY created_at"
+    )
+    return [_journey(row, {}) for row in rows]
 
 
 def get_journey(*, store: Store, journey_id: str) -> Journey:
     rows = store.query(
-        "SELECT journey_id, name, status, campaign_id, definition, created_at FROM journeys "
-        "WHERE journey_id = ? OR name = ?",
+        f"SELECT {_COLUMNS} FROM journeys WHERE journey_id = ? OR name = ?",
         [journey_id, journey_id],
     )
     if not rows:
         raise NotFound(f"journey_id: no journey {journey_id!r}", field="journey_id")
-    jid, name, status, campaign_id, definition, created = rows[0]
     runs = dict(
         store.query(
             "SELECT status, count(*) FROM journey_runs WHERE journey_id = ? GROUP BY status",
-            [jid],
+            [rows[0][0]],
         )
     )
+    return _journey(rows[0], runs)
+
+
+def _journey(row: tuple[Any, ...], runs: dict[str, int]) -> Journey:
+    jid, name, status, campaign_id, definition, created = row
     return Journey(jid, name, status, campaign_id, orjson.loads(definition), created, runs)
 
 

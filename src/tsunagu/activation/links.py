@@ -16,6 +16,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -28,10 +29,15 @@ LIFETIME_S = 30 * 86400
 
 
 def secret_of(data_dir: Path) -> bytes:
-    """The data dir's link secret, made on first use (kept beside the database)."""
-    path = data_dir / "link-secret"
+    """The data dir's link secret, made on first use (kept beside the database), read once."""
+    return _secret(str(data_dir.resolve()))
+
+
+@lru_cache(maxsize=16)
+def _secret(data_dir: str) -> bytes:
+    path = Path(data_dir) / "link-secret"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32), encoding="ascii")
         path.chmod(0o600)
     return path.read_text(encoding="ascii").strip().encode()

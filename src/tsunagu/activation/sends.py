@@ -12,6 +12,7 @@ deferral and failure is an event on the customer's timeline ("Message Sent", ...
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -222,16 +223,17 @@ def send_due(
         )
     for (name, campaign_id, content), group in by_channel.items():
         extra = protections.reach(store, [r.profile_id for r in group], name, "marketing")
-        ready = []
+        ready, withdrawn = [], []
         for row in group:
             r = extra[row.profile_id]
             if r.withdrawn or not r.known:
-                _finish(store, row.send_key, Delivery("failed", 0, error="withdrew"), moment,
-                        status="suppressed")  # fmt: skip
+                withdrawn.append(
+                    (row.send_key, "suppressed", Delivery("failed", 0, error="withdrew"))
+                )
                 result.count("suppressed", f"withdrew from {name}")
             else:
-                ready.append(_Row(row.send_key, row.profile_id, "sending", None, row.address,
-                                  row.retry_key, None, r.extra))  # fmt: skip
+                ready.append(dataclasses.replace(row, extra=r.extra))
+        _finish(store, withdrawn, moment)
         with store.transaction() as cur:
             cur.execute(
                 "UPDATE sends SET status = 'sending' WHERE send_key IN "
@@ -295,7 +297,7 @@ def _deliver(
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(rows))) as pool:
         outcomes = list(pool.map(one, rows))
-    _finish_all(store, [(row.send_key, delivery) for row, delivery in outcomes], moment)
+    _finish(store, [(row.send_key, d.status, d) for row, d in outcomes], moment)
     events = []
     for row, delivery in outcomes:
         result.count(delivery.status, delivery.error and delivery.error[:80])
@@ -305,16 +307,16 @@ def _deliver(
     timeline.record(store, events, moment, rules)
 
 
-def _finish_all(store: Store, done: list[tuple[str, Delivery]], moment: datetime) -> None:
-    """What each delivery came to, in one statement."""
+def _finish(store: Store, done: list[tuple[str, str, Delivery]], moment: datetime) -> None:
+    """What each send came to (its key, the status to keep, the delivery), in one statement."""
     if not done:
         return
     table = pa.table({
-        "send_key": [k for k, _ in done],
-        "status": [d.status for _, d in done],
-        "reason": pa.array([d.error for _, d in done], pa.string()),
-        "provider_id": pa.array([d.provider_id for _, d in done], pa.string()),
-        "attempts": pa.array([d.attempts for _, d in done], pa.int32()),
+        "send_key": [k for k, _, _ in done],
+        "status": [status for _, status, _ in done],
+        "reason": pa.array([d.error for _, _, d in done], pa.string()),
+        "provider_id": pa.array([d.provider_id for _, _, d in done], pa.string()),
+        "attempts": pa.array([d.attempts for _, _, d in done], pa.int32()),
     })  # fmt: skip
     with store.transaction() as cur:
         cur.register("_done", table)
@@ -326,18 +328,6 @@ def _finish_all(store: Store, done: list[tuple[str, Delivery]], moment: datetime
             [moment],
         )
         cur.unregister("_done")
-
-
-def _finish(
-    store: Store, key: str, delivery: Delivery, moment: datetime, status: str | None = None
-) -> None:
-    with store.transaction() as cur:
-        cur.execute(
-            "UPDATE sends SET status = ?, reason = ?, provider_id = ?, attempts = attempts + ?, "
-            "sent_at = CASE WHEN ? = 'sent' THEN ? END WHERE send_key = ?",
-            [status or delivery.status, delivery.error, delivery.provider_id, delivery.attempts,
-             delivery.status, moment, key],
-        )  # fmt: skip
 
 
 def _event(

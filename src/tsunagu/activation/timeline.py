@@ -28,21 +28,17 @@ def identifiers_of(
         return {}
     order = sorted(rules.priority, key=lambda t: t not in _COLUMNS)
     rank = " ".join(f"WHEN '{t}' THEN {n}" for n, t in enumerate(order))
+    few = len(profile_ids) <= 100  # a till's one customer: no Arrow table to register
+    who = "SELECT unnest(?::VARCHAR[])" if few else "SELECT profile_id FROM _who"
     cur = store.cursor()
     try:
-        if len(profile_ids) <= 100:  # a till's one customer: no Arrow table to register
-            rows = cur.execute(
-                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
-                "WHERE profile_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY profile_id",
-                [list(profile_ids)],
-            ).fetchall()
-        else:
+        if not few:
             cur.register("_who", pa.table({"profile_id": pa.array(list(profile_ids), pa.string())}))
-            rows = cur.execute(
-                f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
-                "WHERE profile_id IN (SELECT profile_id FROM _who) GROUP BY profile_id"
-            ).fetchall()
-            cur.unregister("_who")
+        rows = cur.execute(
+            f"SELECT profile_id, arg_min([type, value], CASE type {rank} END) FROM identity_nodes "
+            f"WHERE profile_id IN ({who}) GROUP BY profile_id",
+            [list(profile_ids)] if few else None,
+        ).fetchall()
     finally:
         cur.close()
     return {pid: (kind, value) for pid, (kind, value) in rows}

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, scratch_dir
+from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, scratch_dir, uploaded_answer
 from tsunagu.catalog.overview import overview
 from tsunagu.events.sources import create_source, list_sources, set_origins
 from tsunagu.exceptions import InvalidInput
@@ -103,12 +103,7 @@ async def import_upload(
             store_id=store_id,
             timezone=settings.timezone,
         )
-        answer = dataclasses.asdict(result)
-        answer["file"] = name
-        if result.rejects_file:
-            answer["rejects"] = Path(result.rejects_file).read_text(encoding="utf-8")
-            answer["rejects_file"] = None
-        return answer
+        return uploaded_answer(result, name)
     finally:
         shutil.rmtree(upload_dir, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from tsunagu.api.deps import (
     StoreDep,
     analytics_engine,
     scratch_dir,
+    uploaded_answer,
 )
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.rules import load_rules
@@ -88,12 +89,7 @@ async def campaigns_assign(
         result = await run_in_threadpool(
             _assign, store, settings, campaign_id, target, import_assignments
         )
-        answer = dataclasses.asdict(result)
-        answer["file"] = None
-        if result.rejects_file:
-            answer["rejects"] = Path(result.rejects_file).read_text(encoding="utf-8")
-            answer["rejects_file"] = None
-        return answer
+        return uploaded_answer(result, None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

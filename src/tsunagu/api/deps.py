@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -86,3 +87,14 @@ def scratch_dir(settings: Settings) -> Path:
     path = settings.data_dir / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def uploaded_answer(result: Any, file: str | None) -> dict[str, Any]:
+    """An import's result for the client that uploaded the file: the rejects file's rows in
+    `rejects` (the file itself stays on the server only until the upload is cleaned up)."""
+    answer = dataclasses.asdict(result)
+    answer["file"] = file
+    if result.rejects_file:
+        answer["rejects"] = Path(result.rejects_file).read_text(encoding="utf-8")
+        answer["rejects_file"] = None
+    return answer

@@ -62,9 +62,9 @@ _PAGE = """<!doctype html><html lang="ja"><head><meta charset="utf-8">
 <h1 style="font-size: 1.3rem">{title}</h1><p>{text}</p>{form}</body></html>"""
 
 
-def _token(request: Request, settings: Any) -> links.LinkToken:
+def _token(request: Request) -> links.LinkToken:
     token = request.query_params.get(links.PARAM)
-    found = links.verify(links.secret_of(settings.data_dir), token) if token else None
+    found = links.verify(request.app.state.link_secret, token) if token else None
     if found is None:
         raise InvalidInput(
             f"{links.PARAM}: not a valid or current unsubscribe link", field=links.PARAM
@@ -73,8 +73,8 @@ def _token(request: Request, settings: Any) -> links.LinkToken:
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (asks first)")
-def unsubscribe_page(request: Request, settings: SettingsDep) -> HTMLResponse:
-    _token(request, settings)  # a link scanner's GET changes nothing
+def unsubscribe_page(request: Request) -> HTMLResponse:
+    _token(request)  # a link scanner's GET changes nothing
     form = (
         f'<form method="post" action="?{links.PARAM}={html.escape(request.query_params[links.PARAM])}">'
         '<button type="submit" name="List-Unsubscribe" value="One-Click" '
@@ -88,8 +88,8 @@ def unsubscribe_page(request: Request, settings: SettingsDep) -> HTMLResponse:
 
 
 @router.post("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (one click)")
-def unsubscribe(request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
-    token = _token(request, settings)
+def unsubscribe(request: Request, store: StoreDep) -> HTMLResponse:
+    token = _token(request)
     found = store.query("SELECT channel FROM sends WHERE send_key = ?", [token.send_key])
     channel = found[0][0] if found else "email"
     record_consent(store, token.identifier, channel, ("marketing",), False, utcnow(), "unsubscribe")
