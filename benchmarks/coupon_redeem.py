@@ -21,6 +21,8 @@ from timing import cli, percentile, serving
 
 from tsunagu.store import Store
 
+TILLS = 32  # enough that the offered rate is kept while answers wait
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -79,7 +81,7 @@ def main() -> None:
                         floor.append(base)
                         statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
 
-        threads = [threading.Thread(target=till, args=(w, 8)) for w in range(8)]
+        threads = [threading.Thread(target=till, args=(w, TILLS)) for w in range(TILLS)]
         for t in threads:
             t.start()
         for t in threads:

@@ -15,22 +15,26 @@ wrong store, below the minimum or the campaign's total reached, 422 naming the r
 from __future__ import annotations
 
 import secrets
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from tsunagu.activation import timeline
 from tsunagu.activation.assignments import assign
 from tsunagu.activation.campaigns import CONTROL, CouponTerms, get_campaign
+from tsunagu.events.normalize import EventRow
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
-from tsunagu.store.db import events_table
+from tsunagu.store.db import events_table, registered
+from tsunagu.store.group_commit import GroupCommit
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {c: n for n, c in enumerate(ALPHABET)}
@@ -115,6 +119,7 @@ def issue(
     )
     made: list[Coupon] = []
     events = []
+    who = timeline.identifiers_of(store, list(dict.fromkeys(profile_ids)), rules or IdentityRules())
     with store.transaction() as cur:
         held = dict(
             cur.execute(
@@ -127,15 +132,24 @@ def issue(
                 continue
             held[profile_id] = held.get(profile_id, 0) + 1
             code = new_code()
-            cur.execute(
-                "INSERT INTO coupons (code, campaign_id, profile_id, issued_at) VALUES (?, ?, ?, ?)",
-                [code, campaign_id, profile_id, now],
-            )
             made.append(Coupon(code, campaign_id, profile_id, now, QR_PREFIX + code))
             issued = {"coupon_code": code, "campaign_id": campaign_id, **value}
             fields = {"messageId": f"coupon-issued-{code}", "properties": issued}
             events.append((profile_id, "Coupon Issued", fields))
-    timeline.record(store, events, now, rules or IdentityRules())
+        if made:
+            new = pa.table({
+                "code": [c.code for c in made], "profile_id": [c.profile_id for c in made],
+                "holder": pa.array([list(who[c.profile_id]) if c.profile_id in who else None
+                                    for c in made], pa.list_(pa.string())),
+            })  # fmt: skip
+            with registered(cur, "_issued", new):
+                cur.execute(
+                    "INSERT INTO coupons (code, campaign_id, profile_id, issued_at, holder) "
+                    "SELECT code, ?, profile_id, ?, holder FROM _issued",
+                    [campaign_id, now],
+                )
+            with registered(cur, "_event_batch", events_table(timeline.events(events, now, who))):
+                store.insert_new_events(cur, "_event_batch", fresh=True)  # new codes
     return made
 
 
@@ -143,16 +157,12 @@ def get_coupon(*, store: Store, code: str) -> Coupon:
     found = read_code(code)
     rows = store.query(
         "SELECT code, campaign_id, profile_id, issued_at, redemption_id, store_id, receipt_id, "
-        "discount_yen, voided_at FROM coupons WHERE code = ?",
+        "discount_yen, voided_at, NULL FROM coupons WHERE code = ?",
         [found],
     )
     if not rows:
         raise NotFound(f"code: no coupon {shown(found)}", field="code")
-    code_, campaign_id, profile_id, issued, redemption, shop, receipt, discount, voided = rows[0]
-    return Coupon(
-        code_, campaign_id, profile_id, issued, QR_PREFIX + code_, redemption, shop, receipt,
-        discount, voided is not None,
-    )  # fmt: skip
+    return _coupon(list(rows[0]))
 
 
 def _bounds(terms: CouponTerms, timezone: str) -> tuple[datetime, datetime]:
@@ -169,6 +179,23 @@ def _bounds(terms: CouponTerms, timezone: str) -> tuple[datetime, datetime]:
     return utc(terms.valid_from, False), utc(terms.valid_to, True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One till's redemption request."""
+
+    code: str
+    store_id: str
+    receipt_id: str
+    amount_yen: int | None
+    timezone: str
+    at: datetime | None
+    rules: IdentityRules
+
+
+_TILLS: weakref.WeakKeyDictionary[Store, GroupCommit[_Ask, Coupon]] = weakref.WeakKeyDictionary()
+_TILLS_LOCK = threading.Lock()
+
+
 def redeem(
     *,
     store: Store,
@@ -180,85 +207,149 @@ def redeem(
     rules: IdentityRules | None = None,
     at: datetime | None = None,
 ) -> Coupon:
-    """Redeem at the till; see the module's docstring for what is refused and how."""
-    if not store_id.strip() or not receipt_id.strip():
-        raise InvalidInput("store_id: the store and the receipt are required", field="store_id")
-    found = read_code(code)
-    now = (at or utcnow()).replace(tzinfo=None)
-    holder = store.query("SELECT profile_id FROM coupons WHERE code = ?", [found])
-    # The timeline's event is made before and written in the redemption's own commit.
-    redemption_id = "rdm_" + secrets.token_hex(8)
-    event = (
-        timeline.rows(store, [(holder[0][0], "Coupon Redeemed", {
-            "messageId": f"coupon-redeemed-{redemption_id}", "context": {"channel": "store"},
-            "properties": {"coupon_code": found, "store_id": store_id, "receipt_id": receipt_id},
-        })], now, rules or IdentityRules())
-        if holder and holder[0][0] is not None
-        else []
-    )  # fmt: skip
-    with store.transaction() as cur:
-        row = cur.execute(
-            "SELECT c.campaign_id, c.profile_id, c.redemption_id, c.store_id, c.receipt_id, "
-            "m.coupon FROM coupons c JOIN campaigns m USING (campaign_id) WHERE c.code = ?",
-            [found],
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"code: no coupon {shown(found)}", field="code")
-        campaign_id, profile_id, redemption, done_store, done_receipt, coupon = row
-        if redemption is not None:
-            if (done_store, done_receipt) != (store_id, receipt_id):  # else a replay
-                raise Conflict(
-                    f"code: coupon {shown(found)} was used already (store {done_store}, "
-                    f"receipt {done_receipt})",
-                    field="code",
-                )
-        else:
-            terms = CouponTerms.model_validate_json(coupon)
-            start, end = _bounds(terms, timezone)
-            if now < start:
-                raise Refused(
-                    f"valid_from: coupon good from {terms.valid_from}", field="valid_from"
-                )
-            if now > end:
-                raise Refused(f"valid_to: coupon expired on {terms.valid_to}", field="valid_to")
-            if terms.stores is not None and store_id not in terms.stores:
-                raise Refused(f"store_id: coupon not good at store {store_id}", field="store_id")
-            if terms.min_purchase_yen and (amount_yen or 0) < terms.min_purchase_yen:
-                raise Refused(
-                    f"amount_yen: coupon needs a purchase of ¥{terms.min_purchase_yen:,} or more",
-                    field="amount_yen",
-                )
-            if terms.total_limit is not None:
-                used = cur.execute(
-                    "SELECT count(*) FROM coupons WHERE campaign_id = ? AND redemption_id IS NOT NULL",
-                    [campaign_id],
-                ).fetchone()[0]  # type: ignore[index]
-                if used >= terms.total_limit:
-                    raise Refused(
-                        "total_limit: the campaign's coupons are all used", field="total_limit"
-                    )
-            discount = terms.value_yen or (amount_yen or 0) * (terms.percent_off or 0) // 100
-            if amount_yen is not None:
-                discount = min(discount, amount_yen)
-            cur.execute(
-                "UPDATE coupons SET redemption_id = ?, redeemed_at = ?, store_id = ?, receipt_id = ?, "
-                "amount_yen = ?, discount_yen = ?, voided_at = NULL WHERE code = ?",
-                [redemption_id, now, store_id, receipt_id, amount_yen, discount, found],
+    """Redeem at the till; see the module's docstring for what is refused and how. Tills that
+    ask at once are answered from one transaction (store/group_commit.py), each in turn as if
+    alone."""
+    with _TILLS_LOCK:
+        tills = _TILLS.get(store)
+        if tills is None:
+            tills = _TILLS[store] = GroupCommit(partial(_redeem_all, store))
+    at = at.replace(tzinfo=None) if at else None
+    ask = _Ask(code, store_id, receipt_id, amount_yen, timezone, at, rules or IdentityRules())
+    return tills.submit(ask)
+
+
+def _redeem_all(store: Store, asks: list[_Ask]) -> list[Coupon | Exception]:
+    """Each ask's coupon, or the refusal to raise to its till, in the order asked."""
+    answers: list[Coupon | Exception | None] = [None] * len(asks)
+    found: list[str | None] = [None] * len(asks)
+    for n, ask in enumerate(asks):
+        if not ask.store_id.strip() or not ask.receipt_id.strip():
+            answers[n] = InvalidInput(
+                "store_id: the store and the receipt are required", field="store_id"
             )
-            if event and profile_id is not None:
-                _with_terms(event, campaign_id, discount)
-                cur.register("_event_batch", events_table(event))
-                store.insert_new_events(cur, "_event_batch")
-                cur.unregister("_event_batch")
-    return get_coupon(store=store, code=found)
+        elif (code := code_of(ask.code)) is None:
+            answers[n] = NotFound(f"code: {ask.code!r} is not a coupon code", field="code")
+        else:
+            found[n] = code
+    codes = sorted({c for c in found if c is not None})
+    now = utcnow()
+    with store.transaction() as cur:
+        held = {row[0]: list(row) for row in cur.execute(
+            "SELECT c.code, c.campaign_id, c.profile_id, c.issued_at, c.redemption_id, c.store_id, "
+            "c.receipt_id, c.discount_yen, c.voided_at, m.coupon, c.holder FROM coupons c "
+            "JOIN campaigns m USING (campaign_id) WHERE c.code IN (SELECT unnest(?::VARCHAR[]))",
+            [codes],
+        ).fetchall()} if codes else {}  # fmt: skip
+        # Coupons issued before they kept their holder's identifier look it up.
+        unknown = [r[2] for r in held.values() if r[2] is not None and r[10] is None]
+        for profile_id, identifier in timeline.identifiers_of(
+            store, unknown, asks[0].rules
+        ).items():
+            for other in held.values():
+                if other[2] == profile_id:
+                    other[10] = list(identifier)
+        terms = {r[1]: CouponTerms.model_validate_json(r[9]) for r in held.values()}
+        limited = sorted(c for c, t in terms.items() if t.total_limit is not None)
+        used = dict(cur.execute(
+            "SELECT campaign_id, count(*) FROM coupons WHERE redemption_id IS NOT NULL "
+            "AND campaign_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY campaign_id", [limited],
+        ).fetchall()) if limited else {}  # fmt: skip
+        done: list[tuple[Any, ...]] = []
+        events: list[EventRow] = []
+        for n, ask in enumerate(asks):
+            code = found[n]
+            if code is None:
+                continue
+            row = held.get(code)
+            if row is None:
+                answers[n] = NotFound(f"code: no coupon {shown(code)}", field="code")
+                continue
+            try:
+                redeemed = _check(row, terms[row[1]], ask, ask.at or now, used)
+            except (Conflict, Refused) as exc:
+                answers[n] = exc
+                continue
+            if redeemed is not None:  # not a replay
+                done.append(redeemed)
+                events.extend(_redeemed_event(row, ask, redeemed))
+            answers[n] = _coupon(row)
+        if done:
+            redeemed = pa.table(dict(zip(
+                ("code", "redemption_id", "redeemed_at", "store_id", "receipt_id", "amount_yen",
+                 "discount_yen"), zip(*done, strict=True), strict=True)))  # fmt: skip
+            with registered(cur, "_redeemed", redeemed):
+                cur.execute(
+                    "UPDATE coupons SET redemption_id = r.redemption_id, "
+                    "redeemed_at = r.redeemed_at, store_id = r.store_id, receipt_id = r.receipt_id, "
+                    "amount_yen = r.amount_yen, discount_yen = r.discount_yen, voided_at = NULL "
+                    "FROM _redeemed r WHERE coupons.code = r.code"
+                )
+        if events:
+            with registered(cur, "_event_batch", events_table(events)):
+                store.insert_new_events(cur, "_event_batch", fresh=True)  # new redemption ids
+    return answers  # type: ignore[return-value]
 
 
-def _with_terms(event: list[Any], campaign_id: str, discount: int) -> None:
-    """The redemption's event with what only the transaction knew (the discount)."""
-    row = event[0]
-    raw = orjson.loads(row.raw)
-    raw["properties"].update(campaign_id=campaign_id, discount_yen=discount)
-    event[0] = row._replace(raw=orjson.dumps(raw))
+def _check(
+    row: list[Any], terms: CouponTerms, ask: _Ask, now: datetime, used: dict[str, int]
+) -> tuple[Any, ...] | None:
+    """The redemption `ask` makes of the coupon `row` (updated in place, as are the campaign's
+    `used` counts), None for a replay of the receipt that redeemed it; Conflict or Refused."""
+    code, campaign_id, _, _, redemption, done_store, done_receipt = row[:7]
+    if redemption is not None:
+        if (done_store, done_receipt) == (ask.store_id, ask.receipt_id):
+            return None
+        raise Conflict(
+            f"code: coupon {shown(code)} was used already (store {done_store}, "
+            f"receipt {done_receipt})",
+            field="code",
+        )
+    start, end = _bounds(terms, ask.timezone)
+    if now < start:
+        raise Refused(f"valid_from: coupon good from {terms.valid_from}", field="valid_from")
+    if now > end:
+        raise Refused(f"valid_to: coupon expired on {terms.valid_to}", field="valid_to")
+    if terms.stores is not None and ask.store_id not in terms.stores:
+        raise Refused(f"store_id: coupon not good at store {ask.store_id}", field="store_id")
+    if terms.min_purchase_yen and (ask.amount_yen or 0) < terms.min_purchase_yen:
+        raise Refused(
+            f"amount_yen: coupon needs a purchase of ¥{terms.min_purchase_yen:,} or more",
+            field="amount_yen",
+        )
+    if terms.total_limit is not None:
+        if used.get(campaign_id, 0) >= terms.total_limit:
+            raise Refused("total_limit: the campaign's coupons are all used", field="total_limit")
+        used[campaign_id] = used.get(campaign_id, 0) + 1
+    discount = terms.value_yen or (ask.amount_yen or 0) * (terms.percent_off or 0) // 100
+    if ask.amount_yen is not None:
+        discount = min(discount, ask.amount_yen)
+    redemption_id = "rdm_" + secrets.token_hex(8)
+    row[4:9] = [redemption_id, ask.store_id, ask.receipt_id, discount, None]
+    return (code, redemption_id, now, ask.store_id, ask.receipt_id, ask.amount_yen, discount)
+
+
+def _redeemed_event(row: list[Any], ask: _Ask, redeemed: tuple[Any, ...]) -> list[EventRow]:
+    """ "Coupon Redeemed" on the holder's timeline (none for a coupon without a holder)."""
+    code, campaign_id, profile_id = row[:3]
+    if profile_id is None:
+        return []
+    who = {profile_id: tuple(row[10])} if row[10] else {}
+    redemption_id, at, discount = redeemed[1], redeemed[2], redeemed[6]
+    return timeline.events([(profile_id, "Coupon Redeemed", {
+        "messageId": f"coupon-redeemed-{redemption_id}", "context": {"channel": "store"},
+        "properties": {"coupon_code": code, "store_id": ask.store_id,
+                       "receipt_id": ask.receipt_id, "campaign_id": campaign_id,
+                       "discount_yen": discount},
+    })], at, who)  # fmt: skip
+
+
+def _coupon(row: list[Any]) -> Coupon:
+    code, campaign_id, profile_id, issued, redemption, shop, receipt, discount, voided = row[:9]
+    return Coupon(
+        code, campaign_id, profile_id, issued, QR_PREFIX + code, redemption, shop, receipt,
+        discount, voided is not None,
+    )  # fmt: skip
 
 
 def void(*, store: Store, code: str, receipt_id: str | None = None) -> Coupon:

@@ -84,7 +84,15 @@ def rows(
     rules: IdentityRules,
 ) -> list[EventRow]:
     """The events `record` stores, for a caller that writes them in its own transaction."""
-    who = identifiers_of(store, [profile_id for profile_id, _, _ in entries], rules)
+    return events(entries, at, identifiers_of(store, [p for p, _, _ in entries], rules))
+
+
+def events(
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    at: datetime,
+    who: dict[str, tuple[str, str]],
+) -> list[EventRow]:
+    """`rows`, given the profiles' identifiers (`identifiers_of`)."""
     stamp = at.isoformat() + "Z"
     return [
         normalize(

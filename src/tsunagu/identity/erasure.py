@@ -114,7 +114,9 @@ def erase_profile(*, store: Store, rules: IdentityRules, profile_id: str) -> Era
             cur,
             "DELETE FROM consents WHERE (id_type, id_value) IN (SELECT (type, value) FROM _erase)",
         )
-        cur.execute("UPDATE coupons SET profile_id = NULL WHERE profile_id = ?", [profile_id])
+        cur.execute(
+            "UPDATE coupons SET profile_id = NULL, holder = NULL WHERE profile_id = ?", [profile_id]
+        )
         if count(cur, "SELECT count(*) FROM _erase_others"):
             refresh_traits(cur, rules, scope="_erase_others")
         cur.execute("DROP TABLE _erase_others")

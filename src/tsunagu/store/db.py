@@ -61,6 +61,10 @@ SELECT {", ".join(COLUMNS)}, $2::TIMESTAMP FROM (
 ) AS b
 WHERE b.message_id NOT IN (SELECT unnest($1::VARCHAR[]))
 """
+_INSERT_EVENTS = f"""
+INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
+SELECT {", ".join(COLUMNS)}, $1::TIMESTAMP FROM {{batch}}
+"""
 
 
 def utcnow() -> datetime:
@@ -99,6 +103,7 @@ class Store:
         self._ids: MessageIds | None = None
         self._last_stamp: datetime | None = None
         self._has_suppressed: bool | None = None
+        self._version: int | None = None
         if not read_only:
             self._migrate()
 
@@ -163,10 +168,15 @@ class Store:
     # -- schema ------------------------------------------------------------------------------
     @property
     def schema_version(self) -> int:
-        try:
-            return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
-        except duckdb.CatalogException:
-            return 0
+        """Read once, then kept: only this process migrates its store."""
+        if self._version is None:
+            try:
+                self._version = int(
+                    self.scalar("SELECT coalesce(max(version), 0) FROM schema_version")
+                )
+            except duckdb.CatalogException:
+                return 0
+        return self._version
 
     def _migrate(self) -> None:
         with self.transaction() as cur:
@@ -187,6 +197,7 @@ class Store:
                 cur.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()]
                 )
+            self._version = version
 
     # -- events ------------------------------------------------------------------------------
     def _message_ids(self, cur: duckdb.DuckDBPyConnection) -> MessageIds:
@@ -250,17 +261,28 @@ class Store:
         return "_unsuppressed"
 
     def insert_new_events(
-        self, cur: duckdb.DuckDBPyConnection, relation: str, stored: list[str] | None = None
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        relation: str,
+        stored: list[str] | None = None,
+        *,
+        fresh: bool = False,
     ) -> int:
         """Insert the rows of `relation` (events columns) whose messageId is new; returns the
-        count. `stored`: the result of `stored_among`, when the caller has it already.
+        count. `stored`: the result of `stored_among`, when the caller has it already. `fresh`:
+        the caller made every messageId just now, each once, so none needs looking up.
 
         Runs inside the caller's write transaction.
         """
         relation = self._without_suppressed(cur, relation)
-        if stored is None:
-            stored = self.stored_among(cur, relation)
-        inserted = count(cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored, self._stamp(cur)])
+        if fresh:
+            inserted = count(cur, _INSERT_EVENTS.format(batch=relation), [self._stamp(cur)])
+        else:
+            if stored is None:
+                stored = self.stored_among(cur, relation)
+            inserted = count(
+                cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored, self._stamp(cur)]
+            )
         hashes = cur.execute(f"SELECT hash(message_id) AS h FROM {relation}").fetchnumpy()["h"]
         # Rolled back later? Then these are false alarms for the index, checked exactly.
         self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))
@@ -274,12 +296,20 @@ class Store:
         table = rows if isinstance(rows, pa.Table) else events_table(rows)
         if table.num_rows == 0:
             return 0
-        with self.transaction() as cur:
-            cur.register("_event_batch", table)
-            try:
-                return self.insert_new_events(cur, "_event_batch")
-            finally:
-                cur.unregister("_event_batch")
+        with self.transaction() as cur, registered(cur, "_event_batch", table):
+            return self.insert_new_events(cur, "_event_batch")
+
+
+@contextmanager
+def registered(
+    cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`table` readable as `name` on `cur` for the block."""
+    cur.register(name, table)
+    try:
+        yield cur
+    finally:
+        cur.unregister(name)
 
 
 def count(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> int:

@@ -617,6 +617,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE segments ADD COLUMN events_to TIMESTAMP",
         ],
     ),
+    (
+        "coupons keep their holder's identifier",
+        [
+            # [type, value]: the identifier "Coupon Issued" was written by, which "Coupon
+            # Redeemed" is written by too, so a till need not look the holder up in the graph.
+            # Coupons issued before have none; their redemption looks it up.
+            "ALTER TABLE coupons ADD COLUMN holder VARCHAR[]",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
