@@ -275,16 +275,16 @@ def _redeem_all(store: Store, asks: list[_Ask]) -> list[Coupon | Exception]:
                 events.extend(_redeemed_event(row, ask, redeemed))
             answers[n] = _coupon(row)
         if done:
-            redeemed = pa.table(dict(zip(
-                ("code", "redemption_id", "redeemed_at", "store_id", "receipt_id", "amount_yen",
-                 "discount_yen"), zip(*done, strict=True), strict=True)))  # fmt: skip
-            with registered(cur, "_redeemed", redeemed):
-                cur.execute(
-                    "UPDATE coupons SET redemption_id = r.redemption_id, "
-                    "redeemed_at = r.redeemed_at, store_id = r.store_id, receipt_id = r.receipt_id, "
-                    "amount_yen = r.amount_yen, discount_yen = r.discount_yen, voided_at = NULL "
-                    "FROM _redeemed r WHERE coupons.code = r.code"
-                )
+            cur.execute(
+                "UPDATE coupons SET redemption_id = r.redemption_id, "
+                "redeemed_at = r.redeemed_at, store_id = r.store_id, receipt_id = r.receipt_id, "
+                "amount_yen = r.amount_yen, discount_yen = r.discount_yen, voided_at = NULL "
+                "FROM (SELECT unnest(?::VARCHAR[]) AS code, unnest(?::VARCHAR[]) AS redemption_id, "
+                "unnest(?::TIMESTAMP[]) AS redeemed_at, unnest(?::VARCHAR[]) AS store_id, "
+                "unnest(?::VARCHAR[]) AS receipt_id, unnest(?::BIGINT[]) AS amount_yen, "
+                "unnest(?::BIGINT[]) AS discount_yen) r WHERE coupons.code = r.code",
+                [list(column) for column in zip(*done, strict=True)],
+            )
         if events:
             with registered(cur, "_event_batch", events_table(events)):
                 store.insert_new_events(cur, "_event_batch", fresh=True)  # new redemption ids

@@ -276,16 +276,18 @@ class Store:
         """
         relation = self._without_suppressed(cur, relation)
         if fresh:
-            inserted = count(cur, _INSERT_EVENTS.format(batch=relation), [self._stamp(cur)])
+            sql = _INSERT_EVENTS.format(batch=relation)
+            params: list[Any] = [self._stamp(cur)]
         else:
             if stored is None:
                 stored = self.stored_among(cur, relation)
-            inserted = count(
-                cur, _INSERT_NEW_EVENTS.format(batch=relation), [stored, self._stamp(cur)]
-            )
-        hashes = cur.execute(f"SELECT hash(message_id) AS h FROM {relation}").fetchnumpy()["h"]
+            sql = _INSERT_NEW_EVENTS.format(batch=relation)
+            params = [stored, self._stamp(cur)]
+        # What was stored before is in the index already, as are duplicates of what is new.
+        hashes = cur.execute(sql + " RETURNING hash(message_id) AS h", params).fetchnumpy()["h"]
         # Rolled back later? Then these are false alarms for the index, checked exactly.
         self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))
+        inserted = len(hashes)
         return inserted
 
     def insert_events(self, rows: Sequence[EventRow] | pa.Table) -> int:
