@@ -31,7 +31,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events a second")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--members", type=int, default=2000)
-    parser.add_argument("--tick", type=float, default=0.1, help="journey_tick_seconds")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=0.5,
+        help="journey_tick_seconds (the default; commits wake the journeys)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-journey-"))
     data = work / "data"

@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     send_interval_seconds: float = Field(default=30, gt=0, le=3600)
     """How often the server sends what waited (quiet hours, a restart)."""
     journey_tick_seconds: float = Field(default=0.5, gt=0, le=3600)
-    """How often the server takes in journeys' triggers and moves customers along."""
+    """How often the server takes in journeys' triggers and moves customers along when nothing
+    arrives; a commit of new events wakes it at once."""
     stale_send_seconds: float = Field(default=120, gt=0)
     """A send left `sending` this long was cut off (a crash) and is delivered again."""
 

@@ -182,3 +182,38 @@ def test_without_line_settings_the_webhook_says_so(tmp_path: Path) -> None:
         answer = httpx.post(f"{url}/v1/line/webhook", content=b"{}")
         assert answer.status_code == 503
         assert answer.json()["error"]["field"] == "line_channel_secret"
+
+
+def test_a_journey_answers_an_event_as_it_is_stored_not_at_its_tick(tmp_path: Path) -> None:
+    """The collector's commit wakes the journeys: with an hour between ticks, the push still
+    follows the event in seconds."""
+    with line_api("line-token") as api:
+        settings = Settings(
+            data_dir=tmp_path / "data", line_channel_access_token="line-token",
+            line_api_base=api.url, quiet_hours="", journey_tick_seconds=3600,
+        )  # fmt: skip
+        members = tmp_path / "members.csv"
+        members.write_text(
+            "member_id,name,line_user_id,line_opt_in\nM1,山田 太郎,U" + "1" * 32 + ",true\n",
+            encoding="utf-8",
+        )
+        with Store(settings.database_path) as store:
+            run_import(store=store, kind="members", path=members)
+            build_graph(store=store, rules=IdentityRules())
+            _, write_key = create_source(store=store, name="web")
+            _, admin = create_key(store=store, name="ops", scope="admin")
+            with serve_in_thread(create_app(settings, store=store)) as url:
+                made = httpx.post(f"{url}/v1/journeys", headers={"Authorization": f"Bearer {admin}"},
+                                  json={"name": "カゴ落ち", "control_share": 0, "channel": "line",
+                                        "trigger": {"event": {"event": "Product Added"}},
+                                        "steps": [{"send": {"message": {"text": "カートの商品"}}}]})  # fmt: skip
+                assert made.status_code == 201, made.text
+                sent = httpx.post(f"{url}/v1/track", auth=(write_key, ""), json={
+                    "event": "Product Added", "userId": "M1", "messageId": "add-1"})  # fmt: skip
+                assert sent.status_code == 200, sent.text
+                deadline = time.monotonic() + 30
+                while not api.received and time.monotonic() < deadline:
+                    time.sleep(0.05)
+    assert [(m["to"], m["messages"][0]["text"]) for m in api.received] == [
+        ("U" + "1" * 32, "カートの商品")
+    ]

@@ -148,8 +148,7 @@ def issue(
                     "SELECT code, ?, profile_id, ?, holder FROM _issued",
                     [campaign_id, now],
                 )
-            with registered(cur, "_event_batch", events_table(timeline.events(events, now, who))):
-                store.insert_new_events(cur, "_event_batch", fresh=True)  # new codes
+            timeline.write(store, cur, events, now, who, fresh=True)  # new codes
     return made
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -45,6 +46,7 @@ from tsunagu.analytics.filters import Step
 from tsunagu.config import Settings
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
+from tsunagu.store.db import registered
 from tsunagu.store.identifiers import normalize_macros
 
 log = logging.getLogger("tsunagu.journeys")
@@ -223,22 +225,20 @@ class JourneyRunner:
             "trigger_key": [key for _, key, _ in fresh],
             "status": ["control" if variants.get(pid) == CONTROL else "active" for pid, _, _ in fresh],
         })  # fmt: skip
-        with self.store.transaction() as cur:
-            cur.register("_entering", table)
+        who = timeline.identifiers_of(self.store, [p for p, _, _ in fresh], self.rules)
+        with self.store.transaction() as cur, registered(cur, "_entering", table):
             inserted = cur.execute(
                 "INSERT INTO journey_runs SELECT run_key, ?, profile_id, trigger_key, ?, '[0]', "
                 "status, ?, NULL, '{}', ? FROM _entering ON CONFLICT DO NOTHING "
                 "RETURNING run_key, profile_id, trigger_key",
                 [jid, moment, moment, moment],
             ).fetchall()
-            cur.unregister("_entering")
-        added = len(inserted)
-        events = [(pid, "Journey Entered", {
-            "messageId": f"journey-entered:{run_key}",
-            "properties": {"journey_id": jid, "journey": journey.name, "variant": variants.get(pid)},
-        }) for run_key, pid, _ in inserted]  # fmt: skip
-        timeline.record(self.store, events, moment, self.rules)
-        return added
+            timeline.write(self.store, cur, [(pid, "Journey Entered", {
+                "messageId": f"journey-entered:{run_key}",
+                "properties": {"journey_id": jid, "journey": journey.name,
+                               "variant": variants.get(pid)},
+            }) for run_key, pid, _ in inserted], moment, who)  # fmt: skip
+        return len(inserted)
 
     # -- advancing --------------------------------------------------------------------------
     def _due(self, journey_id: str, moment: datetime) -> list[_Run]:
@@ -470,7 +470,10 @@ class JourneyRunner:
             if run.profile_id in codes:
                 run.context[key] = coupons.shown(codes[run.profile_id])
 
-    def _save(self, runs: list[_Run], moment: datetime) -> None:
+    def _save(
+        self, runs: list[_Run], moment: datetime, cur: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
+        """Keep where `runs` are, in one statement (of `cur`'s transaction, if given)."""
         if not runs:
             return
         table = pa.table({
@@ -481,27 +484,31 @@ class JourneyRunner:
             "wait_started": pa.array([r.wait_started for r in runs], pa.timestamp("us")),
             "context": [orjson.dumps(r.context).decode() for r in runs],
         })  # fmt: skip
-        with self.store.transaction() as cur:
-            cur.register("_moves", table)
+        if cur is None:
+            with self.store.transaction() as cur:
+                self._save(runs, moment, cur)
+            return
+        with registered(cur, "_moves", table):
             cur.execute(
                 "UPDATE journey_runs SET path = m.path::JSON, status = m.status, due_at = m.due_at, "
                 "wait_started = m.wait_started, context = m.context::JSON, updated_at = ? "
                 "FROM _moves m WHERE journey_runs.run_key = m.run_key",
                 [moment],
             )
-            cur.unregister("_moves")
 
     def _end(self, journey: Journey, runs: list[_Run], moment: datetime) -> None:
         if not runs:
             return
         for run in runs:
             run.due_at = None
-        self._save(runs, moment)
-        timeline.record(self.store, [(run.profile_id, "Journey Exited", {
-            "messageId": f"journey-exited:{run.run_key}",
-            "properties": {"journey_id": journey.journey_id, "journey": journey.name,
-                           "reason": run.status},
-        }) for run in runs], moment, self.rules)  # fmt: skip
+        who = timeline.identifiers_of(self.store, [run.profile_id for run in runs], self.rules)
+        with self.store.transaction() as cur:
+            self._save(runs, moment, cur)
+            timeline.write(self.store, cur, [(run.profile_id, "Journey Exited", {
+                "messageId": f"journey-exited:{run.run_key}",
+                "properties": {"journey_id": journey.journey_id, "journey": journey.name,
+                               "reason": run.status},
+            }) for run in runs], moment, who)  # fmt: skip
 
 
 def _reads_facts(definition: JourneyCreate) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -31,6 +32,7 @@ from tsunagu.config import Settings
 from tsunagu.exceptions import InvalidInput, NotConfigured
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
+from tsunagu.store.db import registered
 
 CHANNEL_OF = {"line": "line", "email": "email", "app": "push", "push": "push", "dm": "dm",
               "catalog": "dm", "webhook": "webhook"}  # fmt: skip
@@ -158,6 +160,16 @@ def send_campaign(
         rows.append(_Row(keys[pid], pid, status, reason, r.address, str(uuid.uuid4()), due,
                          r.extra))  # fmt: skip
     payload = orjson.dumps(content).decode()
+    events = []
+    for row in rows:
+        if row.status == "sending":
+            continue
+        result.count(row.status, row.reason)
+        if row.status != "control":
+            event = "Message Suppressed" if row.status == "suppressed" else "Message Deferred"
+            events.append(_event(row.profile_id, event, row.send_key, campaign.campaign_id, name,
+                                 reason=row.reason, due_at=row.due_at))  # fmt: skip
+    who = timeline.identifiers_of(store, [r.profile_id for r in rows], rules)
     if rows:
         table = pa.table(
             {
@@ -170,8 +182,8 @@ def send_campaign(
                 "due_at": pa.array([r.due_at for r in rows], pa.timestamp("us")),
             }
         )
-        with store.transaction() as cur:
-            cur.register("_rows", table)
+        # The sends and what became of those not sent now, in one commit.
+        with store.transaction() as cur, registered(cur, "_rows", table):
             cur.execute(
                 "INSERT INTO sends (send_key, campaign_id, journey_id, profile_id, channel, "
                 "purpose, status, reason, address, retry_key, message, created_at, due_at) "
@@ -179,19 +191,9 @@ def send_campaign(
                 "?, due_at FROM _rows ON CONFLICT DO NOTHING",
                 [campaign.campaign_id, journey_id, name, purpose, payload, moment],
             )
-            cur.unregister("_rows")
-    events = []
-    for row in rows:
-        if row.status == "sending":
-            continue
-        result.count(row.status, row.reason)
-        if row.status != "control":
-            event = "Message Suppressed" if row.status == "suppressed" else "Message Deferred"
-            events.append(_event(row.profile_id, event, row.send_key, campaign.campaign_id, name,
-                                 reason=row.reason, due_at=row.due_at))  # fmt: skip
-    timeline.record(store, events, moment, rules)
+            timeline.write(store, cur, events, moment, who)
     outgoing = [row for row in rows if row.status == "sending"]
-    _deliver(store, settings, channels[name], campaign.campaign_id, content, outgoing, rules,
+    _deliver(store, settings, channels[name], campaign.campaign_id, content, outgoing, who,
              moment, result)  # fmt: skip
     return result
 
@@ -233,15 +235,16 @@ def send_due(
                 result.count("suppressed", f"withdrew from {name}")
             else:
                 ready.append(dataclasses.replace(row, extra=r.extra))
-        _finish(store, withdrawn, moment)
         with store.transaction() as cur:
+            _finish(cur, withdrawn, moment)
             cur.execute(
                 "UPDATE sends SET status = 'sending' WHERE send_key IN "
                 "(SELECT unnest(?::VARCHAR[]))",
                 [[r.send_key for r in ready]],
             )
+        who = timeline.identifiers_of(store, [r.profile_id for r in ready], rules)
         _deliver(store, settings, channels[name], campaign_id, orjson.loads(content), ready,
-                 rules, moment, result)  # fmt: skip
+                 who, moment, result)  # fmt: skip
     return result
 
 
@@ -263,14 +266,15 @@ def _deliver(
     campaign_id: str | None,
     content: dict[str, Any],
     rows: list[_Row],
-    rules: IdentityRules,
+    who: dict[str, tuple[str, str]],
     moment: datetime,
     result: SendResult,
 ) -> None:
+    """Send `rows` (their customers' identifiers in `who`), then keep what each came to and
+    its event in one commit."""
     if not rows:
         return
     secret = links.secret_of(settings.data_dir)
-    who = timeline.identifiers_of(store, [r.profile_id for r in rows], rules)
     base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 
     def one(row: _Row) -> tuple[_Row, Delivery]:
@@ -297,18 +301,22 @@ def _deliver(
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(rows))) as pool:
         outcomes = list(pool.map(one, rows))
-    _finish(store, [(row.send_key, d.status, d) for row, d in outcomes], moment)
     events = []
     for row, delivery in outcomes:
         result.count(delivery.status, delivery.error and delivery.error[:80])
         event = "Message Sent" if delivery.status == "sent" else "Message Failed"
         events.append(_event(row.profile_id, event, row.send_key, campaign_id, channel.name,
                              error=delivery.error))  # fmt: skip
-    timeline.record(store, events, moment, rules)
+    with store.transaction() as cur:
+        _finish(cur, [(row.send_key, d.status, d) for row, d in outcomes], moment)
+        timeline.write(store, cur, events, moment, who)
 
 
-def _finish(store: Store, done: list[tuple[str, str, Delivery]], moment: datetime) -> None:
-    """What each send came to (its key, the status to keep, the delivery), in one statement."""
+def _finish(
+    cur: duckdb.DuckDBPyConnection, done: list[tuple[str, str, Delivery]], moment: datetime
+) -> None:
+    """What each send came to (its key, the status to keep, the delivery), in one statement of
+    the caller's transaction."""
     if not done:
         return
     table = pa.table({
@@ -318,8 +326,7 @@ def _finish(store: Store, done: list[tuple[str, str, Delivery]], moment: datetim
         "provider_id": pa.array([d.provider_id for _, _, d in done], pa.string()),
         "attempts": pa.array([d.attempts for _, _, d in done], pa.int32()),
     })  # fmt: skip
-    with store.transaction() as cur:
-        cur.register("_done", table)
+    with registered(cur, "_done", table):
         cur.execute(
             "UPDATE sends SET status = d.status, reason = d.reason, provider_id = d.provider_id, "
             "attempts = sends.attempts + d.attempts, "
@@ -327,7 +334,6 @@ def _finish(store: Store, done: list[tuple[str, str, Delivery]], moment: datetim
             "WHERE sends.send_key = d.send_key",
             [moment],
         )
-        cur.unregister("_done")
 
 
 def _event(

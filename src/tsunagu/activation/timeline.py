@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from tsunagu.events.normalize import EventRow, normalize
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
+from tsunagu.store.db import events_table, registered
 
 _FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
 _COLUMNS = ("user_id", "anonymous_id", "device_id")
@@ -85,6 +87,23 @@ def rows(
 ) -> list[EventRow]:
     """The events `record` stores, for a caller that writes them in its own transaction."""
     return events(entries, at, identifiers_of(store, [p for p, _, _ in entries], rules))
+
+
+def write(
+    store: Store,
+    cur: duckdb.DuckDBPyConnection,
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    at: datetime,
+    who: dict[str, tuple[str, str]],
+    *,
+    fresh: bool = False,
+) -> int:
+    """`record`, inside the caller's write transaction `cur`, given the profiles' identifiers
+    (`identifiers_of`); `fresh` as for `Store.insert_new_events`."""
+    if not entries:
+        return 0
+    with registered(cur, "_timeline", events_table(events(entries, at, who))):
+        return store.insert_new_events(cur, "_timeline", fresh=fresh)
 
 
 def events(

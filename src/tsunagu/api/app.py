@@ -58,10 +58,14 @@ def create_app(
         app.state.source_keys = SourceKeys(app.state.store)
         app.state.refused_origins = Counter()
         app.state.key_ring = KeyRing(app.state.store, local_admin_key=local_admin_key)
+        app.state.channels = configured_channels(settings)
+        app.state.link_secret = secret_of(settings.data_dir)
+        app.state.scheduler = Scheduler(app.state.store, settings, app.state.channels)
         app.state.collector = Collector(
             app.state.store,
             interval_ms=settings.commit_interval_ms,
             max_events=settings.max_commit_events,
+            on_commit=app.state.scheduler.nudge,  # journeys answer events as they arrive
         )
         app.state.collector.start()
         sweeper = HoldSweeper(app.state.store, interval=settings.hold_sweep_seconds)
@@ -74,9 +78,6 @@ def create_app(
             every=settings.segment_schedule_seconds,
         )
         app.state.segment_refresher.start()
-        app.state.channels = configured_channels(settings)
-        app.state.link_secret = secret_of(settings.data_dir)
-        app.state.scheduler = Scheduler(app.state.store, settings, app.state.channels)
         app.state.scheduler.start()
         try:
             yield

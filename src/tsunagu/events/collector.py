@@ -12,6 +12,7 @@ import gzip
 import queue
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -175,8 +176,17 @@ def _encoded_size(raw: Any) -> int:
 class Collector:
     """Group-commits event rows from many concurrent submitters in one writer thread."""
 
-    def __init__(self, store: Store, *, interval_ms: int = 5, max_events: int = 20_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval_ms: int = 5,
+        max_events: int = 20_000,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_commit`: called in the writer after each commit that stored new events."""
         self._store = store
+        self._on_commit = on_commit
         self._interval = interval_ms / 1000
         self._max_events = max_events
         self._queue: queue.Queue[
@@ -234,7 +244,7 @@ class Collector:
     ) -> None:
         rows = [row for batch, _, _ in pending for row in batch]
         try:
-            self._store.insert_events(rows)
+            stored = self._store.insert_events(rows)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of the failure
             for _, future, loop in pending:
                 loop.call_soon_threadsafe(_fail, future, exc)
@@ -243,6 +253,8 @@ class Collector:
         self.events_written += len(rows)
         for batch, future, loop in pending:
             loop.call_soon_threadsafe(_succeed, future, len(batch))
+        if stored and self._on_commit is not None:
+            self._on_commit()
 
 
 def _succeed(future: asyncio.Future[int], value: int) -> None:
