@@ -14,6 +14,7 @@ from tests.activation.servers import Recorder, line_api
 from tsunagu.activation.campaigns import CampaignCreate, create_campaign
 from tsunagu.activation.channels import Channel
 from tsunagu.activation.channels.line import LineChannel
+from tsunagu.activation.protections import record_consent
 from tsunagu.activation.sends import send_campaign, send_due
 from tsunagu.analytics.filters import parse
 from tsunagu.config import Settings
@@ -120,9 +121,23 @@ def test_quiet_hours_defer_until_morning(line: Any) -> None:
     early = send_due(store=store, settings=settings, channels=channels, rules=IdentityRules(),
                      now=datetime(2026, 11, 2, 23, 30))  # 08:30 in Tokyo  # fmt: skip
     assert early.sent == 0
+    # One blocks the LINE account overnight: not sent, and the timeline says why.
+    (line_id,) = store.query(
+        "SELECT value FROM identity_nodes WHERE type = 'line_user_id' AND profile_id = ?",
+        [people[0]],
+    )[0]
+    record_consent(store, ("line_user_id", line_id), "line", ["all"], False,
+                   datetime(2026, 11, 2, 20, 0), "line webhook")  # fmt: skip
     morning = send_due(store=store, settings=settings, channels=channels, rules=IdentityRules(),
                        now=datetime(2026, 11, 3, 0, 1))  # 09:01  # fmt: skip
-    assert morning.sent == 20 == len(api.received)
+    assert morning.sent == 19 == len(api.received)
+    assert morning.reasons == {"withdrew from line": 1}
+    assert line_id not in {r["to"] for r in api.received}
+    said = store.query(
+        "SELECT user_id, anonymous_id, json_extract_string(raw, '$.properties.reason') FROM events "
+        "WHERE source = 'tsunagu' AND event = 'Message Suppressed'"
+    )
+    assert len(said) == 1 and said[0][2] == "withdrew from line"
     assert send_due(store=store, settings=settings, channels=channels, rules=IdentityRules(),
                     now=datetime(2026, 11, 3, 1, 0)).sent == 0  # fmt: skip
 

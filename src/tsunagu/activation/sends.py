@@ -225,24 +225,27 @@ def send_due(
         )
     for (name, campaign_id, content), group in by_channel.items():
         extra = protections.reach(store, [r.profile_id for r in group], name, "marketing")
-        ready, withdrawn = [], []
+        ready, withdrawn, events = [], [], []
         for row in group:
             r = extra[row.profile_id]
             if r.withdrawn or not r.known:
-                withdrawn.append(
-                    (row.send_key, "suppressed", Delivery("failed", 0, error="withdrew"))
-                )
-                result.count("suppressed", f"withdrew from {name}")
+                reason = f"withdrew from {name}" if r.known else "no such customer (erased?)"
+                withdrawn.append((row.send_key, "suppressed", Delivery("failed", 0, error=reason)))
+                result.count("suppressed", reason)
+                if r.known:  # an erased customer has no timeline to write on
+                    events.append(_event(row.profile_id, "Message Suppressed", row.send_key,
+                                         campaign_id, name, reason=reason))  # fmt: skip
             else:
                 ready.append(dataclasses.replace(row, extra=r.extra))
+        who = timeline.identifiers_of(store, [r.profile_id for r in group], rules)
         with store.transaction() as cur:
             _finish(cur, withdrawn, moment)
+            timeline.write(store, cur, events, moment, who)
             cur.execute(
                 "UPDATE sends SET status = 'sending' WHERE send_key IN "
                 "(SELECT unnest(?::VARCHAR[]))",
                 [[r.send_key for r in ready]],
             )
-        who = timeline.identifiers_of(store, [r.profile_id for r in ready], rules)
         _deliver(store, settings, channels[name], campaign_id, orjson.loads(content), ready,
                  who, moment, result)  # fmt: skip
     return result
