@@ -92,6 +92,31 @@ def test_twenty_tills_at_once_redeem_one_coupon_once(live_server: LiveServer) ->
         late = client.post(f"/v1/campaigns/{campaign_id}/coupons", json={})
         assert late.status_code == 400 and late.json()["error"]["field"] == "profile_ids"
         assert client.get(f"/v1/coupons/{coupon['code']}").json()["store_id"] == "S001"
+        # Refusals name the rule over HTTP too; a cancelled receipt gives the coupon back.
+        shop = client.post("/v1/campaigns", json={"name": "店舗限定", "control_share": 0,
+                                                  "coupon": {**terms, "percent_off": None,
+                                                             "value_yen": 500,
+                                                             "min_purchase_yen": 3000,
+                                                             "stores": ["S002"]}})  # fmt: skip
+        assert shop.status_code == 201, shop.text
+        (other,) = client.post(
+            f"/v1/campaigns/{shop.json()['campaign_id']}/coupons", json={"profile_ids": [profile]}
+        ).json()["coupons"]
+        for body, field in [
+            ({"store_id": "S001", "receipt_id": "R9", "amount_yen": 5000}, "store_id"),
+            ({"store_id": "S002", "receipt_id": "R9", "amount_yen": 2000}, "amount_yen"),
+        ]:
+            refused = client.post(f"/v1/coupons/{other['code']}/redeem", json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["field"] == field
+        voided = client.post(
+            f"/v1/coupons/{coupon['code']}/void", json={"receipt_id": won["receipt_id"]}
+        )
+        assert voided.status_code == 200 and voided.json()["voided"] is True, voided.text
+        anew = client.post(f"/v1/coupons/{coupon['code']}/redeem",
+                           json={"store_id": "S003", "receipt_id": "R99", "amount_yen": 1000})  # fmt: skip
+        assert anew.status_code == 200, anew.text
+        assert anew.json()["redemption_id"] != won["redemption_id"]
 
 
 def test_a_campaign_from_the_command_line(settings: Settings, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from tsunagu.activation.coupons import (
     shown,
     void,
 )
+from tsunagu.activation.protections import in_global_control
 from tsunagu.analytics.filters import parse
 from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
@@ -101,6 +102,10 @@ def test_a_coupon_is_redeemed_once_at_the_till(campaign: tuple[Store, str, list[
         redeem(store=store, code=first, store_id="S001", receipt_id="R1", amount_yen=5000,
                at=utcnow() + timedelta(days=40))  # fmt: skip
     assert why.value.field == "valid_to"
+    with pytest.raises(Refused) as why:
+        redeem(store=store, code=first, store_id="S001", receipt_id="R1", amount_yen=5000,
+               at=utcnow() - timedelta(days=3))  # fmt: skip
+    assert why.value.field == "valid_from" and "good from" in str(why.value)
     done = redeem(
         store=store, code=shown(first).lower(), store_id="S001", receipt_id="R1", amount_yen=5000
     )
@@ -171,3 +176,12 @@ def test_the_pos_import_redeems_codes_on_its_receipts(
     assert get_coupon(store=store, code=third.code).receipt_id == "R13"
     again = import_pos(store=store, path=path)  # the same file again changes nothing
     assert again.duplicates == 4 and get_coupon(store=store, code=first.code).receipt_id == "R10"
+
+
+def test_the_global_control_group_gets_no_coupon(campaign: tuple[Store, str, list[str]]) -> None:
+    store, campaign_id, profiles = campaign
+    held_back = [p for p in profiles if in_global_control(p, 0.5)]
+    assert held_back and len(held_back) < len(profiles)  # the sample's three fall on both sides
+    made = issue(store=store, campaign_id=campaign_id, profile_ids=profiles,
+                 global_control_share=0.5)  # fmt: skip
+    assert sorted(c.profile_id for c in made) == sorted(set(profiles) - set(held_back))

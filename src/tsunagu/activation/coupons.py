@@ -29,6 +29,7 @@ import pyarrow as pa
 from tsunagu.activation import timeline
 from tsunagu.activation.assignments import assign
 from tsunagu.activation.campaigns import CONTROL, CouponTerms, get_campaign
+from tsunagu.activation.protections import in_global_control
 from tsunagu.events.normalize import EventRow
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
 from tsunagu.identity.rules import IdentityRules
@@ -99,10 +100,12 @@ def issue(
     campaign_id: str,
     profile_ids: list[str],
     rules: IdentityRules | None = None,
+    global_control_share: float = 0.0,
 ) -> list[Coupon]:
     """A code for each profile (up to the campaign's per-customer limit), with "Coupon Issued"
     on their timelines. Every profile is assigned to the campaign; its control group gets no
-    coupon (so the report measures what the coupon did)."""
+    coupon (so the report measures what the coupon did), nor does the global control group
+    (`global_control_share`, as for sends: no campaign reaches them)."""
     campaign = get_campaign(store=store, campaign_id=campaign_id)
     if campaign.coupon is None:
         raise InvalidInput(
@@ -113,7 +116,11 @@ def issue(
     variants = assign(
         store=store, campaign=campaign, profile_ids=profile_ids, at=now, origin="coupon"
     )
-    profile_ids = [p for p in profile_ids if variants.get(p) != CONTROL]
+    profile_ids = [
+        p
+        for p in profile_ids
+        if variants.get(p) != CONTROL and not in_global_control(p, global_control_share)
+    ]
     value = (
         {"value_yen": terms.value_yen} if terms.value_yen else {"percent_off": terms.percent_off}
     )

@@ -456,7 +456,8 @@ class JourneyRunner:
         if not todo:
             return
         made = coupons.issue(store=self.store, campaign_id=campaign.campaign_id,
-                             profile_ids=[r.profile_id for r in todo], rules=self.rules)  # fmt: skip
+                             profile_ids=[r.profile_id for r in todo], rules=self.rules,
+                             global_control_share=self.settings.global_control_share)  # fmt: skip
         codes = {c.profile_id: c.code for c in made}
         # Issued before (a tick cut off after issuing): the same code.
         missing = [r.profile_id for r in todo if r.profile_id not in codes]

@@ -140,8 +140,9 @@ def coupons_issue(
 ) -> dict[str, Any]:
     ids = _targets(store, body)
     made = coupons.issue(
-        store=store, campaign_id=campaign_id, profile_ids=ids, rules=load_rules(settings.data_dir)
-    )
+        store=store, campaign_id=campaign_id, profile_ids=ids, rules=load_rules(settings.data_dir),
+        global_control_share=settings.global_control_share,
+    )  # fmt: skip
     control = store.scalar(
         "SELECT count(*) FROM campaign_assignments WHERE campaign_id = ? AND variant = 'control' "
         "AND profile_id IN (SELECT unnest(?::VARCHAR[]))",
