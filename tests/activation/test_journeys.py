@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from tsunagu.activation.channels.direct_mail import DirectMail
 from tsunagu.activation.channels.line import LineChannel
 from tsunagu.activation.journey_runner import JourneyRunner, next_path, step_at
 from tsunagu.activation.journeys import JourneyCreate, create_journey, get_journey, set_status
+from tsunagu.activation.membership import create_segment
+from tsunagu.activation.segments import SegmentDefinition
 from tsunagu.analytics.filters import parse
 from tsunagu.config import Settings
 from tsunagu.events.normalize import normalize
@@ -257,3 +259,66 @@ def test_paths_walk_into_branches_and_out() -> None:
     assert next_path(steps, [1, "then", 0]) == [1, "then", 1]
     assert next_path(steps, [1, "then", 1]) == [2]
     assert step_at(steps, next_path(steps, [2])) is None
+
+
+def _segment_of(shop: Shop, name: str, pids: list[str]) -> None:
+    members = [shop.member(p) for p in pids]
+    definition = parse(
+        SegmentDefinition, {"name": name, "rule": {"trait": "member_id", "in": members}}
+    )
+    create_segment(store=shop.store, definition=definition)
+
+
+def test_entering_a_segment_starts_the_journey(shop: Shop) -> None:
+    a, b = _reachable(shop.store, 2)
+    shop.journey({"name": "入会", "control_share": 0, "channel": "line",
+                  "trigger": {"segment_entered": "常連"},
+                  "steps": [{"send": {"message": {"text": "常連様へ"}}}]})  # fmt: skip
+    _segment_of(shop, "常連", [a, b])  # filled after the journey began: both enter it
+    done = shop.tick(1)
+    assert done.entered == 2 and done.sent == 2
+    assert sorted(r["to"] for r in shop.api.received) == sorted(map(shop.line_id, (a, b)))
+    assert shop.tick(2).entered == 0  # entered once, taken in once
+
+
+def test_a_daily_schedule_and_a_birthday_start_journeys_once_a_day(shop: Shop) -> None:
+    a, b, c = _reachable(shop.store, 3)
+    _segment_of(shop, "朝の便", [a, b])
+    shop.journey({"name": "毎朝", "control_share": 0, "channel": "line",
+                  "trigger": {"schedule": {"segment": "朝の便", "at": "10:00"}},
+                  "steps": [{"send": {"message": {"text": "おはようございます"}}}]})  # fmt: skip
+    # c's birthday is in three days (in Tokyo); the journey writes three days ahead.
+    tomorrow = (shop.start + timedelta(days=1)).date()
+    birthday = tomorrow + timedelta(days=3)
+    with shop.store.transaction() as cur:
+        cur.execute(
+            "UPDATE profile_traits SET traits = json_merge_patch(traits, ?) WHERE profile_id = ?",
+            [f'{{"birth_date": "1990-{birthday:%m-%d}"}}', c],
+        )
+        cur.execute(
+            "UPDATE profile_traits SET traits = json_merge_patch(traits, '{\"birth_date\": null}') "
+            "WHERE profile_id <> ? AND strftime(TRY_CAST(json_extract_string(traits, "
+            "'$.birth_date') AS DATE), '%m-%d') = ?",
+            [c, f"{birthday:%m-%d}"],
+        )
+    shop.journey({"name": "誕生日", "control_share": 0, "channel": "line",
+                  "trigger": {"date_trait": {"trait": "birth_date", "days_before": 3, "at": "09:00"}},
+                  "steps": [{"send": {"message": {"text": "お誕生日おめでとうございます"}}}]})  # fmt: skip
+    # Tomorrow 00:00 in Tokyo, in UTC.
+    tokyo = datetime.combine(tomorrow, time(0, 0)) - timedelta(hours=9)
+
+    def at(hours: float) -> Any:
+        return shop.runner.tick(now=tokyo + timedelta(hours=hours))
+
+    assert at(8.5).entered == 0  # before either's hour
+    assert at(9.5).entered == 1  # the birthday at 09:00
+    assert at(10.5).entered == 2  # the schedule at 10:00
+    assert at(11).entered == 0  # once a day each
+    texts = sorted((r["to"], r["messages"][0]["text"]) for r in shop.api.received)
+    assert texts == sorted([(shop.line_id(c), "お誕生日おめでとうございます"),
+                            (shop.line_id(a), "おはようございます"),
+                            (shop.line_id(b), "おはようございます")])  # fmt: skip
+    at(24 + 10.5)  # the next day: the schedule again; c's birthday is not a year on
+    texts = [(r["to"], r["messages"][0]["text"]) for r in shop.api.received]
+    assert texts.count((shop.line_id(c), "お誕生日おめでとうございます")) == 1
+    assert sum(text == "おはようございます" for _, text in texts) == 4
