@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -137,7 +138,7 @@ def refresh_segment(
             cur.execute(f"DROP TABLE {table}")
         if only is not None:
             cur.unregister("_only")
-    _record(store, segment, moved, now, rules)
+        _record(store, cur, segment, moved, now, rules)
     return Refresh(
         segment_id=segment_id,
         members=int(members),
@@ -149,17 +150,20 @@ def refresh_segment(
 
 def _record(
     store: Store,
+    cur: duckdb.DuckDBPyConnection,
     segment: Segment,
     moved: list[tuple[str, str]],
     now: datetime,
     rules: IdentityRules,
 ) -> None:
-    """ "Segment Entered" / "Segment Exited" events for those who moved (analytics leaves them
-    out: they are tsunagu's doing, not the customer's)."""
+    """ "Segment Entered" / "Segment Exited" events for those who moved, in the refresh's own
+    commit (analytics leaves them out: they are tsunagu's doing, not the customer's)."""
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     properties = {"segment_id": segment.segment_id, "segment_name": segment.name}
-    timeline.record(
+    who = timeline.identifiers_of(store, [profile_id for _, profile_id in moved], rules)
+    timeline.write(
         store,
+        cur,
         [
             (
                 profile_id,
@@ -172,7 +176,8 @@ def _record(
             for change, profile_id in moved
         ],
         now,
-        rules,
+        who,
+        fresh=True,  # the refresh's stamp makes each messageId new
     )
 
 

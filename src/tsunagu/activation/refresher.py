@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tsunagu.activation.arrivals import EVENTS
+from tsunagu.activation.arrivals import CUSTOMERS
 from tsunagu.activation.membership import Refresh, list_segments, refresh_segment
 from tsunagu.analytics.facts import fresh_engine
 from tsunagu.identity.rules import load_rules
@@ -94,11 +94,7 @@ class SegmentRefresher:
         cur = self.store.cursor()
         try:
             cur.execute(normalize_macros(self.store.country))
-            rows = cur.execute(
-                "SELECT DISTINCT unnest([profile_id, 'user_id:' || user_id, "
-                f"'anonymous_id:' || anonymous_id]) FROM ({EVENTS})",
-                [moment, upto],
-            ).fetchall()
+            rows = cur.execute(CUSTOMERS, [moment, upto]).fetchall()
         finally:
             cur.close()
         return [r[0] for r in rows if r[0] is not None]
