@@ -243,18 +243,19 @@ def _near(rule: NearRule, store: Store, scope: str | None = None) -> str:
             f"near_store: no store {rule.near_store!r} with a location", field="near_store"
         )
     lat, lon = found[0]
-    tests = []
+    within = f" AND profile_id IN (SELECT profile_id FROM {scope})" if scope is not None else ""
+    # One set of profiles, looked up once (an OR of two IN tests is planned as two mark joins).
+    sets = []
     if rule.by in ("home_store", "either"):
         home = COMPUTED["home_store_id"]
         near = f"SELECT store_id FROM stores WHERE {distance_sql('lat', 'lon', lat, lon)} <= {rule.km!r}"
-        tests.append(f"{home} IN ({near})")
+        sets.append(f"SELECT p.profile_id FROM profile_traits p WHERE {home} IN ({near}){within}")
     if rule.by in ("last_location", "either"):
-        last = (
+        sets.append(
             "SELECT ap.profile_id FROM (SELECT pid, arg_max(lat, ts) AS lat, arg_max(lon, ts) AS lon "
             "FROM analytics_events WHERE lat IS NOT NULL AND lon IS NOT NULL "
             + (
-                f"AND pid IN (SELECT pid FROM analytics_profiles WHERE profile_id IN "
-                f"(SELECT profile_id FROM {scope})) "
+                f"AND pid IN (SELECT pid FROM analytics_profiles WHERE true{within}) "
                 if scope is not None
                 else ""
             )
@@ -262,8 +263,7 @@ def _near(rule: NearRule, store: Store, scope: str | None = None) -> str:
             "JOIN analytics_profiles ap ON ap.pid = x.pid "
             f"WHERE {distance_sql('x.lat', 'x.lon', lat, lon)} <= {rule.km!r}"
         )
-        tests.append(f"u.profile_id IN ({last})")
-    return "coalesce(" + " OR ".join(tests) + ", false)"
+    return f"coalesce(u.profile_id IN ({' UNION '.join(sets)}), false)"
 
 
 def members_sql(rule: Rule, *, store: Store, as_of: datetime, scope: str | None = None) -> str:
