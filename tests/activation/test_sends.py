@@ -235,3 +235,31 @@ def test_quiet_hours_read_as_the_retailer_writes_them() -> None:
     for bad in ("25:00-09:00", "21:99-09:00", "夜"):
         with pytest.raises(ValidationError, match="quiet_hours"):
             Settings(quiet_hours=bad)
+
+
+def test_a_service_message_needs_no_opt_in_but_respects_a_block(line: Any) -> None:
+    store, settings, channels, api = line
+    settings = settings.model_copy(update={"quiet_hours": "21:00-09:00",
+                                           "global_control_share": 0.5})  # fmt: skip
+    people = _people(store)
+    no_consent, reachable = people["no_consent"][:4], people["reachable"][:4]
+    (blocked_line,) = store.query(
+        "SELECT value FROM identity_nodes WHERE type = 'line_user_id' AND profile_id = ?",
+        [no_consent[0]],
+    )[0]
+    record_consent(store, ("line_user_id", blocked_line), "line", ["all"], False,
+                   datetime(2026, 11, 1), "line webhook")  # fmt: skip
+    campaign = _campaign(store, "取り置きのお知らせ", control=0.0, purpose="service")
+    assert campaign.purpose == "service"
+    night = datetime(2026, 11, 2, 13, 30)  # 22:30 in Tokyo: marketing would wait
+    done = send_campaign(store=store, settings=settings, campaign=campaign,
+                         profile_ids=no_consent + reachable, channels=channels,
+                         rules=IdentityRules(), now=night)  # fmt: skip
+    assert (done.sent, done.suppressed, done.control, done.deferred) == (7, 1, 0, 0)
+    assert done.reasons == {"withdrew from line": 1}
+    assert blocked_line not in {r["to"] for r in api.received}
+    marketing = _campaign(store, "秋の新作 2", control=0.0)
+    later = send_campaign(store=store, settings=settings, campaign=marketing,
+                          profile_ids=no_consent + reachable, channels=channels,
+                          rules=IdentityRules(), now=night)  # fmt: skip
+    assert later.sent == 0 and later.control > 0 and later.deferred > 0

@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -78,6 +78,12 @@ class CampaignCreate(BaseModel):
     treatments: list[str] = Field(
         default=["treatment"], min_length=1, max_length=10, description="the variants sent to"
     )
+    purpose: Literal["marketing", "service"] = Field(
+        default="marketing",
+        description="marketing needs the channel's opt-in and keeps the caps, quiet hours and "
+        "the global control group; service (a reservation ready) only a customer who did not "
+        "withdraw from the channel",
+    )
 
     @model_validator(mode="after")
     def _known(self) -> CampaignCreate:
@@ -111,6 +117,7 @@ class Campaign:
     starts_at: datetime
     message: dict[str, Any] | None = None
     treatments: tuple[str, ...] = ("treatment",)
+    purpose: str = "marketing"
 
     def variant(self, profile_id: str) -> str:
         return variant_of(self.campaign_id, profile_id, self.control_share, self.treatments)
@@ -154,6 +161,7 @@ def create_campaign(
         starts_at=local_to_utc(body.starts_at, timezone) if body.starts_at else now,
         message=body.message.model_dump(mode="json", exclude_none=True) if body.message else None,
         treatments=tuple(body.treatments),
+        purpose=body.purpose,
     )
     with store.transaction() as cur:
         cur.execute(
@@ -170,6 +178,7 @@ def create_campaign(
                 campaign.starts_at,
                 _json(campaign.message),
                 list(campaign.treatments),
+                campaign.purpose,
             ],
         )
     return campaign
@@ -177,7 +186,7 @@ def create_campaign(
 
 _COLUMNS = (
     "campaign_id", "name", "channel", "window_s", "control_share", "segment_id", "coupon",
-    "created_at", "starts_at", "message", "treatments",
+    "created_at", "starts_at", "message", "treatments", "purpose",
 )  # fmt: skip
 
 
@@ -191,10 +200,12 @@ def get_campaign(*, store: Store, campaign_id: str) -> Campaign:
     )
     if not rows:
         raise NotFound(f"campaign_id: no campaign {campaign_id!r}", field="campaign_id")
-    cid, name, channel, window, share, segment_id, coupon, created, starts, msg, treats = rows[0]
+    cid, name, channel, window, share, segment_id, coupon, created, starts, msg, treats, purpose = (
+        rows[0]
+    )
     return Campaign(
         cid, name, channel, window, share, segment_id, _loads(coupon), created,
-        starts or created, _loads(msg), tuple(treats or ("treatment",)),
+        starts or created, _loads(msg), tuple(treats or ("treatment",)), purpose or "marketing",
     )  # fmt: skip
 
 

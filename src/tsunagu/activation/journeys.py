@@ -205,6 +205,8 @@ class JourneyCreate(BaseModel):
     coupon: CouponTerms | None = None
     control_share: float = Field(default=0.1, ge=0, lt=1)
     window: str = "14d"
+    purpose: Literal["marketing", "service"] = "marketing"
+    """What its sends are (see CampaignCreate.purpose)."""
     reentry: Literal["after_exit", "once", "always"] = "after_exit"
     """A customer enters again only once their last run ended, never again, or at every
     trigger."""
@@ -262,6 +264,7 @@ def create_journey(*, store: Store, body: JourneyCreate, timezone: str = "Asia/T
             control_share=definition.control_share,
             message=definition.message,
             coupon=definition.coupon,
+            purpose=definition.purpose,
         ),
         timezone=timezone,
     )

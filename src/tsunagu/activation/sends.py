@@ -97,15 +97,16 @@ def send_campaign(
     now: datetime | None = None,
     trigger: str = "send",
     journey_id: str | None = None,
-    purpose: str = "marketing",
+    purpose: str | None = None,
     message: dict[str, Any] | None = None,
     channel: str | None = None,
     send_keys: Mapping[str, str] | None = None,
 ) -> SendResult:
     """Send the campaign's message (or `message`), on its channel (or `channel`), to each of
     `profile_ids` who may get it. `send_keys` names each customer's send (a journey's: run and
-    step), instead of campaign, trigger and customer."""
+    step), instead of campaign, trigger and customer. `purpose`: the campaign's, unless given."""
     moment = (now or utcnow()).replace(tzinfo=None)
+    purpose = purpose or campaign.purpose
     content = message or campaign.message
     if not content or not content.get("text"):
         raise InvalidInput(
@@ -141,7 +142,9 @@ def send_campaign(
         status, reason, due = "sending", None, None
         if variants.get(pid) == CONTROL:
             status = "control"
-        elif protections.in_global_control(pid, settings.global_control_share):
+        elif purpose == "marketing" and protections.in_global_control(
+            pid, settings.global_control_share
+        ):
             status, reason = "control", "global control group"
         elif not r.known:
             status, reason = "suppressed", "no such customer (erased?)"

@@ -181,13 +181,18 @@ def campaign_create(
         Path | None,
         typer.Option(help="a JSON file of the coupon's terms (value_yen, valid_from, ...)"),
     ] = None,
+    purpose: Annotated[
+        str, typer.Option(help="marketing (needs opt-in), or service (a reservation ready)")
+    ] = "marketing",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a campaign; prints its id."""
     from tsunagu.activation.campaigns import CampaignCreate, create_campaign
     from tsunagu.analytics.filters import parse
 
-    body: dict[str, Any] = {"name": name, "window": window, "control_share": control}
+    body: dict[str, Any] = {
+        "name": name, "window": window, "control_share": control, "purpose": purpose,
+    }  # fmt: skip
     if channel is not None:
         body["channel"] = channel
     if segment is not None:

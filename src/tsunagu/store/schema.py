@@ -626,6 +626,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE coupons ADD COLUMN holder VARCHAR[]",
         ],
     ),
+    (
+        "campaigns have a purpose",
+        [
+            # marketing (opt-in, caps, quiet hours, control groups) or service (a reservation
+            # ready: only a withdrawal from the channel holds it back).
+            "ALTER TABLE campaigns ADD COLUMN purpose VARCHAR DEFAULT 'marketing'",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
