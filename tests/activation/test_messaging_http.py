@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.activation.servers import Recorder, line_api
 from tsunagu.api.app import create_app
@@ -217,3 +219,56 @@ def test_a_journey_answers_an_event_as_it_is_stored_not_at_its_tick(tmp_path: Pa
     assert [(m["to"], m["messages"][0]["text"]) for m in api.received] == [
         ("U" + "1" * 32, "カートの商品")
     ]
+
+
+def test_an_opened_email_is_on_the_timeline_once(tmp_path: Path) -> None:
+    """An HTML e-mail through a real SMTP server carries an image whose loading records
+    "Message Opened" for that send; reloading it, or a forged token, adds nothing."""
+    from tests.activation.test_channels import _Inbox
+    from tests.e2e.test_durability import free_port
+
+    inbox, port = _Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        settings = Settings(data_dir=tmp_path / "data", smtp_host="127.0.0.1", smtp_port=port,
+                            smtp_starttls=False, mail_from="info@shop.example.jp",
+                            quiet_hours="")  # fmt: skip
+        members = tmp_path / "members.csv"
+        members.write_text("member_id,name,email,email_opt_in\nM1,山田 太郎,taro@example.jp,true\n",
+                           encoding="utf-8")  # fmt: skip
+        with Store(settings.database_path) as store:
+            run_import(store=store, kind="members", path=members)
+            build_graph(store=store, rules=IdentityRules())
+            _, admin = create_key(store=store, name="ops", scope="admin")
+            profile = store.scalar("SELECT profile_id FROM identity_nodes WHERE value = 'M1'")
+            with serve_in_thread(create_app(settings, store=store)) as url:
+                auth = {"Authorization": f"Bearer {admin}"}
+                made = httpx.post(f"{url}/v1/campaigns", headers=auth, json={
+                    "name": "秋の新作メール", "channel": "email", "control_share": 0,
+                    "message": {"text": "秋の新作", "subject": "秋の新作のご案内",
+                                "html": "<html><body><p>秋の<b>新作</b></p></body></html>"}})  # fmt: skip
+                campaign_id = made.json()["campaign_id"]
+                sent = httpx.post(f"{url}/v1/campaigns/{campaign_id}/send", headers=auth,
+                                  json={"profile_ids": [profile]})  # fmt: skip
+                assert sent.json()["sent"] == 1, sent.text
+                part = inbox.messages[0].get_body(("html",))
+                assert part is not None
+                page = part.get_content()
+                found = re.search(r'<img src="([^"]+/v1/open\?tg=[^"]+)"', page)
+                assert found is not None and page.index("<img") < page.index("</body>")
+                pixel = html.unescape(found.group(1)).replace(
+                    f"http://{settings.host}:{settings.port}", url
+                )
+                for _ in range(2):
+                    image = httpx.get(pixel)
+                    assert image.status_code == 200 and image.headers["content-type"] == "image/gif"
+                forged = httpx.get(f"{url}/v1/open?tg=forged")
+                assert forged.status_code == 200 and forged.content == image.content
+            opened = store.query(
+                "SELECT user_id, json_extract_string(raw, '$.properties.campaign_id') FROM events "
+                "WHERE event = 'Message Opened'"
+            )
+            assert opened == [("M1", campaign_id)]
+    finally:
+        smtp.stop()

@@ -297,6 +297,7 @@ def _deliver(
             html=content.get("html"),
             url=links.with_token(url, token) if url else None,
             unsubscribe_url=f"{base}/v1/unsubscribe?{links.PARAM}={token}",
+            open_url=f"{base}/v1/open?{links.PARAM}={token}",
             campaign_id=campaign_id,
             extra=row.extra,
         )

@@ -1,22 +1,26 @@
 """What customers' messages need over HTTP: LINE's webhook (POST /v1/line/webhook, signed by
 LINE, no API key), a nonce for LINE's account-link dialog (POST /v1/line/link-nonce, admin),
-and the unsubscribe link of every e-mail (GET shows a button, POST, as RFC 8058's one-click
-does, records it; the signed token is the key)."""
+the unsubscribe link of every e-mail (GET shows a button, POST, as RFC 8058's one-click
+does, records it; the signed token is the key), and the image in every HTML e-mail whose
+loading records that it was opened (GET /v1/open, the same token)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import html
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tsunagu.activation import line_webhook, links
 from tsunagu.activation.protections import record_consent
+from tsunagu.activation.sends import EVENT_CHANNEL
 from tsunagu.api.deps import AdminKey, SettingsDep, StoreDep
+from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import InvalidInput, NotConfigured
 from tsunagu.store import utcnow
 
@@ -70,6 +74,35 @@ def _token(request: Request) -> links.LinkToken:
             f"{links.PARAM}: not a valid or current unsubscribe link", field=links.PARAM
         )
     return found
+
+
+_PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+"""A transparent 1×1 GIF."""
+
+
+@router.get("/open", response_class=Response, summary="An e-mail was opened (a 1×1 image)")
+def opened(request: Request, store: StoreDep) -> Response:
+    """Records "Message Opened" on the customer's timeline, once per send (a mail reader that
+    loads the image again adds nothing); answers the image whatever the token, so a mail never
+    shows a broken picture."""
+    token = request.query_params.get(links.PARAM)
+    found = links.verify(request.app.state.link_secret, token) if token else None
+    sent = (
+        store.query("SELECT campaign_id, channel FROM sends WHERE send_key = ?", [found.send_key])
+        if found
+        else []
+    )
+    if found and sent:
+        campaign_id, channel = sent[0]
+        message = links.attach({
+            "type": "track", "event": "Message Opened",
+            "messageId": f"Message Opened:{found.send_key}",
+            "properties": {"send_key": found.send_key, "campaign_id": campaign_id,
+                           "channel": channel},
+            "context": {"channel": EVENT_CHANNEL.get(channel, channel)},
+        }, found)  # fmt: skip
+        store.insert_events([normalize(message, received_at=utcnow(), source="tsunagu")])
+    return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (asks first)")

@@ -36,6 +36,8 @@ class OutgoingMessage:
     url: str | None = None
     """The message's link, already carrying its signed token."""
     unsubscribe_url: str | None = None
+    open_url: str | None = None
+    """An image whose loading records "Message Opened" (e-mail's HTML part carries it)."""
     campaign_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """What a channel needs beyond the address (a postal address for direct mail)."""

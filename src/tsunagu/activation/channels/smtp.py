@@ -6,6 +6,7 @@ RFC 8058) so that mail providers show an unsubscribe button.
 
 from __future__ import annotations
 
+import html
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -47,7 +48,8 @@ class SmtpChannel:
         body = message.text if not message.url else f"{message.text}\n\n{message.url}"
         mail.set_content(body, charset="utf-8", cte="base64")
         if message.html:
-            mail.add_alternative(message.html, subtype="html", charset="utf-8", cte="base64")
+            mail.add_alternative(_with_pixel(message.html, message.open_url), subtype="html",
+                                 charset="utf-8", cte="base64")  # fmt: skip
         return mail
 
     def send(self, message: OutgoingMessage) -> Delivery:
@@ -72,3 +74,13 @@ class SmtpChannel:
             return str(mail["Message-ID"])
 
         return with_retries(attempt)
+
+
+def _with_pixel(page: str, open_url: str | None) -> str:
+    """The HTML part with a 1×1 image that tells tsunagu the mail was opened (where the reader
+    loads images), at the end of the body."""
+    if not open_url:
+        return page
+    pixel = f'<img src="{html.escape(open_url)}" width="1" height="1" alt="" style="border:0">'
+    at = page.lower().rfind("</body>")
+    return page[:at] + pixel + page[at:] if at >= 0 else page + pixel
