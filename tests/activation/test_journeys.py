@@ -322,3 +322,27 @@ def test_a_daily_schedule_and_a_birthday_start_journeys_once_a_day(shop: Shop) -
     texts = [(r["to"], r["messages"][0]["text"]) for r in shop.api.received]
     assert texts.count((shop.line_id(c), "お誕生日おめでとうございます")) == 1
     assert sum(text == "おはようございます" for _, text in texts) == 4
+
+
+def test_the_app_near_a_store_brings_a_location_coupon(shop: Shop) -> None:
+    near, far = _reachable(shop.store, 2)
+    lat, lon = shop.store.query("SELECT lat, lon FROM stores WHERE store_id = 'S001'")[0]
+    shop.journey({"name": "近くの店舗クーポン", "template": "store_visit_coupon", "control_share": 0,
+                  "params": {"event": "Location Updated", "near_km": 0.5, "stores": ["S001"],
+                             "channel": "line"},
+                  "coupon": {"value_yen": 300, "valid_from": "2026-01-01", "valid_to": "2030-12-31"}})  # fmt: skip
+    for pid, (dlat, dlon) in ((near, (0.002, 0.001)), (far, (0.05, 0.0))):  # ~250 m, ~5.5 km
+        at = shop.start.isoformat() + "Z"
+        shop.store.insert_events([normalize(
+            {"type": "track", "event": "Location Updated", "userId": shop.member(pid),
+             "context": {"channel": "app", "location": {"latitude": lat + dlat,
+                                                        "longitude": lon + dlon}},
+             "timestamp": at}, received_at=utcnow(), source="app")])  # fmt: skip
+    assert shop.tick(1).entered == 1
+    assert [r["to"] for r in shop.api.received] == [shop.line_id(near)]
+    assert shop.store.scalar("SELECT count(*) FROM coupons WHERE profile_id = ?", [far]) == 0
+    with pytest.raises(InvalidInput) as why:
+        parse(JourneyCreate, {"name": "x", "trigger": {"segment_entered": "s",
+                                                      "near_store": {"km": 1}},
+                              "steps": [{"send": {"message": {"text": "t"}}}]})  # fmt: skip
+    assert why.value.field == "trigger" and "near_store: only with an event" in str(why.value)

@@ -33,6 +33,8 @@ SELECT e.message_id, e.user_id, e.anonymous_id, e.timestamp AS ts, e.stored_at, 
        TRY_CAST(json_extract_string(e.raw, '$.properties.revenue') AS DOUBLE) AS revenue,
        json_extract_string(e.raw, '$.properties.order_id') AS order_id,
        json_extract_string(e.raw, '$.name') AS name,
+       TRY_CAST(json_extract_string(e.raw, '$.context.location.latitude') AS DOUBLE) AS lat,
+       TRY_CAST(json_extract_string(e.raw, '$.context.location.longitude') AS DOUBLE) AS lon,
        coalesce(u.profile_id, a.profile_id, c.profile_id, l.profile_id, d.profile_id) AS profile_id
 FROM e
 LEFT JOIN ids u ON u.type = 'user_id' AND u.value = e.user_id

@@ -129,8 +129,11 @@ class JourneyRunner:
             try:
                 cur.execute(normalize_macros(self.store.country))  # tg_clean for member cards
                 rows = cur.execute(
-                    f"SELECT profile_id, message_id, ts FROM ({_EVENTS}) WHERE profile_id IS NOT NULL "
-                    f"AND {trigger.event.sql()} ORDER BY stored_at",
+                    f"SELECT profile_id, message_id, ts FROM ({_EVENTS}) AS arrived "
+                    "WHERE profile_id IS NOT NULL "
+                    f"AND {trigger.event.sql()}"
+                    + (f" AND {trigger.near_store.sql()}" if trigger.near_store else "")
+                    + " ORDER BY stored_at",
                     [since, upper],
                 ).fetchall()
             finally:

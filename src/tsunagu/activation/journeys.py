@@ -37,8 +37,10 @@ from tsunagu.activation.campaigns import (
 )
 from tsunagu.activation.segments import Rule
 from tsunagu.analytics.filters import Step, window_seconds
+from tsunagu.catalog.products import distance_sql
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
+from tsunagu.store.sql import literal
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -77,12 +79,35 @@ class DateTrait(BaseModel):
         return self
 
 
+class NearStore(BaseModel):
+    """An event trigger's location test: the event's own location (an app's GPS,
+    `context.location`) within `km` of a store (one of `stores`, or any)."""
+
+    model_config = ConfigDict(extra="forbid")
+    km: float = Field(gt=0, le=50)
+    stores: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+
+    def sql(self) -> str:
+        """The condition on the arrivals' `lat`, `lon` (arrivals.EVENTS, named `arrived`)."""
+        among = (
+            " AND s.store_id IN (" + ", ".join(literal(s) for s in self.stores) + ")"
+            if self.stores
+            else ""
+        )
+        return (
+            "EXISTS (SELECT 1 FROM stores s WHERE s.lat IS NOT NULL AND s.lon IS NOT NULL"
+            f"{among} AND {distance_sql('arrived.lat', 'arrived.lon', 's.lat', 's.lon')} <= {self.km!r})"
+        )
+
+
 class Trigger(BaseModel):
-    """One of: an event (any channel, a store's too, with filters), entering a segment, a
-    daily schedule, a date trait."""
+    """One of: an event (any channel, a store's too, with filters; near a store, maybe),
+    entering a segment, a daily schedule, a date trait."""
 
     model_config = ConfigDict(extra="forbid")
     event: Step | None = None
+    near_store: NearStore | None = None
+    """With `event`: only an event whose location is near a store."""
     segment_entered: str | None = None
     schedule: Schedule | None = None
     date_trait: DateTrait | None = None
@@ -97,6 +122,8 @@ class Trigger(BaseModel):
                 "trigger: give one of event, segment_entered, schedule, date_trait"
                 + (f" (not {', '.join(given)})" if given else "")
             )
+        if self.near_store is not None and self.event is None:
+            raise ValueError("trigger.near_store: only with an event trigger")
         return self
 
 

@@ -5,8 +5,9 @@ steps and goal (journeys.resolve fills them in).
   (line), unless the customer ordered meanwhile, online or in a store.
 - favourite_in_stock: a product added to the wishlist; after `wait` (10m), if a favourite is in
   stock at a store within `radius_km` (10) of the customer, a message naming it and the store.
-- store_visit_coupon: a store visit (a beacon, the app near a store); the journey's coupon,
-  then a message with its code.
+- store_visit_coupon: a store visit (a beacon, the app near a store), or with `near_km` any
+  event of `event` (e.g. an app's "Location Updated") whose location is that close to a store
+  (of `stores`, or any); the journey's coupon, then a message with its code.
 - lapsed_catalogue: a member signs in (an identify call) after `lapsed` (180d) without an order; a
   catalogue by direct mail.
 - post_purchase: an order on any channel; after `wait` (7d) a follow-up message.
@@ -50,8 +51,11 @@ def favourite_in_stock(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def store_visit_coupon(p: dict[str, Any]) -> dict[str, Any]:
+    trigger: dict[str, Any] = {"event": {"event": p.get("event", "Store Visited")}}
+    if p.get("near_km") is not None:
+        trigger["near_store"] = {"km": p["near_km"], "stores": p.get("stores")}
     return {
-        "trigger": {"event": {"event": p.get("event", "Store Visited")}},
+        "trigger": trigger,
         "steps": [{"coupon": {}},
                   _send(p, "ご来店ありがとうございます。本日使えるクーポン: {coupon_code}")],
         "channel": p.get("channel", "app"),

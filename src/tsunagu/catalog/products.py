@@ -19,12 +19,14 @@ EARTH_KM = 6371.0088
 MAX_OFFSET = 1_000_000_000
 
 
-def distance_sql(lat: str, lon: str, lat0: float, lon0: float) -> str:
-    """Great-circle distance in km from (lat0, lon0) to the columns `lat`, `lon`."""
+def distance_sql(lat: str, lon: str, lat0: float | str, lon0: float | str) -> str:
+    """Great-circle distance in km from (lat0, lon0), numbers or columns, to the columns `lat`,
+    `lon`."""
+    a, o = (x if isinstance(x, str) else repr(float(x)) for x in (lat0, lon0))
     return (
-        f"(2 * {EARTH_KM} * asin(sqrt(pow(sin(radians({lat} - {lat0!r}) / 2), 2) + "
-        f"cos(radians({lat0!r})) * cos(radians({lat})) * "
-        f"pow(sin(radians({lon} - {lon0!r}) / 2), 2))))"
+        f"(2 * {EARTH_KM} * asin(sqrt(pow(sin(radians({lat} - {a}) / 2), 2) + "
+        f"cos(radians({a})) * cos(radians({lat})) * "
+        f"pow(sin(radians({lon} - {o}) / 2), 2))))"
     )
 
 
