@@ -75,6 +75,21 @@ def test_segments_over_http(live_server: LiveServer) -> None:
         assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("rule")
         listed = client.get("/v1/segments", headers=auth).json()
         assert [s["name"] for s in listed] == ["アプリで見た"]
+        # A campaign's coupon goes to the segment's members, by the segment's id.
+        campaign = client.post("/v1/campaigns", headers=auth, json={
+            "name": "アプリ閲覧者へ", "control_share": 0, "coupon": {
+                "value_yen": 300, "valid_from": "2026-01-01", "valid_to": "2030-12-31"}})  # fmt: skip
+        campaign_id = campaign.json()["campaign_id"]
+        issued = client.post(f"/v1/campaigns/{campaign_id}/coupons", headers=auth,
+                             json={"segment_id": segment_id})  # fmt: skip
+        assert issued.status_code == 200, issued.text
+        holders = {c["profile_id"] for c in issued.json()["coupons"]}
+        in_segment = {r[0] for r in store.query(
+            "SELECT profile_id FROM segment_members WHERE segment_id = ?", [segment_id])}  # fmt: skip
+        assert holders == in_segment and len(holders) == 20
+        unknown = client.post(f"/v1/campaigns/{campaign_id}/coupons", headers=auth,
+                              json={"segment_id": "seg_nobody"})  # fmt: skip
+        assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "segment_id"
 
 
 def test_segments_on_the_command_line(settings: Settings, tmp_path: Path) -> None:

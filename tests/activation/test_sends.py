@@ -13,6 +13,7 @@ import pytest
 from tests.activation.servers import Recorder, line_api
 from tsunagu.activation.campaigns import CampaignCreate, create_campaign
 from tsunagu.activation.channels import Channel
+from tsunagu.activation.channels.direct_mail import DirectMail
 from tsunagu.activation.channels.line import LineChannel
 from tsunagu.activation.protections import record_consent
 from tsunagu.activation.sends import send_campaign, send_due
@@ -263,3 +264,31 @@ def test_a_service_message_needs_no_opt_in_but_respects_a_block(line: Any) -> No
                           profile_ids=no_consent + reachable, channels=channels,
                           rules=IdentityRules(), now=night)  # fmt: skip
     assert later.sent == 0 and later.control > 0 and later.deferred > 0
+
+
+def test_the_cap_across_channels_counts_every_channel(line: Any, tmp_path: Path) -> None:
+    store, settings, channels, api = line
+    channels = {**channels, "dm": DirectMail(directory=tmp_path / "dm")}
+    capped = settings.model_copy(update={"cap_all_day": 1})
+    both = [p for (p,) in store.query(
+        "SELECT profile_id FROM profile_traits WHERE "
+        "coalesce(json_extract(traits, '$.dm_opt_in')::BOOLEAN, false) AND "
+        "json_extract_string(traits, '$.address') IS NOT NULL"
+    ) if p in set(_people(store)["reachable"])][:5]  # fmt: skip
+    assert len(both) >= 3
+    args: dict[str, Any] = {"store": store, "settings": capped, "profile_ids": both,
+                            "channels": channels, "rules": IdentityRules()}  # fmt: skip
+    on_line = send_campaign(campaign=_campaign(store, "LINE", control=0.0), now=NOON, **args)
+    assert on_line.sent == len(both)
+    by_post = send_campaign(
+        campaign=_campaign(store, "DM", control=0.0, channel="dm"),
+        now=NOON + timedelta(hours=1), **args,
+    )  # fmt: skip
+    assert by_post.sent == 0 and by_post.reasons == {
+        "frequency cap: 1 a day on every channel": len(both)
+    }
+    next_day = send_campaign(
+        campaign=_campaign(store, "DM 2", control=0.0, channel="dm"),
+        now=NOON + timedelta(days=1, hours=1), **args,
+    )  # fmt: skip
+    assert next_day.sent == len(both)
