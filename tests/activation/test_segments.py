@@ -234,6 +234,15 @@ def test_membership_is_kept_with_who_entered_and_who_left(shop: Store) -> None:
     gone = refresh_segment(store=shop, segment_id=segment.segment_id)
     assert (gone.members, gone.exited) == (0, then.members)
     assert segment_members(store=shop, segment_id=segment.segment_id) == []
+    exited = shop.query(
+        "SELECT count(DISTINCT message_id), "
+        "count(*) FILTER (WHERE json_extract_string(raw, '$.properties.segment_id') = ?) "
+        "FROM events WHERE event = 'Segment Exited'",
+        [segment.segment_id],
+    )[0]
+    assert exited == (then.members, then.members)  # each leaving is on their timeline
+    assert any(item.get("event") == "Segment Exited"
+               for item in timeline(store=shop, profile_id=someone).items)  # fmt: skip
 
 
 @pytest.mark.parametrize(

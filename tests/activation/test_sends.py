@@ -119,6 +119,11 @@ def test_quiet_hours_defer_until_morning(line: Any) -> None:
     done = send_campaign(store=store, settings=settings, campaign=campaign, profile_ids=people,
                          channels=channels, rules=IdentityRules(), now=night)  # fmt: skip
     assert (done.deferred, done.sent) == (20, 0) and api.received == []
+    deferred = store.query(
+        "SELECT count(*), min(json_extract_string(raw, '$.properties.due_at')) FROM events "
+        "WHERE event = 'Message Deferred'"
+    )[0]
+    assert deferred == (20, "2026-11-03T00:00:00Z")  # 09:00 in Tokyo, on the timelines
     early = send_due(store=store, settings=settings, channels=channels, rules=IdentityRules(),
                      now=datetime(2026, 11, 2, 23, 30))  # 08:30 in Tokyo  # fmt: skip
     assert early.sent == 0
