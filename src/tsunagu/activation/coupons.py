@@ -34,7 +34,7 @@ from tsunagu.events.normalize import EventRow
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound, Refused
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store, utcnow
-from tsunagu.store.db import events_table, registered
+from tsunagu.store.db import registered
 from tsunagu.store.group_commit import GroupCommit
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -291,9 +291,7 @@ def _redeem_all(store: Store, asks: list[_Ask]) -> list[Coupon | Exception]:
                 "unnest(?::BIGINT[]) AS discount_yen) r WHERE coupons.code = r.code",
                 [list(column) for column in zip(*done, strict=True)],
             )
-        if events:
-            with registered(cur, "_event_batch", events_table(events)):
-                store.insert_new_events(cur, "_event_batch", fresh=True)  # new redemption ids
+        store.add_events(cur, events, fresh=True)  # new redemption ids
     return answers  # type: ignore[return-value]
 
 

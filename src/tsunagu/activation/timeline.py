@@ -14,7 +14,6 @@ import pyarrow as pa
 from tsunagu.events.normalize import EventRow, normalize
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.store import Store
-from tsunagu.store.db import events_table, registered
 
 _FIELDS = {"user_id": "userId", "anonymous_id": "anonymousId"}
 _COLUMNS = ("user_id", "anonymous_id", "device_id")
@@ -99,11 +98,8 @@ def write(
     fresh: bool = False,
 ) -> int:
     """`record`, inside the caller's write transaction `cur`, given the profiles' identifiers
-    (`identifiers_of`); `fresh` as for `Store.insert_new_events`."""
-    if not entries:
-        return 0
-    with registered(cur, "_timeline", events_table(events(entries, at, who))):
-        return store.insert_new_events(cur, "_timeline", fresh=fresh)
+    (`identifiers_of`); `fresh` as for `Store.add_events`."""
+    return store.add_events(cur, events(entries, at, who), fresh=fresh)
 
 
 def events(

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tsunagu.events.normalize import normalize
 from tsunagu.exceptions import Conflict, InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
-from tsunagu.store.db import events_table
 
 Status = Literal["held", "picked_up", "cancelled", "expired"]
 MAX_HOURS = 14 * 24
@@ -243,11 +242,7 @@ def _events(store: Store, cur: Any, items: list[tuple[Reservation, str, datetime
                 source="reservations",
             )
         )
-    cur.register("_reservation_events", events_table(rows))
-    try:
-        store.insert_new_events(cur, "_reservation_events")
-    finally:
-        cur.unregister("_reservation_events")
+    store.add_events(cur, rows)
 
 
 class HoldSweeper:

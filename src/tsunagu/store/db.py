@@ -287,8 +287,22 @@ class Store:
         hashes = cur.execute(sql + " RETURNING hash(message_id) AS h", params).fetchnumpy()["h"]
         # Rolled back later? Then these are false alarms for the index, checked exactly.
         self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))
-        inserted = len(hashes)
-        return inserted
+        return len(hashes)
+
+    def add_events(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        rows: Sequence[EventRow] | pa.Table,
+        *,
+        fresh: bool = False,
+    ) -> int:
+        """`insert_events` inside the caller's write transaction `cur`; `fresh` as for
+        `insert_new_events`."""
+        table = rows if isinstance(rows, pa.Table) else events_table(rows)
+        if table.num_rows == 0:
+            return 0
+        with registered(cur, "_event_batch", table):
+            return self.insert_new_events(cur, "_event_batch", fresh=fresh)
 
     def insert_events(self, rows: Sequence[EventRow] | pa.Table) -> int:
         """Store events not stored before (by messageId) in one commit; returns how many were new.
@@ -298,8 +312,8 @@ class Store:
         table = rows if isinstance(rows, pa.Table) else events_table(rows)
         if table.num_rows == 0:
             return 0
-        with self.transaction() as cur, registered(cur, "_event_batch", table):
-            return self.insert_new_events(cur, "_event_batch")
+        with self.transaction() as cur:
+            return self.add_events(cur, table)
 
 
 @contextmanager
