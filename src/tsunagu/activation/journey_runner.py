@@ -480,6 +480,10 @@ class JourneyRunner:
         """Keep where `runs` are, in one statement (of `cur`'s transaction, if given)."""
         if not runs:
             return
+        if cur is None:
+            with self.store.transaction() as tx:
+                self._save(runs, moment, tx)
+            return
         table = pa.table({
             "run_key": [r.run_key for r in runs],
             "path": [orjson.dumps(r.path).decode() for r in runs],
@@ -488,10 +492,6 @@ class JourneyRunner:
             "wait_started": pa.array([r.wait_started for r in runs], pa.timestamp("us")),
             "context": [orjson.dumps(r.context).decode() for r in runs],
         })  # fmt: skip
-        if cur is None:
-            with self.store.transaction() as cur:
-                self._save(runs, moment, cur)
-            return
         with registered(cur, "_moves", table):
             cur.execute(
                 "UPDATE journey_runs SET path = m.path::JSON, status = m.status, due_at = m.due_at, "
