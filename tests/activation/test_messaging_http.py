@@ -11,6 +11,7 @@ import html
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,21 @@ from tsunagu.store import Store
 SECRET = "line-channel-secret"
 
 
+@contextmanager
+def _running(settings: Settings, members: str) -> Iterator[tuple[str, Store, str, str]]:
+    """A served store holding `members` (a CSV): its URL, the store, a web source's write key
+    and an admin key."""
+    path = settings.data_dir.parent / "members.csv"
+    path.write_text(members, encoding="utf-8")
+    with Store(settings.database_path) as store:
+        run_import(store=store, kind="members", path=path)
+        build_graph(store=store, rules=IdentityRules())
+        _, write_key = create_source(store=store, name="web")
+        _, admin = create_key(store=store, name="ops", scope="admin")
+        with serve_in_thread(create_app(settings, store=store)) as url:
+            yield url, store, write_key, admin
+
+
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, Store, Recorder, str]]:
     with line_api("line-token") as api:
@@ -43,23 +59,16 @@ def shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, Store, Recorder, str]]:
             line_api_base=api.url,
             quiet_hours="",
         )
-        members = tmp_path / "members.csv"
-        members.write_text(
+        members = (
             "member_id,name,email,line_user_id,line_opt_in\n"
             "M1,山田 太郎,taro@example.jp,U" + "1" * 32 + ",false\n"
-            "M2,佐藤 花子,hanako@example.jp,,false\n",
-            encoding="utf-8",
+            "M2,佐藤 花子,hanako@example.jp,,false\n"
         )
-        with Store(settings.database_path) as store:
-            run_import(store=store, kind="members", path=members)
-            build_graph(store=store, rules=IdentityRules())
-            _, write_key = create_source(store=store, name="web")
-            _, admin = create_key(store=store, name="ops", scope="admin")
-            with serve_in_thread(create_app(settings, store=store)) as url:
-                client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"},
-                                      timeout=60)  # fmt: skip
-                yield client, store, api, write_key
-                client.close()
+        with _running(settings, members) as (url, store, write_key, admin):
+            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"},
+                                  timeout=60)  # fmt: skip
+            yield client, store, api, write_key
+            client.close()
 
 
 def _webhook(client: httpx.Client, *events: dict[str, Any], secret: str = SECRET) -> httpx.Response:
@@ -194,28 +203,19 @@ def test_a_journey_answers_an_event_as_it_is_stored_not_at_its_tick(tmp_path: Pa
             data_dir=tmp_path / "data", line_channel_access_token="line-token",
             line_api_base=api.url, quiet_hours="", journey_tick_seconds=3600,
         )  # fmt: skip
-        members = tmp_path / "members.csv"
-        members.write_text(
-            "member_id,name,line_user_id,line_opt_in\nM1,山田 太郎,U" + "1" * 32 + ",true\n",
-            encoding="utf-8",
-        )
-        with Store(settings.database_path) as store:
-            run_import(store=store, kind="members", path=members)
-            build_graph(store=store, rules=IdentityRules())
-            _, write_key = create_source(store=store, name="web")
-            _, admin = create_key(store=store, name="ops", scope="admin")
-            with serve_in_thread(create_app(settings, store=store)) as url:
-                made = httpx.post(f"{url}/v1/journeys", headers={"Authorization": f"Bearer {admin}"},
-                                  json={"name": "カゴ落ち", "control_share": 0, "channel": "line",
-                                        "trigger": {"event": {"event": "Product Added"}},
-                                        "steps": [{"send": {"message": {"text": "カートの商品"}}}]})  # fmt: skip
-                assert made.status_code == 201, made.text
-                sent = httpx.post(f"{url}/v1/track", auth=(write_key, ""), json={
-                    "event": "Product Added", "userId": "M1", "messageId": "add-1"})  # fmt: skip
-                assert sent.status_code == 200, sent.text
-                deadline = time.monotonic() + 30
-                while not api.received and time.monotonic() < deadline:
-                    time.sleep(0.05)
+        members = "member_id,name,line_user_id,line_opt_in\nM1,山田 太郎,U" + "1" * 32 + ",true\n"
+        with _running(settings, members) as (url, _, write_key, admin):
+            made = httpx.post(f"{url}/v1/journeys", headers={"Authorization": f"Bearer {admin}"},
+                              json={"name": "カゴ落ち", "control_share": 0, "channel": "line",
+                                    "trigger": {"event": {"event": "Product Added"}},
+                                    "steps": [{"send": {"message": {"text": "カートの商品"}}}]})  # fmt: skip
+            assert made.status_code == 201, made.text
+            sent = httpx.post(f"{url}/v1/track", auth=(write_key, ""), json={
+                "event": "Product Added", "userId": "M1", "messageId": "add-1"})  # fmt: skip
+            assert sent.status_code == 200, sent.text
+            deadline = time.monotonic() + 30
+            while not api.received and time.monotonic() < deadline:
+                time.sleep(0.05)
     assert [(m["to"], m["messages"][0]["text"]) for m in api.received] == [
         ("U" + "1" * 32, "カートの商品")
     ]
@@ -234,37 +234,31 @@ def test_an_opened_email_is_on_the_timeline_once(tmp_path: Path) -> None:
         settings = Settings(data_dir=tmp_path / "data", smtp_host="127.0.0.1", smtp_port=port,
                             smtp_starttls=False, mail_from="info@shop.example.jp",
                             quiet_hours="")  # fmt: skip
-        members = tmp_path / "members.csv"
-        members.write_text("member_id,name,email,email_opt_in\nM1,山田 太郎,taro@example.jp,true\n",
-                           encoding="utf-8")  # fmt: skip
-        with Store(settings.database_path) as store:
-            run_import(store=store, kind="members", path=members)
-            build_graph(store=store, rules=IdentityRules())
-            _, admin = create_key(store=store, name="ops", scope="admin")
+        members = "member_id,name,email,email_opt_in\nM1,山田 太郎,taro@example.jp,true\n"
+        with _running(settings, members) as (url, store, _, admin):
             profile = store.scalar("SELECT profile_id FROM identity_nodes WHERE value = 'M1'")
-            with serve_in_thread(create_app(settings, store=store)) as url:
-                auth = {"Authorization": f"Bearer {admin}"}
-                made = httpx.post(f"{url}/v1/campaigns", headers=auth, json={
-                    "name": "秋の新作メール", "channel": "email", "control_share": 0,
-                    "message": {"text": "秋の新作", "subject": "秋の新作のご案内",
-                                "html": "<html><body><p>秋の<b>新作</b></p></body></html>"}})  # fmt: skip
-                campaign_id = made.json()["campaign_id"]
-                sent = httpx.post(f"{url}/v1/campaigns/{campaign_id}/send", headers=auth,
-                                  json={"profile_ids": [profile]})  # fmt: skip
-                assert sent.json()["sent"] == 1, sent.text
-                part = inbox.messages[0].get_body(("html",))
-                assert part is not None
-                page = part.get_content()
-                found = re.search(r'<img src="([^"]+/v1/open\?tg=[^"]+)"', page)
-                assert found is not None and page.index("<img") < page.index("</body>")
-                pixel = html.unescape(found.group(1)).replace(
-                    f"http://{settings.host}:{settings.port}", url
-                )
-                for _ in range(2):
-                    image = httpx.get(pixel)
-                    assert image.status_code == 200 and image.headers["content-type"] == "image/gif"
-                forged = httpx.get(f"{url}/v1/open?tg=forged")
-                assert forged.status_code == 200 and forged.content == image.content
+            auth = {"Authorization": f"Bearer {admin}"}
+            made = httpx.post(f"{url}/v1/campaigns", headers=auth, json={
+                "name": "秋の新作メール", "channel": "email", "control_share": 0,
+                "message": {"text": "秋の新作", "subject": "秋の新作のご案内",
+                            "html": "<html><body><p>秋の<b>新作</b></p></body></html>"}})  # fmt: skip
+            campaign_id = made.json()["campaign_id"]
+            sent = httpx.post(f"{url}/v1/campaigns/{campaign_id}/send", headers=auth,
+                              json={"profile_ids": [profile]})  # fmt: skip
+            assert sent.json()["sent"] == 1, sent.text
+            part = inbox.messages[0].get_body(("html",))
+            assert part is not None
+            page = part.get_content()
+            found = re.search(r'<img src="([^"]+/v1/open\?tg=[^"]+)"', page)
+            assert found is not None and page.index("<img") < page.index("</body>")
+            pixel = html.unescape(found.group(1)).replace(
+                f"http://{settings.host}:{settings.port}", url
+            )
+            for _ in range(2):
+                image = httpx.get(pixel)
+                assert image.status_code == 200 and image.headers["content-type"] == "image/gif"
+            forged = httpx.get(f"{url}/v1/open?tg=forged")
+            assert forged.status_code == 200 and forged.content == image.content
             opened = store.query(
                 "SELECT user_id, json_extract_string(raw, '$.properties.campaign_id') FROM events "
                 "WHERE event = 'Message Opened'"
