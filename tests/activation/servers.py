@@ -36,6 +36,19 @@ class Recorder:
     on_receive: Callable[[dict[str, Any]], None] | None = None
     """Called with each message accepted (a benchmark stamps the time)."""
 
+    def messages(self) -> list[tuple[str, str]]:
+        """Each recipient and the first text they were sent, in order: a push's one, each of a
+        multicast's."""
+        out = []
+        for body in self.received:
+            to = body["to"]
+            for user in [to] if isinstance(to, str) else to:
+                out.append((user, body["messages"][0]["text"]))
+        return out
+
+    def recipients(self) -> list[str]:
+        return [to for to, _ in self.messages()]
+
     def _take(self) -> tuple[int | None, float]:
         with self.lock:
             self.requests += 1

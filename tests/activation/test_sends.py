@@ -195,6 +195,52 @@ def test_what_a_crash_left_sending_is_delivered_once(line: Any) -> None:
     assert done.sent == 2 and len(api.received) == 5  # LINE's 409: delivered before
 
 
+def test_the_same_message_for_everyone_goes_by_multicast(line: Any) -> None:
+    """Without a link (whose token is each customer's own) the text is everyone's: LINE gets
+    it by multicast, up to 500 a request, each send keeping its batch's retry key; a batch a
+    crash cut off goes again under that key and LINE's 409 says it was delivered."""
+    store, settings, channels, api = line
+    people = _people(store)["reachable"][:7]
+    assert len(people) == 7
+    campaign = _campaign(store, control=0.0, message={"text": "本日限りのタイムセール"})
+    channels["line"].multicast_max = 3  # LINE's 500, made small
+    done = send_campaign(store=store, settings=settings, campaign=campaign, profile_ids=people,
+                         channels=channels, rules=IdentityRules(), now=NOON)  # fmt: skip
+    assert done.sent == 7
+    # 3 + 3 by multicast, the last one alone by push (which names the message it sent).
+    assert sorted((r["kind"], len(r["to"]) if r["kind"] == "multicast" else 1)
+                  for r in api.received) == [("multicast", 3), ("multicast", 3), ("push", 1)]  # fmt: skip
+    line_ids = dict(store.query(
+        "SELECT profile_id, value FROM identity_nodes WHERE type = 'line_user_id'"
+    ))  # fmt: skip
+    assert sorted(api.recipients()) == sorted(line_ids[p] for p in people)
+    assert {text for _, text in api.messages()} == {"本日限りのタイムセール"}
+    kept = store.query(
+        "SELECT retry_key, list(address ORDER BY address), count(*) FILTER (status = 'sent') "
+        "FROM sends WHERE campaign_id = ? GROUP BY retry_key", [campaign.campaign_id],
+    )  # fmt: skip
+    by_request = {r["retry_key"]: sorted([r["to"]] if r["kind"] == "push" else r["to"])
+                  for r in api.received}  # fmt: skip
+    assert {key: to for key, to, _ in kept} == by_request and all(n for *_, n in kept)
+    sent = store.scalar(
+        "SELECT count(DISTINCT user_id) FROM events WHERE event = 'Message Sent' "
+        "AND json_extract_string(raw, '$.properties.campaign_id') = ?", [campaign.campaign_id],
+    )  # fmt: skip
+    assert sent == 7
+    # The process died after LINE took the first batch but before it wrote so.
+    first = api.received[0]["retry_key"]
+    with store.transaction() as cur:
+        cur.execute("UPDATE sends SET status = 'sending', sent_at = NULL WHERE retry_key = ?",
+                    [first])  # fmt: skip
+    again = send_due(store=store, settings=settings, channels=channels, rules=IdentityRules(),
+                     now=NOON + timedelta(minutes=5))  # fmt: skip
+    assert again.sent == len(by_request[first]) and len(api.received) == 3  # LINE said 409
+    assert store.scalar(
+        "SELECT count(*) FROM sends WHERE campaign_id = ? AND status = 'sent'",
+        [campaign.campaign_id],
+    ) == 7  # fmt: skip
+
+
 def test_erased_customers_and_bad_campaigns(line: Any) -> None:
     store, settings, channels, _ = line
     people = _people(store)["reachable"][:3]

@@ -69,7 +69,9 @@ def test_a_journey_sends_once_across_kill_9(tmp_path: Path) -> None:
             made = httpx.post(f"{url}/v1/journeys", headers={"Authorization": f"Bearer {admin}"},
                               json={"name": "即時", "control_share": 0, "channel": "line",
                                     "trigger": {"event": {"event": "Product Added"}},
-                                    "steps": [{"send": {"message": {"text": "カートの商品"}}}]})  # fmt: skip
+                                    "steps": [{"send": {"message": {
+                                        "text": "カートの商品",  # a link each: a push each
+                                        "url": "https://shop.example.jp/cart"}}}]})  # fmt: skip
             assert made.status_code == 201, made.text
             time.sleep(1.5)  # the journey's cursor starts at its creation
             batch = [{"type": "track", "event": "Product Added", "userId": f"M{n:04d}",

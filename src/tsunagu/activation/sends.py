@@ -8,6 +8,10 @@ anything leaves, so the same send never happens twice, a crash leaves it `sendin
 retry key (the next run delivers it with the same key: LINE drops the repeat), and what
 waited for the morning is sent by `send_due`, which the server runs. Every send, suppression,
 deferral and failure is an event on the customer's timeline ("Message Sent", ...).
+
+A message that is the same for everyone (no link: a link's token is each customer's own) goes
+out on LINE by multicast, 500 customers a request, the batch's retry key kept with each of
+its sends.
 """
 
 from __future__ import annotations
@@ -162,6 +166,8 @@ def send_campaign(
             status, reason, due = "deferred", "quiet hours", resume
         rows.append(_Row(keys[pid], pid, status, reason, r.address, str(uuid.uuid4()), due,
                          r.extra))  # fmt: skip
+    if _batch_size(channels[name], content) > 1:
+        rows = _share_retry_keys(rows, _batch_size(channels[name], content))
     payload = orjson.dumps(content).decode()
     events = []
     for row in rows:
@@ -254,6 +260,29 @@ def send_due(
     return result
 
 
+def _batch_size(channel: Channel, content: Mapping[str, Any]) -> int:
+    """How many customers one request may carry: a channel that multicasts (LINE, 500) sends
+    a message that is the same for everyone (no link, whose token is each customer's own) in
+    batches; otherwise one each."""
+    most = getattr(channel, "multicast_max", 1)
+    return 1 if content.get("url") else most
+
+
+def _share_retry_keys(rows: list[_Row], size: int) -> list[_Row]:
+    """Give each batch of up to `size` of the rows that will go out (now or after quiet hours)
+    one retry key, kept with each send: a batch cut off by a crash goes again as the same
+    request, which the provider accepts once."""
+    out, batch, key = [], 0, ""
+    for row in rows:
+        if row.status in ("sending", "deferred"):
+            if batch % size == 0:
+                key = str(uuid.uuid4())
+            batch += 1
+            row = dataclasses.replace(row, retry_key=key)
+        out.append(row)
+    return out
+
+
 def _existing(store: Store, keys: list[str]) -> set[str]:
     if not keys:
         return set()
@@ -306,8 +335,22 @@ def _deliver(
         except Exception as exc:  # a channel's bug must not lose the others' sends
             return row, Delivery("failed", error=f"{type(exc).__name__}: {exc}")
 
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(rows))) as pool:
-        outcomes = list(pool.map(one, rows))
+    def batch(rows: list[_Row]) -> list[tuple[_Row, Delivery]]:
+        if len(rows) == 1:
+            return [one(rows[0])]  # a push, which names the message it sent
+        try:
+            delivery = channel.multicast(  # type: ignore[attr-defined]
+                [row.address or "" for row in rows], content["text"], rows[0].retry_key
+            )
+        except Exception as exc:
+            delivery = Delivery("failed", error=f"{type(exc).__name__}: {exc}")
+        return [(row, delivery) for row in rows]
+
+    batches: dict[str, list[_Row]] = {}
+    for row in rows:  # rows sharing a retry key go as one request
+        batches.setdefault(row.retry_key, []).append(row)
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(batches))) as pool:
+        outcomes = [o for done in pool.map(batch, batches.values()) for o in done]
     events = []
     for row, delivery in outcomes:
         result.count(delivery.status, delivery.error and delivery.error[:80])

@@ -34,6 +34,7 @@ def text_of(message: OutgoingMessage) -> str:
 
 class LineChannel:
     name = "line"
+    multicast_max = MULTICAST_MAX
 
     def __init__(
         self, *, access_token: str, api_base: str = "https://api.line.me", timeout: float = 10
