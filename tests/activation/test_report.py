@@ -171,6 +171,12 @@ def small(store: Store) -> tuple[Store, str, datetime]:
              "context": {"channel": channel},
              "timestamp": (start + timedelta(days=days)).isoformat() + "Z"}
         )  # fmt: skip
+    for event in ("Message Delivered", "Message Opened"):  # the app saw our push: no visit
+        messages.append(
+            {"type": "track", "event": event, "userId": "M1", "context": {"channel": "app"},
+             "properties": {"campaign_id": "DM"},
+             "timestamp": (start + timedelta(days=1)).isoformat() + "Z"}
+        )  # fmt: skip
     arrived = start + timedelta(days=60)
     store.insert_events([normalize(m, received_at=arrived, source="t") for m in messages])
     build_graph(store=store, rules=IdentityRules())
@@ -219,6 +225,7 @@ def test_an_assignment_file_names_its_customers_as_imports_do(
     assert by["catalog"]["revenue"] == 7000 and by["catalog"]["store"]["revenue"] == 5000
     assert by["catalog"]["visits"] == 2  # M0 on the web, M2 on LINE
     assert by["control"]["conversions"] == 0  # M1's order came after the window
+    assert by["control"]["visits"] == 0  # M1's app reported only that our push came
     assert by["control"]["vs_control"] is None
 
 
