@@ -163,7 +163,7 @@ def get_coupon(*, store: Store, code: str) -> Coupon:
     found = read_code(code)
     rows = store.query(
         "SELECT code, campaign_id, profile_id, issued_at, redemption_id, store_id, receipt_id, "
-        "discount_yen, voided_at, NULL FROM coupons WHERE code = ?",
+        "discount_yen, voided_at FROM coupons WHERE code = ?",
         [found],
     )
     if not rows:
@@ -219,14 +219,17 @@ def redeem(
     with _TILLS_LOCK:
         tills = _TILLS.get(store)
         if tills is None:
-            tills = _TILLS[store] = GroupCommit(partial(_redeem_all, store))
+            tills = _TILLS[store] = GroupCommit(partial(_redeem_all, store, {}))
     at = at.replace(tzinfo=None) if at else None
     ask = _Ask(code, store_id, receipt_id, amount_yen, timezone, at, rules or IdentityRules())
     return tills.submit(ask)
 
 
-def _redeem_all(store: Store, asks: list[_Ask]) -> list[Coupon | Exception]:
-    """Each ask's coupon, or the refusal to raise to its till, in the order asked."""
+def _redeem_all(
+    store: Store, terms: dict[str, CouponTerms], asks: list[_Ask]
+) -> list[Coupon | Exception]:
+    """Each ask's coupon, or the refusal to raise to its till, in the order asked. `terms`:
+    the campaigns' coupon terms read so far (a campaign never changes)."""
     answers: list[Coupon | Exception | None] = [None] * len(asks)
     found: list[str | None] = [None] * len(asks)
     for n, ask in enumerate(asks):
@@ -242,21 +245,24 @@ def _redeem_all(store: Store, asks: list[_Ask]) -> list[Coupon | Exception]:
     now = utcnow()
     with store.transaction() as cur:
         held = {row[0]: list(row) for row in cur.execute(
-            "SELECT c.code, c.campaign_id, c.profile_id, c.issued_at, c.redemption_id, c.store_id, "
-            "c.receipt_id, c.discount_yen, c.voided_at, m.coupon, c.holder FROM coupons c "
-            "JOIN campaigns m USING (campaign_id) WHERE c.code IN (SELECT unnest(?::VARCHAR[]))",
+            "SELECT code, campaign_id, profile_id, issued_at, redemption_id, store_id, "
+            "receipt_id, discount_yen, voided_at, holder FROM coupons WHERE code = ANY(?)",
             [codes],
         ).fetchall()} if codes else {}  # fmt: skip
+        if new := sorted({r[1] for r in held.values()} - terms.keys()):
+            for campaign_id, coupon in cur.execute(
+                "SELECT campaign_id, coupon FROM campaigns WHERE campaign_id = ANY(?)", [new]
+            ).fetchall():
+                terms[campaign_id] = CouponTerms.model_validate_json(coupon)
         # Coupons issued before they kept their holder's identifier look it up.
-        unknown = [r[2] for r in held.values() if r[2] is not None and r[10] is None]
+        unknown = [r[2] for r in held.values() if r[2] is not None and r[9] is None]
         for profile_id, identifier in timeline.identifiers_of(
             store, unknown, asks[0].rules
         ).items():
             for other in held.values():
                 if other[2] == profile_id:
-                    other[10] = list(identifier)
-        terms = {r[1]: CouponTerms.model_validate_json(r[9]) for r in held.values()}
-        limited = sorted(c for c, t in terms.items() if t.total_limit is not None)
+                    other[9] = list(identifier)
+        limited = sorted({r[1] for r in held.values() if terms[r[1]].total_limit is not None})
         used = dict(cur.execute(
             "SELECT campaign_id, count(*) FROM coupons WHERE redemption_id IS NOT NULL "
             "AND campaign_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY campaign_id", [limited],
@@ -338,7 +344,7 @@ def _redeemed_event(row: list[Any], ask: _Ask, redeemed: tuple[Any, ...]) -> lis
     code, campaign_id, profile_id = row[:3]
     if profile_id is None:
         return []
-    who = {profile_id: tuple(row[10])} if row[10] else {}
+    who = {profile_id: tuple(row[9])} if row[9] else {}
     redemption_id, at, discount = redeemed[1], redeemed[2], redeemed[6]
     return timeline.events([(profile_id, "Coupon Redeemed", {
         "messageId": f"coupon-redeemed-{redemption_id}", "context": {"channel": "store"},

@@ -283,6 +283,17 @@ class Store:
                 stored = self.stored_among(cur, relation)
             sql = _INSERT_NEW_EVENTS.format(batch=relation)
             params = [stored, self._stamp(cur)]
+        return self._insert(cur, sql, params)
+
+    def _insert(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        sql: str,
+        params: list[Any],
+        batch: pa.Table | None = None,
+    ) -> int:
+        """Run the INSERT `sql` and index the messageIds it stored. A `batch` table is what
+        the SQL names `batch`: DuckDB reads it as this frame's local, unregistered."""
         # What was stored before is in the index already, as are duplicates of what is new.
         hashes = cur.execute(sql + " RETURNING hash(message_id) AS h", params).fetchnumpy()["h"]
         # Rolled back later? Then these are false alarms for the index, checked exactly.
@@ -301,6 +312,10 @@ class Store:
         table = rows if isinstance(rows, pa.Table) else events_table(rows)
         if table.num_rows == 0:
             return 0
+        if fresh and not self._suppressed(cur):  # a redemption's or a send's events
+            # One statement, where registering the table and unregistering it cost two more.
+            sql = _INSERT_EVENTS.format(batch="batch")
+            return self._insert(cur, sql, [self._stamp(cur)], batch=table)
         with registered(cur, "_event_batch", table):
             return self.insert_new_events(cur, "_event_batch", fresh=fresh)
 
