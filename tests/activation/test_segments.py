@@ -19,9 +19,11 @@ from tsunagu.activation.membership import (
     segment_members,
 )
 from tsunagu.activation.segments import SegmentDefinition, preview
+from tsunagu.analytics.engine import Engine
 from tsunagu.analytics.facts import ensure_fresh
 from tsunagu.analytics.fans import FanRules, compute_fan_levels
 from tsunagu.analytics.filters import parse
+from tsunagu.analytics.ltv import fit_ltv
 from tsunagu.exceptions import InvalidInput
 from tsunagu.identity.profiles import timeline
 from tsunagu.identity.rules import IdentityRules
@@ -33,6 +35,7 @@ KM = 6371.0088
 @pytest.fixture
 def shop(sample_copy: Store) -> Store:
     compute_fan_levels(store=sample_copy, rules=FanRules())
+    fit_ltv(engine=Engine(sample_copy), store=sample_copy)
     return sample_copy
 
 
@@ -53,6 +56,10 @@ class Plain:
                 "home_store_id": home or t.get("home_store_id"),
                 "fan_level": level,
             }
+        for pid, value, purchases in store.query(
+            "SELECT profile_id, expected_value, expected_purchases FROM ltv_predictions"
+        ):
+            self.profiles[pid] |= {"ltv": value, "expected_purchases": purchases}
         self.moments = {
             pid: {"first_seen": a, "last_seen": b, "last_store_visit": c}
             for pid, a, b, c in store.query(
@@ -85,19 +92,16 @@ class Plain:
             return p.get(f"{rule['consent']}_opt_in") is True
         if "trait" in rule:
             if rule["trait"] in ("last_seen", "first_seen", "last_store_visit"):
-                moment = self.moments[pid].get(rule["trait"])
-                return moment is not None and all(
-                    moment >= datetime.fromisoformat(v)
-                    if op == "gte"
-                    else moment < datetime.fromisoformat(v)
-                    for op, v in rule.items()
-                    if op != "trait"
-                )
+                return self.moment(rule, pid, as_of)
             have = p.get(rule["trait"])
             if have is None:
                 return False
             for op, want in rule.items():
                 if op == "trait":
+                    continue
+                if op == "in":
+                    if str(have) not in want:
+                        return False
                     continue
                 a, b = (
                     (float(have), float(want))
@@ -135,9 +139,25 @@ class Plain:
         if "near_store" in rule:
             lat0, lon0 = self.stores[rule["near_store"]]
             home = self.stores.get(p["home_store_id"]) if p["home_store_id"] else None
-            places = [home, self.where.get(pid)]
+            by = rule.get("by", "either")
+            places = [home if by != "last_location" else None]
+            places.append(self.where.get(pid) if by != "home_store" else None)
             return any(q is not None and _km(q, (lat0, lon0)) <= rule["km"] for q in places)
         raise AssertionError(rule)
+
+    def moment(self, rule: dict[str, Any], pid: str, as_of: datetime) -> bool:
+        moment = self.moments[pid].get(rule["trait"])
+        for op, v in rule.items():
+            if op == "not_within":  # never, or longer ago than that
+                if moment is not None and moment >= as_of - timedelta(days=int(v.rstrip("d"))):
+                    return False
+            elif moment is None:
+                return False
+            elif op == "within" and moment < as_of - timedelta(days=int(v.rstrip("d"))):
+                return False
+            elif op in ("gte", "lt") and (moment >= datetime.fromisoformat(v)) != (op == "gte"):
+                return False
+        return True
 
 
 def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -155,6 +175,10 @@ def rules(shop: Store, as_of: datetime) -> list[dict[str, Any]]:
         "GROUP BY category ORDER BY count(*) DESC LIMIT 1"
     )[0][0]
     store_id = shop.query("SELECT min(store_id) FROM stores")[0][0]
+    stores = [r[0] for r in shop.query("SELECT store_id FROM stores ORDER BY store_id")]
+    ltv, purchases = shop.query(
+        "SELECT median(expected_value), median(expected_purchases) FROM ltv_predictions"
+    )[0]
     return [
         {"trait": "fan_level", "gte": 3},
         {"all": [{"consent": "email"}, {"trait": "spend_store", "gte": 10000}]},
@@ -175,6 +199,25 @@ def rules(shop: Store, as_of: datetime) -> list[dict[str, Any]]:
         {"any": [{"trait": "gender", "eq": "female"}, {"near_store": store_id, "km": 10}]},
         {"trait": "prefecture", "eq": "東京都"},
         {"trait": "last_seen", "gte": str(as_of.date() - timedelta(days=20))},
+        {"trait": "ltv", "gte": ltv},
+        {
+            "all": [
+                {"trait": "expected_purchases", "lt": purchases},
+                {"trait": "spend_online", "gt": 0},
+            ]
+        },
+        {"trait": "spend_online", "gte": 20000},
+        {"trait": "home_store_id", "eq": store_id},
+        {"not": {"trait": "home_store_id", "in": stores[:3]}},
+        {"trait": "last_store_visit", "within": "30d"},
+        {
+            "all": [
+                {"trait": "last_store_visit", "not_within": "90d"},
+                {"trait": "spend_store", "gt": 0},
+            ]
+        },
+        {"near_store": store_id, "km": 5, "by": "home_store"},
+        {"near_store": store_id, "km": 5, "by": "last_location"},
     ]
 
 
