@@ -570,6 +570,7 @@ def kpis(
             "orders": defaultdict(list),
             "issued": 0,
             "redeemed": 0,
+            "in_store": 0,
         }
     )
     for pid, evs in hist.items():
@@ -582,6 +583,7 @@ def kpis(
                 row["by_channel"][e.channel].add(pid)
             if e.event == "Order Completed":
                 row["orders"][pid].append(e.revenue or 0)
+                row["in_store"] += (e.revenue or 0) if e.channel == "store" else 0
             row["issued"] += e.event == "Coupon Issued"
             row["redeemed"] += e.event == "Coupon Redeemed"
     figures = {}
@@ -592,6 +594,7 @@ def kpis(
             "active_by_channel": {c: len(p) for c, p in sorted(row["by_channel"].items())},
             "orders": sum(len(v) for v in buyers.values()),
             "revenue": sum(sum(v) for v in buyers.values()),
+            "revenue_store": row["in_store"],
             "buyers": len(buyers),
             "repeat": sum(len(v) >= 2 for v in buyers.values()),
             "new_buyers": sum(first_order[p] >= start for p in buyers),

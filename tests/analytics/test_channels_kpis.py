@@ -75,6 +75,9 @@ def test_kpis_equal_the_plain_reading(
         assert k.active_customers == w["active_customers"]
         assert k.active_by_channel == w["active_by_channel"]
         assert (k.orders, k.revenue, k.buyers) == (w["orders"], w["revenue"], w["buyers"])
+        assert (k.revenue_store, k.revenue_online) == pytest.approx(
+            (w["revenue_store"], w["revenue"] - w["revenue_store"]), abs=1
+        )
         assert k.new_buyers == w["new_buyers"]
         assert k.returning_buyers == w["buyers"] - w["new_buyers"]
         assert k.repeat_rate == pytest.approx(

@@ -49,6 +49,9 @@ class Kpis(BaseModel):
     active_by_channel: dict[str, int]
     orders: int
     revenue: int
+    revenue_online: int
+    revenue_store: int
+    """Revenue of orders at the till (the store channel); online is the rest."""
     aov: float
     buyers: int
     purchase_frequency: float
@@ -118,9 +121,11 @@ def _figures(engine: Engine, query: KpiQuery, *, totals: bool) -> list[Kpis]:
         "WITH firsts AS (SELECT pid, min(day) AS first_day FROM analytics_events "
         "WHERE event = 'Order Completed' GROUP BY pid), "
         f"per AS (SELECT {period} AS p, {store} AS s, pid, count(*) AS n, "
-        "coalesce(sum(revenue), 0) AS revenue FROM analytics_events "
-        f"WHERE {scope} AND event = 'Order Completed' GROUP BY ALL) "
-        "SELECT per.p, per.s, sum(n), sum(revenue), count(*), count(*) FILTER (WHERE n >= 2), "
+        "coalesce(sum(revenue), 0) AS revenue, "
+        "coalesce(sum(revenue) FILTER (WHERE channel = 'store'), 0) AS in_store "
+        f"FROM analytics_events WHERE {scope} AND event = 'Order Completed' GROUP BY ALL) "
+        "SELECT per.p, per.s, sum(n), sum(revenue), sum(in_store), count(*), "
+        "count(*) FILTER (WHERE n >= 2), "
         f"count(*) FILTER (WHERE f.first_day >= {start}) "
         "FROM per JOIN firsts f USING (pid) GROUP BY ALL"
     )
@@ -139,8 +144,9 @@ def _figures(engine: Engine, query: KpiQuery, *, totals: bool) -> list[Kpis]:
             row(p, s)["active"] = int(n)
         else:
             row(p, s)["by_channel"][channel] = int(n)
-    for p, s, n_orders, revenue, buyers, repeat, new in orders:
+    for p, s, n_orders, revenue, in_store, buyers, repeat, new in orders:
         row(p, s).update(orders=int(n_orders), revenue=round(revenue), buyers=int(buyers))
+        row(p, s)["in_store"] = round(in_store)
         row(p, s).update(repeat=int(repeat), new=int(new))
     for p, s, issued, redeemed in coupons:
         row(p, s).update(issued=int(issued), redeemed=int(redeemed))
@@ -156,6 +162,8 @@ def _figures(engine: Engine, query: KpiQuery, *, totals: bool) -> list[Kpis]:
                 active_by_channel=dict(sorted(r["by_channel"].items())),
                 orders=n_orders,
                 revenue=revenue,
+                revenue_online=revenue - r.get("in_store", 0),
+                revenue_store=r.get("in_store", 0),
                 aov=round(revenue / n_orders, 2) if n_orders else 0.0,
                 buyers=buyers,
                 purchase_frequency=round(n_orders / buyers, 6) if buyers else 0.0,
