@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CUSTOMERS ?= 2000
 DAYS      ?= 180
 
-.PHONY: help demo test lint bench install install-test clean
+.PHONY: help demo test lint bench screenshots install install-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ demo: install ## generate a sample retailer, import it and serve http://127.0.0.
 
 test: install-test ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+screenshots: install-test ## write screenshots of the main screens to docs/screenshots/
+	TSUNAGU_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/web/test_screens_browser.py
 
 lint: install-test ## ruff (check, format) and mypy
 	$(BIN)/ruff check src tests benchmarks

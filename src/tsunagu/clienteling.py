@@ -2,24 +2,32 @@
 to offer them here.
 
 Given the member card (or whatever the app's QR code carries: a member id, a card number, or
-TYPE:VALUE) and the store, it returns the profile summary, the fan level, the lifetime value,
-the recent online activity (viewed, favourited, carted on the web, the app or LINE), the
-recommendations available in this store, and the coupons the customer holds that are still
-valid (issued, not redeemed, not expired).
+TYPE:VALUE; or what the clerk types: a card, a phone number, an e-mail) and the store, it
+returns the profile summary, the fan level, the lifetime value, the recent online activity
+(viewed, favourited, carted on the web, the app or LINE), the favourites and the
+recommendations this store has in stock, the coupons the customer holds that are still valid
+(those of the POS history, and tsunagu's own, which the till can redeem here), and the
+click-and-collect holds waiting at this store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import unicodedata
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from tsunagu.activation.coupons import held_coupons
 from tsunagu.analytics.fans import level_of
 from tsunagu.analytics.ltv import prediction_of
-from tsunagu.exceptions import InvalidInput
+from tsunagu.catalog.favourites import favourites
+from tsunagu.catalog.inventory import available_here
+from tsunagu.catalog.reservations import Reservation, holds_at
+from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.identity.profiles import get_profile, lookup
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.recommend.service import Recommendation, model_for, recommend
@@ -51,6 +59,13 @@ class Coupon(BaseModel):
     channel: str
 
 
+class Item(BaseModel):
+    sku: str
+    name: str | None
+    available: int
+    """Units this store can sell now (stock less holds)."""
+
+
 class ClientelingView(BaseModel):
     profile_id: str
     store_id: str
@@ -62,6 +77,11 @@ class ClientelingView(BaseModel):
     recent_online: list[Activity]
     recommendations: list[Recommendation]
     coupons: list[Coupon]
+    redeemable: list[dict[str, Any]] = []
+    """tsunagu's coupons good here now (activation.coupons.HeldCoupon), to redeem at the till."""
+    favourites_here: list[Item] = []
+    holds: list[Reservation] = []
+    """Click-and-collect holds waiting at this store."""
 
 
 def clienteling(
@@ -72,6 +92,8 @@ def clienteling(
     store_id: str,
     member_card: str | None = None,
     qr: str | None = None,
+    q: str | None = None,
+    timezone: str = "Asia/Tokyo",
     recent: int = 10,
     recommendations: int = 5,
 ) -> ClientelingView:
@@ -81,8 +103,9 @@ def clienteling(
     if member_card:
         profile_id = lookup(store=store, rules=rules, kind="member_card", value=member_card)
     elif qr:
-        kind, _, value = qr.partition(":") if ":" in qr else ("", "", qr)
-        profile_id = lookup(store=store, rules=rules, kind=kind or None, value=value or qr)
+        profile_id = _scanned(store, rules, qr)
+    elif q and q.strip():
+        profile_id = find_customer(store=store, rules=rules, q=q)
     else:
         raise InvalidInput(
             "member_card: give the member card or the app's QR code", field="member_card"
@@ -114,7 +137,45 @@ def clienteling(
         recent_online=activity,
         recommendations=suggested,
         coupons=coupons,
+        redeemable=[
+            dataclasses.asdict(c)
+            for c in held_coupons(
+                store=store, profile_id=profile_id, store_id=store_id, timezone=timezone
+            )
+        ],
+        favourites_here=_in_stock(store, store_id, favourites(store=store, profile_id=profile_id)),
+        holds=holds_at(store=store, store_id=store_id, profile_id=profile_id),
     )
+
+
+def _scanned(store: Store, rules: IdentityRules, qr: str) -> str:
+    kind, _, value = qr.partition(":") if ":" in qr else ("", "", qr)
+    return lookup(store=store, rules=rules, kind=kind or None, value=value or qr)
+
+
+def find_customer(*, store: Store, rules: IdentityRules, q: str) -> str:
+    """The profile behind what the clerk typed or scanned: an e-mail, the app's QR payload
+    (TYPE:VALUE), a member card, a member id or a phone number (digits may be either: the card
+    is tried first)."""
+    q = unicodedata.normalize("NFKC", q).strip()
+    if len(q) > 1000:
+        raise InvalidInput("q: at most 1,000 characters", field="q")
+    if "@" in q:
+        return lookup(store=store, rules=rules, kind="email", value=q)
+    if ":" in q:
+        return _scanned(store, rules, q)
+    for kind in ("member_card", "user_id", "phone"):
+        try:
+            return lookup(store=store, rules=rules, kind=kind, value=q)
+        except (NotFound, InvalidInput):
+            continue
+    raise NotFound(f"q: no customer with the card, member id or phone {q!r}", field="q")
+
+
+def _in_stock(store: Store, store_id: str, skus: list[str]) -> list[Item]:
+    here = available_here(store=store, store_id=store_id, skus=skus)
+    names = dict(store.query("SELECT sku, name FROM products WHERE sku = ANY(?)", [skus]))
+    return [Item(sku=s, name=names.get(s), available=here[s]) for s in skus if s in here]
 
 
 def _activity(store: Store, pid: int, limit: int) -> list[Activity]:

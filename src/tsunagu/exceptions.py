@@ -10,6 +10,7 @@ TsunaguError
 ├── NotFound (LookupError)           no such profile / source / ...              → 404
 ├── Conflict                         the state does not allow it (stock held)     → 409
 ├── Refused                          understood and refused (a coupon expired)    → 422
+├── TooManyAttempts                  sign-in failures over the limit              → 429
 ├── StoreBusy                        the database is held by another process     → 503
 └── NotConfigured                    a channel's settings are missing           → 503
 """
@@ -66,6 +67,16 @@ class NotFound(TsunaguError, LookupError):
 
 class Conflict(TsunaguError):
     code = "conflict"
+
+
+class TooManyAttempts(TsunaguError):
+    """Too many failed sign-ins: `retry_after` seconds until the next is taken."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
 
 
 class Refused(TsunaguError):

@@ -1,4 +1,6 @@
-"""API keys for everything but the collector: `read` for GET and analytics, `admin` for changes.
+"""API keys for everything but the collector: `read` for GET and analytics, `admin` for changes,
+`pos` for a till. A signed-in person's session stands for a key too (users.py): `write` for a
+marketer (reads, segments, journeys, campaigns), `pos` limited to their store for store staff.
 
 Profiles are personal data, so every endpoint except /healthz and the collector (which takes
 source write keys) needs a key. Keys are shown once and stored as SHA-256 hashes.
@@ -15,10 +17,23 @@ from typing import Literal, cast
 from tsunagu.exceptions import AuthError, Forbidden, InvalidInput
 from tsunagu.store import Store, utcnow
 
-Scope = Literal["read", "admin", "pos"]
+Scope = Literal["read", "write", "admin", "pos"]
 SCOPES: tuple[str, ...] = ("read", "admin", "pos")
-"""read: GET and analytics; admin: everything; pos: a till's coupon look-ups, redemptions and
-voids only (no customer data)."""
+"""The scopes a key is created with. read: GET and analytics; admin: everything; pos: a till's
+coupon look-ups, redemptions and voids only (no customer data)."""
+Needs = Literal["read", "write", "admin", "pos"]
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "read": ("read", "write", "admin"),
+    "write": ("write", "admin"),
+    "admin": ("admin",),
+    "pos": ("pos", "admin"),
+}
+_REFUSAL = {
+    "read": "a POS key redeems coupons only",
+    "write": "this needs an admin key (or a marketer's sign-in)",
+    "admin": "this needs an admin key",
+    "pos": "this needs a POS (or admin) key",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +42,8 @@ class ApiKey:
     name: str
     scope: Scope
     key_prefix: str
+    store_id: str | None = None
+    """Store staff's: the one store whose coupons they may redeem."""
 
 
 def _hash(key: str) -> str:
@@ -70,7 +87,7 @@ class KeyRing:
             return True
         return _hash(secret) in self._known
 
-    def authenticate(self, secret: str | None, *, needs: Scope) -> ApiKey:
+    def authenticate(self, secret: str | None, *, needs: Needs) -> ApiKey:
         if not secret:
             raise AuthError(
                 "API key missing: send it as 'Authorization: Bearer KEY' "
@@ -91,10 +108,11 @@ class KeyRing:
                 if not rows:
                     raise AuthError("API key not recognised", field="Authorization")
                 key = self._known[digest] = ApiKey(*rows[0])
-        if needs == "admin" and key.scope != "admin":
-            raise Forbidden("this needs an admin key", field="Authorization")
-        if needs == "read" and key.scope == "pos":
-            raise Forbidden("a POS key redeems coupons only", field="Authorization")
-        if needs == "pos" and key.scope not in ("pos", "admin"):
-            raise Forbidden("this needs a POS (or admin) key", field="Authorization")
-        return key
+        return allowed(key, needs)
+
+
+def allowed(key: ApiKey, needs: Needs) -> ApiKey:
+    """`key`, if its scope covers `needs`; else Forbidden."""
+    if key.scope not in _ALLOWED[needs]:
+        raise Forbidden(_REFUSAL[needs], field="Authorization")
+    return key

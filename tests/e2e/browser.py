@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,27 @@ def shop_server(pages: dict[str, str], bundles: Path) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Watched:
+    """A page whose console errors, page errors and requests off this machine are kept (and
+    the latter refused)."""
+
+    def __init__(self, context: Any) -> None:
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.answers: list[tuple[str, int]] = []
+        self.page = context.new_page()
+        self.page.on("response", lambda r: self.answers.append((r.url, r.status)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def route(r: Any) -> None:
+            host = r.request.url.split("/")[2].split(":")[0]
+            if host in ("127.0.0.1", "localhost"):
+                r.continue_()
+            else:
+                self.outside.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM_ARGS, analytics_next, chromium, shop_server
+from tests.e2e.browser import CHROMIUM_ARGS, Watched, analytics_next, chromium, shop_server
 from tsunagu.events.sources import create_source
 from tsunagu.identity.graph import build_graph
 from tsunagu.identity.profiles import lookup
@@ -94,30 +94,6 @@ def browser():  # type: ignore[no-untyped-def]
             yield launched, bundles
         finally:
             launched.close()
-
-
-class Watched:
-    """A page whose console errors, page errors and requests off this machine are kept (and
-    the latter refused)."""
-
-    def __init__(self, context: Any) -> None:
-        self.errors: list[str] = []
-        self.outside: list[str] = []
-        self.answers: list[tuple[str, int]] = []
-        self.page = context.new_page()
-        self.page.on("response", lambda r: self.answers.append((r.url, r.status)))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-        def route(r: Any) -> None:
-            host = r.request.url.split("/")[2].split(":")[0]
-            if host in ("127.0.0.1", "localhost"):
-                r.continue_()
-            else:
-                self.outside.append(r.request.url)
-                r.abort()
-
-        self.page.route("**/*", route)
 
 
 def test_segments_browser_library_feeds_the_store_from_an_allowed_origin(

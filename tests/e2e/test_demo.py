@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.web.signin import sign_in
 from tsunagu.server import free_port
 
 BIN = str(Path(sys.executable).parent / "tsunagu")
@@ -54,8 +55,16 @@ def test_demo_serves_the_sample_retailer_with_working_keys(tmp_path: Path) -> No
         read_key = re.search(r"demo read API key: (\S+)", printed)
         member = re.search(r"type=user_id&value=(\S+?)'", printed)
         assert write_key and read_key and member, printed
-        home = httpx.get(base + "/")
-        assert home.status_code == 200 and "会員数" in home.text
+        logins = dict(
+            (role, (login, password))
+            for role, login, password in re.findall(r"^ +(\w+) +(demo-\w+) / (\S+)$", printed, re.M)
+        )
+        assert set(logins) == {"admin", "marketer", "analyst", "staff"}, printed
+        assert httpx.get(base + "/").status_code == 303  # to sign in
+        for role, where in (("marketer", "会員数"), ("staff", "店舗画面")):
+            with sign_in(base, *logins[role]) as client:
+                home = client.get("/", follow_redirects=True)
+                assert home.status_code == 200 and where in home.text, role
         sent = httpx.post(
             base + "/v1/track",
             json={"userId": member.group(1), "event": "Product Viewed"},

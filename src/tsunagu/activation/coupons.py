@@ -171,6 +171,56 @@ def get_coupon(*, store: Store, code: str) -> Coupon:
     return _coupon(list(rows[0]))
 
 
+@dataclass(frozen=True, slots=True)
+class HeldCoupon:
+    """A coupon its holder may use at a store now (what the staff screen offers to redeem)."""
+
+    code: str
+    shown: str
+    campaign_id: str
+    campaign_name: str
+    value_yen: int | None
+    percent_off: int | None
+    min_purchase_yen: int
+    valid_to: date | datetime
+
+
+def held_coupons(
+    *,
+    store: Store,
+    profile_id: str,
+    store_id: str,
+    timezone: str = "Asia/Tokyo",
+    at: datetime | None = None,
+) -> list[HeldCoupon]:
+    """The profile's coupons not yet redeemed that are good at `store_id` now."""
+    now = at or utcnow()
+    out = []
+    for code, campaign_id, name, coupon in store.query(
+        "SELECT c.code, c.campaign_id, m.name, m.coupon FROM coupons c "
+        "JOIN campaigns m USING (campaign_id) WHERE c.profile_id = ? "
+        "AND c.redemption_id IS NULL ORDER BY c.issued_at DESC, c.code",
+        [profile_id],
+    ):
+        terms = CouponTerms.model_validate_json(coupon)
+        start, end = _bounds(terms, timezone)
+        if not start <= now <= end or (terms.stores is not None and store_id not in terms.stores):
+            continue
+        out.append(
+            HeldCoupon(
+                code,
+                shown(code),
+                campaign_id,
+                name,
+                terms.value_yen,
+                terms.percent_off,
+                terms.min_purchase_yen,
+                terms.valid_to,
+            )  # fmt: skip
+        )
+    return out
+
+
 def _bounds(terms: CouponTerms, timezone: str) -> tuple[datetime, datetime]:
     """[valid_from, valid_to] in naive UTC; a date is a whole local day."""
     zone = ZoneInfo(timezone)

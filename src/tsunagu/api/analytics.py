@@ -29,7 +29,7 @@ from tsunagu.analytics.ltv import (
 )
 from tsunagu.analytics.paths import PathsQuery, PathsResult, run_paths
 from tsunagu.analytics.retention import RetentionQuery, RetentionResult, run_retention
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine
+from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep, WriteKey, analytics_engine
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -118,7 +118,7 @@ def kpis(
     "purchases and value",
     response_model=LtvFit,
 )
-def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: AdminKey) -> LtvFit:
+def ltv_fit(query: LtvFitQuery, store: StoreDep, settings: SettingsDep, _: WriteKey) -> LtvFit:
     engine = analytics_engine(store, settings)
     return fit_ltv(engine=engine, store=store, **dict(query))
 
@@ -160,7 +160,7 @@ def fans(
 def fans_compute(
     store: StoreDep,
     settings: SettingsDep,
-    _: AdminKey,
+    _: WriteKey,
     as_of: date | None = Query(default=None, description="day (local); default the last with data"),
 ) -> FanComputation:
     analytics_engine(store, settings)

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from tsunagu import __version__
 from tsunagu.activation.channels import configured as configured_channels
@@ -25,6 +27,7 @@ from tsunagu.api import (
     messaging,
     profiles,
     segments,
+    users,
 )
 from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
@@ -32,7 +35,9 @@ from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
 from tsunagu.keys import KeyRing
 from tsunagu.store import Store
-from tsunagu.web import pages
+from tsunagu.users import Sessions
+from tsunagu.web import pages, session, staff
+from tsunagu.web.pages import STATIC
 
 
 def create_app(
@@ -58,6 +63,7 @@ def create_app(
         app.state.source_keys = SourceKeys(app.state.store)
         app.state.refused_origins = Counter()
         app.state.key_ring = KeyRing(app.state.store, local_admin_key=local_admin_key)
+        app.state.sessions = Sessions(app.state.store)
         app.state.channels = configured_channels(settings)
         app.state.link_secret = secret_of(settings.data_dir)
         app.state.scheduler = Scheduler(app.state.store, settings, app.state.channels)
@@ -91,7 +97,10 @@ def create_app(
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(
+    # The API's page (/docs) from Swagger UI's files installed with fastapi-offline, not a
+    # CDN. No /redoc: ReDoc's bundle fetches its logo from the internet.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="tsunagu",
         version=__version__,
         summary="Open OMO customer platform: one customer across online and offline channels",
@@ -109,5 +118,9 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(messaging.router)
     app.include_router(journeys.router)
+    app.include_router(users.router)
     app.include_router(pages.router)
+    app.include_router(staff.router)
+    app.mount("/static/app", StaticFiles(directory=STATIC), name="static")
+    session.install(app)
     return app

@@ -20,17 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.activation import campaigns, coupons
 from tsunagu.activation.membership import get_segment
 from tsunagu.api.deps import (
-    AdminKey,
     PosKey,
     ReadKey,
     SettingsDep,
     StoreDep,
+    WriteKey,
     analytics_engine,
     scratch_dir,
     uploaded_answer,
 )
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import Forbidden, InvalidInput
 from tsunagu.identity.rules import load_rules
+from tsunagu.keys import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
@@ -58,7 +59,7 @@ class VoidRequest(BaseModel):
 
 @router.post("/campaigns", status_code=201, summary="Create a campaign (with a coupon, maybe)")
 def campaigns_create(
-    body: campaigns.CampaignCreate, store: StoreDep, settings: SettingsDep, _: AdminKey
+    body: campaigns.CampaignCreate, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     made = campaigns.create_campaign(store=store, body=body, timezone=settings.timezone)
     return dataclasses.asdict(made)
@@ -71,7 +72,7 @@ def campaigns_get(campaign_id: str, store: StoreDep, _: ReadKey) -> dict[str, An
 
 @router.post("/campaigns/{campaign_id}/assignments", summary="Take an assignment made elsewhere")
 async def campaigns_assign(
-    campaign_id: str, request: Request, store: StoreDep, settings: SettingsDep, _: AdminKey
+    campaign_id: str, request: Request, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     """The body is the CSV (`variant`, `assigned_at`, an identifier column: see `tsunagu
     campaign assign`), or JSON: a list of rows or `{"rows": [...]}` with the same fields.
@@ -136,7 +137,7 @@ def campaigns_report(
 
 @router.post("/campaigns/{campaign_id}/coupons", summary="Issue the campaign's coupon")
 def coupons_issue(
-    campaign_id: str, body: IssueRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+    campaign_id: str, body: IssueRequest, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     ids = _targets(store, body)
     made = coupons.issue(
@@ -161,7 +162,7 @@ async def campaigns_send(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    _: AdminKey,
+    _: WriteKey,
 ) -> dict[str, Any]:
     """To those of `profile_ids` (or the segment's members) who are not in the campaign's
     control group and consent to its channel, under the caps and quiet hours; every one of
@@ -203,8 +204,9 @@ def coupons_get(code: str, store: StoreDep, _: PosKey) -> dict[str, Any]:
 
 @router.post("/coupons/{code}/redeem", summary="Redeem at the till (a POS or admin key)")
 def coupons_redeem(
-    code: str, body: RedeemRequest, store: StoreDep, settings: SettingsDep, _: PosKey
+    code: str, body: RedeemRequest, store: StoreDep, settings: SettingsDep, key: PosKey
 ) -> dict[str, Any]:
+    _own_store(key, body.store_id)
     done = coupons.redeem(
         store=store,
         code=code,
@@ -218,5 +220,15 @@ def coupons_redeem(
 
 
 @router.post("/coupons/{code}/void", summary="Undo a redemption (the receipt was cancelled)")
-def coupons_void(code: str, body: VoidRequest, store: StoreDep, _: PosKey) -> dict[str, Any]:
+def coupons_void(code: str, body: VoidRequest, store: StoreDep, key: PosKey) -> dict[str, Any]:
+    if key.store_id is not None:
+        _own_store(key, coupons.get_coupon(store=store, code=code).store_id)
     return dataclasses.asdict(coupons.void(store=store, code=code, receipt_id=body.receipt_id))
+
+
+def _own_store(key: ApiKey, store_id: str | None) -> None:
+    """Store staff act for their own store only."""
+    if key.store_id is not None and store_id != key.store_id:
+        raise Forbidden(
+            f"store_id: staff of store {key.store_id} act for that store only", field="store_id"
+        )

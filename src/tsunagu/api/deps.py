@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +16,10 @@ from tsunagu.analytics.facts import fresh_engine
 from tsunagu.config import Settings
 from tsunagu.events.collector import Collector
 from tsunagu.events.sources import SourceKeys
-from tsunagu.keys import ApiKey, KeyRing, Scope
+from tsunagu.exceptions import AuthError, Forbidden
+from tsunagu.keys import ApiKey, KeyRing, Needs, Scope, allowed
 from tsunagu.store import Store
+from tsunagu.users import Session, Sessions
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `tsunagu keys create`.")
 
@@ -51,10 +54,55 @@ def _key_ring(request: Request) -> KeyRing:
     return request.app.state.key_ring
 
 
+SESSION_COOKIE = "tsunagu_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_ROLE_SCOPE: dict[str, Scope] = {
+    "admin": "admin",
+    "marketer": "write",
+    "analyst": "read",
+    "staff": "pos",
+}
+
+
+def session_key(session: Session) -> ApiKey:
+    """What a signed-in person may do through the API, as the key that would allow it."""
+    user = session.user
+    return ApiKey(
+        key_id=f"user:{user.login}",
+        name=user.login,
+        scope=_ROLE_SCOPE[user.role],
+        key_prefix="session",
+        store_id=user.store_id,
+    )
+
+
+def _from_session(request: Request, sessions: Sessions, needs: Needs) -> ApiKey:
+    session = sessions.session_of(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise AuthError(
+            "API key missing: send it as 'Authorization: Bearer KEY' "
+            "(create one with `tsunagu keys create NAME --scope read|admin|pos`), or sign in",
+            field="Authorization",
+        )
+    if request.method not in _SAFE and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, ""), session.csrf
+    ):
+        raise Forbidden(f"{CSRF_HEADER}: missing or wrong (reload the page)", field=CSRF_HEADER)
+    return allowed(session_key(session), needs)
+
+
 async def _authenticated(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, needs: Scope
+    request: Request, credentials: HTTPAuthorizationCredentials | None, needs: Needs
 ) -> ApiKey:
+    """The bearer key, or else the session cookie of a signed-in person (whose changes must
+    carry the session's CSRF token)."""
     ring, secret = _key_ring(request), credentials.credentials if credentials else None
+    if secret is None and SESSION_COOKIE in request.cookies:
+        sessions: Sessions = request.app.state.sessions
+        if sessions.knows(request.cookies[SESSION_COOKIE]):
+            return _from_session(request, sessions, needs)
+        return await run_in_threadpool(_from_session, request, sessions, needs)
     if ring.knows(secret):
         return ring.authenticate(secret, needs=needs)
     return await run_in_threadpool(ring.authenticate, secret, needs=needs)  # reads the store
@@ -65,6 +113,13 @@ async def require_read(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     return await _authenticated(request, credentials, "read")
+
+
+async def require_write(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    return await _authenticated(request, credentials, "write")
 
 
 async def require_admin(
@@ -83,6 +138,7 @@ async def require_pos(
 
 ReadKey = Annotated[ApiKey, Depends(require_read)]
 PosKey = Annotated[ApiKey, Depends(require_pos)]
+WriteKey = Annotated[ApiKey, Depends(require_write)]
 AdminKey = Annotated[ApiKey, Depends(require_admin)]
 
 

@@ -21,6 +21,7 @@ from tsunagu.exceptions import (
     NotFound,
     Refused,
     StoreBusy,
+    TooManyAttempts,
     TsunaguError,
     invalid_from_errors,
 )
@@ -32,6 +33,7 @@ _STATUS: list[tuple[type[TsunaguError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (Refused, 422),
+    (TooManyAttempts, 429),
     (StoreBusy, 503),
     (NotConfigured, 503),
 ]
@@ -54,6 +56,8 @@ def status_of(exc: TsunaguError) -> int:
 async def _tsunagu_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TsunaguError)
     headers = {"WWW-Authenticate": 'Basic realm="tsunagu"'} if status_of(exc) == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(
         error_body(exc.code, exc.message, exc.field), status_code=status_of(exc), headers=headers
     )

@@ -9,14 +9,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from tsunagu.activation import journeys, templates
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep
+from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep, WriteKey
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
 
 @router.post("", status_code=201, summary="Create a journey (from a template, maybe)")
 def journeys_create(
-    body: journeys.JourneyCreate, store: StoreDep, settings: SettingsDep, _: AdminKey
+    body: journeys.JourneyCreate, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     made = journeys.create_journey(store=store, body=body, timezone=settings.timezone)
     return dataclasses.asdict(made)
@@ -38,12 +38,12 @@ def journeys_get(journey_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]
 
 
 @router.post("/{journey_id}/pause", summary="Pause: no one enters, no step runs")
-def journeys_pause(journey_id: str, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+def journeys_pause(journey_id: str, store: StoreDep, _: WriteKey) -> dict[str, Any]:
     done = journeys.set_status(store=store, journey_id=journey_id, status="paused")
     return dataclasses.asdict(done)
 
 
 @router.post("/{journey_id}/resume", summary="Resume: triggers count from now")
-def journeys_resume(journey_id: str, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+def journeys_resume(journey_id: str, store: StoreDep, _: WriteKey) -> dict[str, Any]:
     done = journeys.set_status(store=store, journey_id=journey_id, status="active")
     return dataclasses.asdict(done)

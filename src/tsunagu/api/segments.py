@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.activation import membership
 from tsunagu.activation.segments import Preview, Rule, SegmentDefinition, preview
-from tsunagu.api.deps import AdminKey, ReadKey, SettingsDep, StoreDep, analytics_engine
+from tsunagu.api.deps import ReadKey, SettingsDep, StoreDep, WriteKey, analytics_engine
 from tsunagu.identity.rules import load_rules
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
@@ -39,7 +39,7 @@ def segments_preview(
 
 @router.post("", status_code=201, summary="Keep a segment and fill it")
 def segments_create(
-    definition: SegmentDefinition, store: StoreDep, settings: SettingsDep, _: AdminKey
+    definition: SegmentDefinition, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     analytics_engine(store, settings)
     rules = load_rules(settings.data_dir)
@@ -59,7 +59,7 @@ def segments_get(segment_id: str, store: StoreDep, _: ReadKey) -> dict[str, Any]
 
 @router.post("/{segment_id}/refresh", summary="Members as the rule says now")
 def segments_refresh(
-    segment_id: str, store: StoreDep, settings: SettingsDep, _: AdminKey
+    segment_id: str, store: StoreDep, settings: SettingsDep, _: WriteKey
 ) -> dict[str, Any]:
     analytics_engine(store, settings)
     rules = load_rules(settings.data_dir)

@@ -217,3 +217,18 @@ def availability(
             for r in rows
         ],
     )
+
+
+def available_here(
+    *, store: Store, store_id: str, skus: list[str], now: datetime | None = None
+) -> dict[str, int]:
+    """How many of each of `skus` the store has to sell now (stock less what is held); the ones
+    it has none of are left out."""
+    rows = store.query(
+        "SELECT v.sku, v.quantity - coalesce(h.held, 0) FROM inventory v "
+        "LEFT JOIN (SELECT sku, sum(quantity) AS held FROM reservations WHERE store_id = ? "
+        " AND status = 'held' AND expires_at > ? GROUP BY sku) h USING (sku) "
+        "WHERE v.store_id = ? AND v.sku = ANY(?) AND v.quantity - coalesce(h.held, 0) > 0",
+        [store_id, now or utcnow(), store_id, skus],
+    )
+    return {sku: int(n) for sku, n in rows}

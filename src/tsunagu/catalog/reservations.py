@@ -75,6 +75,17 @@ def get_reservation(*, store: Store, reservation_id: str) -> Reservation:
     return _row(rows[0])
 
 
+def holds_at(*, store: Store, store_id: str, profile_id: str | None = None) -> list[Reservation]:
+    """Holds waiting to be picked up at `store_id` (of one customer, with `profile_id`)."""
+    who = "AND profile_id = ? " if profile_id is not None else ""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM reservations WHERE store_id = ? AND status = 'held' "
+        f"AND expires_at > ? {who}ORDER BY expires_at",
+        [store_id, utcnow(), *([profile_id] if profile_id is not None else [])],
+    )
+    return [_row(r) for r in rows]
+
+
 def reserve(
     *, store: Store, request: ReservationCreate, now: datetime | None = None
 ) -> Reservation:

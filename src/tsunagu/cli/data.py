@@ -200,8 +200,14 @@ def demo(
             key_file.write_text(key + "\n")
             os.chmod(key_file, 0o600)
         key = key_file.read_text().strip()
+        logins = _demo_users(store, state.settings.data_dir / "demo-users.txt", shop)
     console.print(
-        f"\n[bold]demo write key[/bold]: {key}\n"
+        "\n[bold]sign in[/bold] at "
+        f"http://{host}:{port}/login (the demo's users, kept in demo-users.txt):\n"
+        + "".join(f"  {role:<9} {login} / {password}\n" for role, login, password in logins)
+    )
+    console.print(
+        f"[bold]demo write key[/bold]: {key}\n"
         f"send events:  curl -u {key}: -H 'Content-Type: application/json' "
         f'-d \'{{"userId":"{member}","event":"Product Viewed","properties":{{"sku":"{sku}"}}}}\' '
         f"http://{host}:{port}/v1/track\n"
@@ -225,6 +231,31 @@ def demo(
         )
     )
     serve(host=host, port=port)
+
+
+def _demo_users(store: Store, path: Path, shop: str) -> list[tuple[str, str, str]]:
+    """A user for each role (staff of the first store), once; (role, login, password)."""
+    import secrets
+
+    from tsunagu.users import create_user
+
+    if not path.exists():
+        made = []
+        for role in ("admin", "marketer", "analyst", "staff"):
+            login, password = f"demo-{role}", secrets.token_urlsafe(9)
+            create_user(
+                store=store, login=login, role=role, password=password,
+                store_id=shop if role == "staff" else None,
+            )  # fmt: skip
+            made.append(f"{role}\t{login}\t{password}\n")
+        path.write_text("".join(made), encoding="utf-8")
+        os.chmod(path, 0o600)
+    return [
+        (role, login, password)
+        for role, login, password in (
+            line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line
+        )
+    ]
 
 
 def _demo_campaign(store: Store, out: Path) -> str | None:

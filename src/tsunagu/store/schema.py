@@ -634,6 +634,28 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE campaigns ADD COLUMN purpose VARCHAR DEFAULT 'marketing'",
         ],
     ),
+    (
+        "people sign in to the screens",
+        [
+            # A login with a role (admin, marketer, analyst, staff: users.py) and, for staff,
+            # their store. Passwords as Argon2id hashes; sessions by the SHA-256 of their token.
+            """CREATE TABLE users (
+                login         VARCHAR PRIMARY KEY,
+                role          VARCHAR NOT NULL,
+                store_id      VARCHAR,
+                password_hash VARCHAR NOT NULL,
+                created_at    TIMESTAMP NOT NULL,
+                disabled_at   TIMESTAMP
+            )""",
+            """CREATE TABLE web_sessions (
+                token_hash VARCHAR PRIMARY KEY,
+                login      VARCHAR NOT NULL,
+                csrf       VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                expires_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
