@@ -230,8 +230,11 @@ class Sessions:
         return session
 
     def knows(self, token: str | None) -> bool:
-        """Whether `session_of` can answer without reading the store."""
-        return not token or len(token) > 200 or _token_hash(token) in self._cache
+        """Whether `session_of` can answer without reading or writing the store."""
+        if not token or len(token) > 200:
+            return True
+        cached = self._cache.get(_token_hash(token))
+        return cached is not None and cached.expires_at > utcnow()
 
     def sign_out(self, token: str) -> None:
         key = _token_hash(token)
