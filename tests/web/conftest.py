@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +75,28 @@ class Screen(Watched):
         assert self.outside == [], self.outside
 
 
-@pytest.fixture
-def screen(chrome: Any, shop: LiveServer) -> Iterator[Screen]:
-    context = chrome.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
-    watched = Screen(context, shop.url)
+@contextmanager
+def _watched(chrome: Any, url: str, **options: Any) -> Iterator[Screen]:
+    """A Screen in a browser context of its own; clean when the test is done."""
+    context = chrome.new_context(locale="ja-JP", **options)
+    watched = Screen(context, url)
     try:
         yield watched
         watched.clean()
     finally:
         context.close()
+
+
+@pytest.fixture
+def screen(chrome: Any, shop: LiveServer) -> Iterator[Screen]:
+    with _watched(chrome, shop.url, viewport={"width": 1280, "height": 900}) as watched:
+        yield watched
 
 
 @pytest.fixture
 def tablet(chrome: Any, shop: LiveServer) -> Iterator[Screen]:
     """The store screen's device: a 1024×768 tablet with touch."""
-    context = chrome.new_context(
-        locale="ja-JP", viewport={"width": 1024, "height": 768}, has_touch=True
-    )
-    watched = Screen(context, shop.url)
-    try:
+    with _watched(
+        chrome, shop.url, viewport={"width": 1024, "height": 768}, has_touch=True
+    ) as watched:
         yield watched
-        watched.clean()
-    finally:
-        context.close()

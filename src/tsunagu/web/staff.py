@@ -89,6 +89,13 @@ def _screen(
     return page(request, "staff.html", context, status_code=status)
 
 
+def _acting(request: Request, store: Store, store_id: str, csrf: str) -> tuple[Session, str]:
+    """Who sent a form of the screen (its CSRF token checked) and the store they act for."""
+    session = signed_in(request, STAFF)
+    check_csrf(session, csrf)
+    return session, _store_of(request, session, store_id, _stores(store))
+
+
 def _back(q: str, store_id: str, done: str) -> RedirectResponse:
     query = urlencode({"q": q, "store_id": store_id, "done": done})
     return RedirectResponse(f"/staff?{query}", status_code=303)
@@ -106,9 +113,7 @@ def staff_redeem(
     amount_yen: Annotated[int | None, Form(ge=0, le=100_000_000)] = None,
     q: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    session = signed_in(request, STAFF)
-    check_csrf(session, csrf)
-    here = _store_of(request, session, store_id, _stores(store))
+    session, here = _acting(request, store, store_id, csrf)
     try:
         coupons.redeem(
             store=store, code=code, store_id=here, receipt_id=receipt_id,
@@ -129,9 +134,7 @@ def staff_pickup(
     csrf: Annotated[str, Form(max_length=200)] = "",
     q: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    session = signed_in(request, STAFF)
-    check_csrf(session, csrf)
-    here = _store_of(request, session, store_id, _stores(store))
+    session, here = _acting(request, store, store_id, csrf)
     try:
         if get_reservation(store=store, reservation_id=reservation_id).store_id != here:
             raise NotFound(
