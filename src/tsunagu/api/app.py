@@ -36,7 +36,9 @@ from tsunagu.events.sources import SourceKeys
 from tsunagu.keys import KeyRing
 from tsunagu.store import Store
 from tsunagu.users import Sessions
-from tsunagu.web import pages, session, staff
+from tsunagu.web import activation as activation_pages
+from tsunagu.web import analysis, pages, reports, session, staff
+from tsunagu.web import profiles as profile_pages
 from tsunagu.web.pages import STATIC
 
 
@@ -121,6 +123,10 @@ def create_app(
     app.include_router(users.router)
     app.include_router(pages.router)
     app.include_router(staff.router)
+    app.include_router(analysis.router)
+    app.include_router(reports.router)
+    app.include_router(profile_pages.router)
+    app.include_router(activation_pages.router)
     app.mount("/static/app", StaticFiles(directory=STATIC), name="static")
     session.install(app)
     return app

@@ -48,6 +48,20 @@ TEXT: dict[str, tuple[str, str]] = {
     # navigation
     "nav_home": ("ホーム", "Home"),
     "nav_staff": ("店舗画面", "Store screen"),
+    "nav_analysis": ("分析", "Analysis"),
+    "nav_funnel": ("ファネル", "Funnels"),
+    "nav_retention": ("リテンション", "Retention"),
+    "nav_paths": ("行動経路", "Paths"),
+    "nav_channels": ("チャネル横断", "Across channels"),
+    "nav_fans": ("ファンレベル", "Fan levels"),
+    "nav_ltv": ("LTV", "LTV"),
+    "nav_assortment": ("品揃え", "Assortment"),
+    "nav_activation": ("施策", "Activation"),
+    "nav_segments": ("セグメント", "Segments"),
+    "nav_journeys": ("ジャーニー", "Journeys"),
+    "nav_campaigns": ("キャンペーン", "Campaigns"),
+    "nav_coupons": ("クーポン", "Coupons"),
+    "nav_profiles": ("顧客検索", "Customers"),
     # home
     "period": ("期間", "Period"),
     "from": ("開始日", "From"),
@@ -131,6 +145,14 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+def words(entries: dict[str, tuple[str, str]]) -> None:
+    """Add a screen's own labels (each screen's module keeps those only it uses)."""
+    for key, entry in entries.items():
+        if TEXT.get(key, entry) != entry:
+            raise ValueError(f"label {key!r} is already {TEXT[key]!r}")
+        TEXT[key] = entry
+
+
 def lang_of(value: str | None) -> str:
     return value if value in LANGS else "ja"
 
@@ -161,6 +183,21 @@ def jst(value: datetime | date | None, *, seconds: bool = False) -> str:
         return value.isoformat()
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
     return aware.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float | None, lang: str = "ja") -> str:
+    """A time to convert in its two largest units: 2日 3時間 / 2d 3h, 45秒 / 45s."""
+    if seconds is None:
+        return "–"
+    units = ((86400, "日", "d"), (3600, "時間", "h"), (60, "分", "m"), (1, "秒", "s"))
+    left, parts = round(seconds), []
+    for size, ja, en in units:
+        if left >= size or (size == 1 and not parts):
+            parts.append(f"{left // size}{ja if lang == 'ja' else en}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
 
 
 def percent(value: float | None, digits: int = 1) -> str:

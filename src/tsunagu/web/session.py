@@ -19,10 +19,19 @@ from fastapi.templating import Jinja2Templates
 
 from tsunagu.api.deps import CSRF_HEADER, SESSION_COOKIE
 from tsunagu.users import Session, Sessions
-from tsunagu.web.i18n import LANG_COOKIE, LANGS, jst, lang_of, percent, translator, yen
+from tsunagu.web.i18n import (
+    LANG_COOKIE,
+    LANGS,
+    duration,
+    jst,
+    lang_of,
+    percent,
+    translator,
+    yen,
+)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.filters.update(yen=yen, jst=jst, percent=percent)
+templates.env.filters.update(yen=yen, jst=jst, percent=percent, duration=duration)
 
 DASHBOARD = ("admin", "marketer", "analyst")
 STAFF = ("staff", "admin")

@@ -24,4 +24,28 @@ async function api(method, path, body) {
   return answer;
 }
 
+// A builder's rows (the funnel's steps): add one like the last, remove one (two stay).
+function rows(list, add, most = 10, least = 2) {
+  const items = () => list.querySelectorAll(":scope > li");
+  const sync = () => {
+    add.disabled = items().length >= most;
+    for (const b of list.querySelectorAll(".remove")) b.disabled = items().length <= least;
+  };
+  add.addEventListener("click", () => {
+    const last = items()[items().length - 1];
+    const copy = last.cloneNode(true);
+    for (const field of copy.querySelectorAll("input, select")) field.value = "";
+    list.appendChild(copy);
+    sync();
+  });
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest(".remove");
+    if (button && items().length > least) button.closest("li").remove();
+    sync();
+  });
+  sync();
+}
+
 if (window.Plotly) drawCharts();
+const steps = document.getElementById("steps");
+if (steps) rows(steps, document.getElementById("add-step"));
