@@ -263,3 +263,12 @@ def test_a_stranger_is_sent_to_sign_in_and_back(served) -> None:  # type: ignore
     away = httpx.get(url + "/analytics/paths?e=Order+Completed")
     assert away.status_code == 303
     assert away.headers["location"] == "/login?next=%2Fanalytics%2Fpaths%3Fe%3DOrder%2BCompleted"
+
+
+def test_a_form_with_its_boxes_left_empty_is_no_error(analyst: httpx.Client) -> None:
+    for path in ("/analytics/retention?periods=&from=&to=&breakdown=",
+                 "/analytics/funnel?e=Product+Viewed&e=Order+Completed&from=&to=&breakdown=",
+                 "/analytics/channels?from=&to=", "/analytics/fans?as_of=&compare_to=",
+                 "/?from=&to=&store_id="):  # fmt: skip
+        answer = analyst.get(path)
+        assert answer.status_code == 200, (path, answer.text[:300])

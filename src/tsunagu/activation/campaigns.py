@@ -200,8 +200,20 @@ def get_campaign(*, store: Store, campaign_id: str) -> Campaign:
     )
     if not rows:
         raise NotFound(f"campaign_id: no campaign {campaign_id!r}", field="campaign_id")
+    return _campaign(rows[0])
+
+
+def list_campaigns(*, store: Store) -> list[Campaign]:
+    """Every campaign (a journey's too), the newest first."""
+    rows = store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM campaigns ORDER BY created_at DESC, campaign_id"
+    )
+    return [_campaign(row) for row in rows]
+
+
+def _campaign(row: tuple[Any, ...]) -> Campaign:
     cid, name, channel, window, share, segment_id, coupon, created, starts, msg, treats, purpose = (
-        rows[0]
+        row
     )
     return Campaign(
         cid, name, channel, window, share, segment_id, _loads(coupon), created,

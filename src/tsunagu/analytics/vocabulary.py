@@ -64,3 +64,8 @@ def vocabulary(*, engine: Engine) -> Vocabulary:
         first_day=first,
         last_day=last,
     )
+
+
+def last_day(*, engine: Engine) -> date | None:
+    """The last local day with an event (where a report's period ends by default)."""
+    return engine.rows("SELECT max(day) FROM analytics_events")[0][0]

@@ -35,3 +35,8 @@ def overview(*, store: Store) -> Overview:
         events_by_channel=[(c, n) for c, n in by_channel],
         last_event_at=last.replace(tzinfo=UTC) if last else None,
     )
+
+
+def store_names(*, store: Store) -> list[tuple[str, str]]:
+    """(store_id, name) of every store, by id (the screens' store pickers and labels)."""
+    return [(s, n or s) for s, n in store.query("SELECT store_id, name FROM stores ORDER BY 1")]

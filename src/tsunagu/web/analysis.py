@@ -5,7 +5,6 @@ parses it into the analysis's own query model and calls the same runner as the A
 from __future__ import annotations
 
 import re
-from datetime import date
 from itertools import zip_longest
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,7 +22,7 @@ from tsunagu.api.deps import SettingsDep, StoreDep, analytics_engine
 from tsunagu.exceptions import InvalidInput
 from tsunagu.web import charts
 from tsunagu.web.i18n import translator, words
-from tsunagu.web.session import DASHBOARD, language, page, signed_in
+from tsunagu.web.session import DASHBOARD, Blank, From, To, language, page, signed_in
 
 router = APIRouter(include_in_schema=False)
 Many = Annotated[list[str], Query(max_length=10)]
@@ -144,13 +143,16 @@ def step_of(
     return step
 
 
-def _rows(e: list[str], c: list[str], st: list[str], cat: list[str], p: list[str]) -> list[Any]:
+StepRow = tuple[str, str, str, str, str]
+
+
+def _rows(e: list[str], c: list[str], st: list[str], cat: list[str], p: list[str]) -> list[StepRow]:
     """The step rows of a form: (event, channel, store, category, where), an empty one left
     out."""
     return [
-        tuple(v or "" for v in row)
-        for row in zip_longest(e, c, st, cat, p)
-        if (row[0] or "").strip()
+        (a or "", b or "", s or "", g or "", w or "")
+        for a, b, s, g, w in zip_longest(e, c, st, cat, p)
+        if (a or "").strip()
     ]
 
 
@@ -167,8 +169,8 @@ def funnel_page(
     window: Text = "7d",
     mode: Text = "ordered",
     breakdown: Text = "",
-    start: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    start: From = None,
+    to: To = None,
 ) -> Response:
     session, engine, vocab = viewer(request, store, settings)
     rows = _rows(e, c, st, cat, p)
@@ -261,10 +263,10 @@ def retention_page(
     re_: Annotated[str, Query(alias="re", max_length=200)] = "Order Completed",
     rc: Text = "",
     grain: Text = "month",
-    periods: Annotated[int | None, Query(ge=1, le=366)] = None,
+    periods: Annotated[int | None, Blank, Query()] = None,
     breakdown: Text = "",
-    start: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    start: From = None,
+    to: To = None,
 ) -> Response:
     session, engine, vocab = viewer(request, store, settings)
     t = translator(language(request))
@@ -307,8 +309,8 @@ def paths_page(
     top: Annotated[int, Query(ge=1, le=50)] = 6,
     within: Text = "1d",
     channels: Text = "1",
-    start: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    start: From = None,
+    to: To = None,
 ) -> Response:
     session, engine, vocab = viewer(request, store, settings)
     t = translator(language(request))

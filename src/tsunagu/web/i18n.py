@@ -175,10 +175,12 @@ def yen(value: float | int | None) -> str:
     return f"-¥{-amount:,}" if amount < 0 else f"¥{amount:,}"
 
 
-def jst(value: datetime | date | None, *, seconds: bool = False) -> str:
-    """A stored (naive UTC) time in Japan time: 2026-03-01 12:00."""
+def jst(value: datetime | date | str | None, *, seconds: bool = False) -> str:
+    """A stored (naive UTC) time, or an API's ISO 8601 one, in Japan time: 2026-03-01 12:00."""
     if value is None:
         return "–"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
         return value.isoformat()
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -190,7 +192,7 @@ def duration(seconds: float | None, lang: str = "ja") -> str:
     if seconds is None:
         return "–"
     units = ((86400, "日", "d"), (3600, "時間", "h"), (60, "分", "m"), (1, "秒", "s"))
-    left, parts = round(seconds), []
+    left, parts = round(seconds), list[str]()
     for size, ja, en in units:
         if left >= size or (size == 1 and not parts):
             parts.append(f"{left // size}{ja if lang == 'ja' else en}")

@@ -7,7 +7,7 @@ Pages call the same runners as the API (analytics, catalog); charts are plotly f
 from __future__ import annotations
 
 import secrets
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,13 +18,16 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.kpis import KpiQuery, Kpis, run_kpis
+from tsunagu.analytics.vocabulary import last_day
 from tsunagu.api.deps import SESSION_COOKIE, SettingsDep, StoreDep, analytics_engine
-from tsunagu.catalog.overview import overview
+from tsunagu.catalog.overview import overview, store_names
 from tsunagu.exceptions import AuthError, InvalidInput, TooManyAttempts
 from tsunagu.web import charts
 from tsunagu.web.i18n import translator
 from tsunagu.web.session import (
     DASHBOARD,
+    From,
+    To,
     check_csrf,
     language,
     page,
@@ -120,27 +123,27 @@ def home(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    start: date | None = Query(default=None, alias="from"),
-    to: date | None = None,
+    start: From = None,
+    to: To = None,
     grain: str = "week",
     store_id: str | None = Query(default=None, max_length=200),
 ) -> Response:
     session = signed_in(request, DASHBOARD)
     t = translator(language(request))
     totals = overview(store=store)
-    stores = store.query("SELECT store_id, name FROM stores ORDER BY store_id")
+    stores = store_names(store=store)
     context: dict[str, Any] = {
         "session": session, "o": totals, "stores": stores, "store_id": store_id or "",
         "grain": grain if grain in ("day", "week", "month") else "week", "error": None,
     }  # fmt: skip
-    present = store.scalar("SELECT max(day) FROM analytics_events") if totals.events else None
+    engine = analytics_engine(store, settings)
+    present = last_day(engine=engine) if totals.events else None
     if present is None:
         return page(request, "home.html", {**context, "kpis": None})
     to = to or present
     start = start or to - timedelta(days=83)
     context.update({"from": start, "to": to})
     try:
-        engine = analytics_engine(store, settings)
         query = {"from": start, "to": to, "store_id": store_id or None}
         now = run_kpis(engine=engine, query=parse(KpiQuery, {**query, "grain": context["grain"]}))
         days = (to - start).days + 1

@@ -4,7 +4,7 @@ analysis screens, each page's query is its URL."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,10 +20,9 @@ from tsunagu.exceptions import InvalidInput
 from tsunagu.web import charts
 from tsunagu.web.analysis import failed, viewer
 from tsunagu.web.i18n import translator, words, yen
-from tsunagu.web.session import language, page
+from tsunagu.web.session import Day, From, To, language, page
 
 router = APIRouter(include_in_schema=False)
-Day = Annotated[date | None, Query()]
 
 words({
     "ch_title": ("チャネル横断の購買", "Buying across channels"),
@@ -92,8 +91,8 @@ def channels_page(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    to: Day = None,
+    start: From = None,
+    to: To = None,
     ropo_days: Annotated[int, Query(ge=1, le=365)] = 7,
     showrooming_days: Annotated[int, Query(ge=1, le=365)] = 7,
 ) -> Response:

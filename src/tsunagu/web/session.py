@@ -9,13 +9,15 @@ cookie, Japanese by default.
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator
 
 from tsunagu.api.deps import CSRF_HEADER, SESSION_COOKIE
 from tsunagu.users import Session, Sessions
@@ -29,6 +31,17 @@ from tsunagu.web.i18n import (
     translator,
     yen,
 )
+
+
+def _blank(value: Any) -> Any:
+    return None if value == "" else value
+
+
+Blank = BeforeValidator(_blank)
+"""A form's empty field is no value (a cleared date or number box sends `from=`)."""
+From = Annotated[date | None, Blank, Query(alias="from", description="first day (local)")]
+To = Annotated[date | None, Blank, Query(description="last day (local)")]
+Day = Annotated[date | None, Blank, Query()]
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters.update(yen=yen, jst=jst, percent=percent, duration=duration)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from tsunagu.activation import coupons
 from tsunagu.api.deps import SettingsDep, StoreDep, analytics_engine
 from tsunagu.api.errors import status_of
+from tsunagu.catalog.overview import store_names
 from tsunagu.catalog.reservations import get_reservation, pick_up
 from tsunagu.clienteling import clienteling
 from tsunagu.config import Settings
@@ -147,4 +148,4 @@ def staff_pickup(
 
 
 def _stores(store: Store) -> list[Any]:
-    return store.query("SELECT store_id, name FROM stores ORDER BY store_id")
+    return store_names(store=store)
