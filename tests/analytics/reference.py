@@ -472,8 +472,21 @@ def channels(
     ropo_days: int,
     showrooming_days: int,
     category_of: dict[str, str],
+    home_of: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     segments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    # key -> [omnichannel buyers, their spend, single-channel buyers, their spend]
+    lift_store: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    lift_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+
+    def tally(into: list[int], orders: list[Ev]) -> None:
+        online = any(o.channel in ("web", "app") for o in orders)
+        store = any(o.channel == "store" for o in orders)
+        if online or store:
+            at = 0 if online and store else 2
+            into[at] += 1
+            into[at + 1] += sum(o.revenue or 0 for o in orders)
+
     ropo = {"orders": 0, "total": 0, "customers": set(), "store": defaultdict(lambda: [0, 0])}
     ropo_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     show = {"orders": 0, "total": 0, "customers": set(), "store": defaultdict(int)}
@@ -492,6 +505,14 @@ def channels(
                 if store
                 else "other_only"
             )
+            if home_of and pid in home_of:
+                tally(lift_store[home_of[pid]], orders)
+            by_category: dict[str, list[Ev]] = defaultdict(list)
+            for o in orders:
+                for c in set(o.categories or ([o.category] if o.category else [])):
+                    by_category[c].append(o)
+            for c, some in by_category.items():
+                tally(lift_cat[c], some)
             seg = segments[name]
             seg[0] += 1
             seg[1] += len(orders)
@@ -548,6 +569,8 @@ def channels(
         "showrooming": (show["orders"], show["total"], len(show["customers"])),
         "showrooming_store": dict(show["store"]),
         "showrooming_category": {k: tuple(v) for k, v in show_cat.items()},
+        "o2o_store": {k: tuple(v) for k, v in lift_store.items()},
+        "o2o_category": {k: tuple(v) for k, v in lift_cat.items()},
     }
 
 

@@ -39,6 +39,12 @@ def test_channel_journeys_equal_the_plain_reading(
         ropo_days=query.ropo_days,
         showrooming_days=query.showrooming_days,
         category_of=dict(store.query("SELECT sku, category FROM products")),
+        home_of=dict(
+            store.query(
+                "SELECT ap.pid, t.home_store_id FROM analytics_profiles ap JOIN profile_traits t "
+                "USING (profile_id) WHERE t.home_store_id IS NOT NULL"
+            )
+        ),  # fmt: skip
     )
     segments = {s.segment: (s.buyers, s.orders, s.revenue) for s in got.segments if s.buyers}
     assert segments == want["segments"]
@@ -57,6 +63,16 @@ def test_channel_journeys_equal_the_plain_reading(
     per_single = sum(s.revenue for s in single) / sum(s.buyers for s in single)
     assert got.o2o_lift == pytest.approx(omni.spend_per_buyer / per_single, rel=1e-4)
     assert sum(s.share_of_buyers for s in got.segments) == pytest.approx(1.0, abs=1e-4)
+    for lifts, wanted in ((got.o2o_by_store, want["o2o_store"]),
+                          (got.o2o_by_category, want["o2o_category"])):  # fmt: skip
+        assert {x.key: (x.omnichannel_buyers, x.single_channel_buyers) for x in lifts} == {
+            k: (v[0], v[2]) for k, v in wanted.items()
+        }
+        for x in lifts:
+            o, o_spend, n, n_spend = wanted[x.key]
+            plain = (o_spend / o) / (n_spend / n) if o and n and n_spend else None
+            assert x.lift == (pytest.approx(plain, rel=1e-5) if plain is not None else None)
+        assert sum(x.lift is not None for x in lifts) >= 3  # the sample has lifts to show
 
 
 @pytest.mark.parametrize(

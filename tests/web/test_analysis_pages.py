@@ -200,6 +200,9 @@ def test_the_channels_page_shows_the_mix_ropo_and_showrooming(
     rows = {r[0]: r for r in _cells(answer.text, "segments")}
     omni = next(s for s in result.segments if s.segment == "omnichannel")
     assert rows["オムニチャネル"][1] == f"{omni.buyers:,}"
+    lifts = _figure(answer.text, "chart-o2o-category")["data"][0]
+    assert lifts["x"] == [x.key for x in result.o2o_by_category]
+    assert lifts["y"] == [x.lift for x in result.o2o_by_category]
     by_store = _figure(answer.text, "chart-ropo-store")["data"][0]
     assert sorted(by_store["y"]) == sorted(
         r.rate for r in sorted(result.ropo.by_store, key=lambda r: -r.total)[:20]

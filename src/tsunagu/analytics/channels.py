@@ -10,6 +10,10 @@ Definitions (the tests hold a plain-Python reading to the same answers):
   (`properties.revenue`, else `total`), and spend per buyer.
 - O2O lift: spend per omnichannel buyer over spend per single-channel buyer (online-only and
   store-only together); also over each.
+- O2O lift per store: the same ratio among buyers whose home store (the profile's
+  `home_store_id`) is that store; per category: among buyers of orders with an item of the
+  category, their online / store orders of it making them omnichannel or single-channel, and
+  spend the revenue of those orders.
 - ROPO (research online, purchase offline): a store order is ROPO when the customer viewed one
   of its products ("Product Viewed" on web or app, same sku) in the `ropo_days` days before it.
   The rate is over all store orders; per store, and per category of the line items (an item is
@@ -73,6 +77,15 @@ class Behaviour(BaseModel):
     by_category: list[Rate]
 
 
+class Lift(BaseModel):
+    key: str
+    """A store id or a category."""
+    omnichannel_buyers: int
+    single_channel_buyers: int
+    lift: float | None
+    """None without buyers of both kinds."""
+
+
 class ChannelsResult(BaseModel):
     buyers: int
     orders: int
@@ -82,6 +95,8 @@ class ChannelsResult(BaseModel):
     """Spend per omnichannel buyer / spend per single-channel buyer."""
     o2o_lift_vs_online_only: float | None
     o2o_lift_vs_store_only: float | None
+    o2o_by_store: list[Lift]
+    o2o_by_category: list[Lift]
     ropo: Behaviour
     showrooming: Behaviour
     seconds: float
@@ -141,12 +156,65 @@ def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> Chan
         o2o_lift=lift(single_revenue / single_buyers if single_buyers else 0.0),
         o2o_lift_vs_online_only=lift(spend["online_only"].spend_per_buyer),
         o2o_lift_vs_store_only=lift(spend["store_only"].spend_per_buyer),
+        o2o_by_store=_lifts(engine, *_by_home_store(period)),
+        o2o_by_category=_lifts(engine, *_by_category(period)),
         ropo=_behaviour(engine, *_ropo_sql(period, query.ropo_days)),
         showrooming=_behaviour(
             engine, *_showrooming_sql(period, query.showrooming_days), store_share=True
         ),
         seconds=round(time.perf_counter() - started, 4),
     )
+
+
+def _by_home_store(period: str) -> tuple[str, str]:
+    """Buyers with the home store of their profile as the key."""
+    online = ", ".join(f"'{c}'" for c in ONLINE)
+    buyers = (
+        f"SELECT pid, bool_or(channel IN ({online})) AS online, bool_or(channel = 'store') AS "
+        "store, coalesce(sum(revenue), 0) AS spend FROM analytics_events o "
+        f"WHERE event = 'Order Completed' AND {period} GROUP BY pid"
+    )
+    return (
+        f"SELECT t.home_store_id AS key, b.* FROM ({buyers}) b "
+        "JOIN analytics_profiles ap USING (pid) "
+        "JOIN profile_traits t ON t.profile_id = ap.profile_id WHERE t.home_store_id IS NOT NULL"
+    ), "key"
+
+
+def _by_category(period: str) -> tuple[str, str]:
+    """Buyers of each category: their orders with an item of it."""
+    online = ", ".join(f"'{c}'" for c in ONLINE)
+    items = (
+        "SELECT pid, channel, revenue, unnest(list_distinct(coalesce(categories, [category]))) "
+        f"AS key FROM analytics_events o WHERE event = 'Order Completed' AND {period}"
+    )
+    return (
+        f"SELECT pid, key, bool_or(channel IN ({online})) AS online, bool_or(channel = 'store') "
+        f"AS store, coalesce(sum(revenue), 0) AS spend FROM ({items}) WHERE key IS NOT NULL "
+        "GROUP BY pid, key"
+    ), "key"
+
+
+def _lifts(engine: Engine, buyers: str, key: str) -> list[Lift]:
+    """Spend per omnichannel buyer over spend per single-channel buyer, per `key`."""
+    rows = engine.rows(
+        f"SELECT {key}, count(*) FILTER (WHERE online AND store), "
+        "coalesce(sum(spend) FILTER (WHERE online AND store), 0), "
+        "count(*) FILTER (WHERE online <> store), "
+        f"coalesce(sum(spend) FILTER (WHERE online <> store), 0) FROM ({buyers}) "
+        f"GROUP BY {key} ORDER BY {key}"
+    )
+    return [
+        Lift(
+            key=k,
+            omnichannel_buyers=int(omni),
+            single_channel_buyers=int(single),
+            lift=round((omni_spend / omni) / (single_spend / single), 6)
+            if omni and single and single_spend
+            else None,
+        )
+        for k, omni, omni_spend, single, single_spend in rows
+    ]
 
 
 def _period(column: str, lo: datetime | None, hi: datetime | None) -> str:

@@ -185,22 +185,23 @@ def _channel_of(step: str) -> str:
 
 
 def shares(
-    names: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *, percent: bool = True
+    names: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    axis: str = ".0%",
+    hover: str = ".1%",
 ) -> str:
-    """Bars side by side per name, one per series (shares, or plain figures)."""
+    """Bars side by side per name, one per series (shares by default; `axis` and `hover` are
+    d3 formats for other figures)."""
     figure = go.Figure(
-        layout=_layout(
-            barmode="group",
-            yaxis={"tickformat": ".0%" if percent else ",d"},
-            xaxis={"type": "category"},
-        )
+        layout=_layout(barmode="group", yaxis={"tickformat": axis}, xaxis={"type": "category"})
     )
     for label, values in series:
         figure.add_bar(
             x=list(names),
             y=list(values),
             name=label,
-            hovertemplate="%{x}: %{y:" + (".1%" if percent else ",d") + "}<extra></extra>",
+            hovertemplate="%{x}: %{y:" + hover + "}<extra></extra>",
         )
     return _json(figure)
 

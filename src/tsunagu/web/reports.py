@@ -123,6 +123,15 @@ def channels_page(
                 (t("ch_share_revenue"), [s.share_of_revenue for s in result.segments]),
             ],
         ),
+        lift_charts={
+            by: charts.shares(
+                [context["names"].get(x.key, x.key) if by == "store" else x.key for x in lifts],
+                [(t("kpi_o2o"), [x.lift for x in lifts])],
+                axis=".1f",
+                hover=".2f",
+            )
+            for by, lifts in (("store", result.o2o_by_store), ("category", result.o2o_by_category))
+        },
         rate_charts={
             f"{kind}-{by}": _rates_chart(getattr(getattr(result, kind), f"by_{by}"), by, t, context)
             for kind in ("ropo", "showrooming")
