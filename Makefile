@@ -53,7 +53,7 @@ test: install-test ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
 screenshots: install-test ## write screenshots of the main screens to docs/screenshots/
-	TSUNAGU_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/web/test_screens_browser.py
+	TSUNAGU_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/web/test_screens_browser.py tests/web/test_analysis_browser.py tests/web/test_activation_browser.py
 
 lint: install-test ## ruff (check, format) and mypy
 	$(BIN)/ruff check src tests benchmarks

@@ -59,10 +59,10 @@ class Screen(Watched):
         self.page.click('button[type="submit"]')
         self.page.wait_for_load_state()
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, *, full_page: bool = True) -> None:
         if SHOTS:
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=full_page)
 
     def refused(self, status: int) -> None:
         """The page just answered `status` on purpose: the browser's note of it is no error."""

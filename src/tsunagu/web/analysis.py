@@ -89,7 +89,15 @@ def pickers(vocab: Vocabulary, t: Any) -> dict[str, list[tuple[str, str]]]:
     """The choices of a step row: (value, label) of events (with their counts), channels,
     stores and categories."""
     return {
-        "events": [(x.event, f"{x.event} ({x.events:,})") for x in vocab.events],
+        "events": [
+            (
+                x.event,
+                f"{t(x.event)} · {x.event} ({x.events:,})"
+                if t(x.event).lower() != x.event.lower()
+                else f"{x.event} ({x.events:,})",
+            )
+            for x in vocab.events
+        ],  # fmt: skip
         "channels": [(c, t(c)) for c in vocab.channels],
         "stores": vocab.stores,
         "categories": [(c, c) for c in vocab.categories],

@@ -142,6 +142,20 @@ TEXT: dict[str, tuple[str, str]] = {
     "Product Added": ("カート追加", "Added to cart"),
     "Product Added to Wishlist": ("お気に入り", "Favourited"),
     "Cart Viewed": ("カート確認", "Viewed cart"),
+    "Order Completed": ("購入", "Order completed"),
+    "Checkout Started": ("購入手続き", "Checkout started"),
+    "Store Visited": ("来店", "Store visited"),
+    "Products Searched": ("商品検索", "Products searched"),
+    "Page Viewed": ("ページ閲覧", "Page viewed"),
+    "Screen Viewed": ("画面閲覧", "Screen viewed"),
+    "Coupon Issued": ("クーポン発行", "Coupon issued"),
+    "Coupon Redeemed": ("クーポン利用", "Coupon redeemed"),
+    "Message Sent": ("メッセージ送信", "Message sent"),
+    "Message Opened": ("メッセージ開封", "Message opened"),
+    "Message Clicked": ("メッセージのリンク", "Message clicked"),
+    "Catalog Sent": ("カタログ送付", "Catalogue sent"),
+    "Segment Entered": ("セグメント加入", "Entered a segment"),
+    "Segment Exited": ("セグメント離脱", "Left a segment"),
 }
 
 
