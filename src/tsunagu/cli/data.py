@@ -24,7 +24,7 @@ from tsunagu.cli.common import (
     sources_app,
     state,
 )
-from tsunagu.exceptions import TsunaguError
+from tsunagu.exceptions import InvalidInput, TsunaguError
 from tsunagu.remote import RunningServer, call
 from tsunagu.store import Store
 from tsunagu.store.files import ImportResult
@@ -169,6 +169,14 @@ def demo(
             f"analytics: {analysed.events:,} events of customers; fan levels of {fans.profiles:,} "
             "profiles"
         )
+        from tsunagu.analytics.engine import Engine
+        from tsunagu.analytics.ltv import fit_ltv
+
+        try:  # the LTV screen and the profiles show each customer's predicted value
+            fitted = fit_ltv(engine=Engine(store), store=store)
+            err.print(f"LTV: fitted on {fitted.customers:,} customers")
+        except InvalidInput as exc:
+            err.print(f"LTV: not fitted ({exc.message})")
         campaign_id = _demo_campaign(store, out)
         api_key_file = state.settings.data_dir / "demo-api-key.txt"
         if not api_key_file.exists():
