@@ -86,7 +86,9 @@ class Lift(BaseModel):
     """None without buyers of both kinds."""
 
 
-class ChannelsResult(BaseModel):
+class ChannelMix(BaseModel):
+    """Who bought where and the O2O lift: what Home shows, without ROPO and showrooming."""
+
     buyers: int
     orders: int
     revenue: int
@@ -95,6 +97,13 @@ class ChannelsResult(BaseModel):
     """Spend per omnichannel buyer / spend per single-channel buyer."""
     o2o_lift_vs_online_only: float | None
     o2o_lift_vs_store_only: float | None
+
+    def omnichannel_share(self) -> float | None:
+        """The share of buyers who bought both online and in a store."""
+        return next((s.share_of_buyers for s in self.segments if s.segment == "omnichannel"), None)
+
+
+class ChannelsResult(ChannelMix):
     o2o_by_store: list[Lift]
     o2o_by_category: list[Lift]
     ropo: Behaviour
@@ -106,8 +115,7 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 6) if b else 0.0
 
 
-def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> ChannelsResult:
-    started = time.perf_counter()
+def channel_mix(*, engine: Engine, query: ChannelsQuery, timezone: str) -> ChannelMix:
     lo, hi = utc_bounds(query.from_, query.to, timezone)
     period = _period("o.ts", lo, hi)
     online = ", ".join(f"'{c}'" for c in ONLINE)
@@ -148,7 +156,7 @@ def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> Chan
     def lift(base: float) -> float | None:
         return round(omni / base, 6) if base and spend["omnichannel"].buyers else None
 
-    return ChannelsResult(
+    return ChannelMix(
         buyers=buyers,
         orders=orders,
         revenue=revenue,
@@ -156,6 +164,16 @@ def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> Chan
         o2o_lift=lift(single_revenue / single_buyers if single_buyers else 0.0),
         o2o_lift_vs_online_only=lift(spend["online_only"].spend_per_buyer),
         o2o_lift_vs_store_only=lift(spend["store_only"].spend_per_buyer),
+    )
+
+
+def run_channels(*, engine: Engine, query: ChannelsQuery, timezone: str) -> ChannelsResult:
+    started = time.perf_counter()
+    mix = channel_mix(engine=engine, query=query, timezone=timezone)
+    lo, hi = utc_bounds(query.from_, query.to, timezone)
+    period = _period("o.ts", lo, hi)
+    return ChannelsResult(
+        **mix.model_dump(),
         o2o_by_store=_lifts(engine, *_by_home_store(period)),
         o2o_by_category=_lifts(engine, *_by_category(period)),
         ropo=_behaviour(engine, *_ropo_sql(period, query.ropo_days)),

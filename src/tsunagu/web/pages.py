@@ -15,7 +15,7 @@ import plotly
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from tsunagu.analytics.channels import ChannelsQuery, ChannelsResult, run_channels
+from tsunagu.analytics.channels import ChannelsQuery, channel_mix
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.kpis import KpiQuery, Kpis, run_kpis
 from tsunagu.analytics.vocabulary import last_day
@@ -150,9 +150,7 @@ def home(
         before = {"from": start - timedelta(days=days), "to": start - timedelta(days=1)}
         then = run_kpis(engine=engine, query=parse(KpiQuery, {**query, **before}))
         mix, mix_before = (
-            run_channels(
-                engine=engine, query=parse(ChannelsQuery, span), timezone=settings.timezone
-            )
+            channel_mix(engine=engine, query=parse(ChannelsQuery, span), timezone=settings.timezone)
             for span in ({"from": start, "to": to}, before)
         )
     except InvalidInput as exc:
@@ -163,17 +161,15 @@ def home(
     previous = then.totals[0] if then.totals else None
     context.update(
         kpis=_cards(
-            total, previous, (_omni(mix), _omni(mix_before)), (mix.o2o_lift, mix_before.o2o_lift)
+            total,
+            previous,
+            (mix.omnichannel_share(), mix_before.omnichannel_share()),
+            (mix.o2o_lift, mix_before.o2o_lift),
         ),
         customers_chart=charts.active_by_channel(now.periods, t),
         revenue_chart=charts.revenue_split(now.periods, t),
     )
     return page(request, "home.html", context)
-
-
-def _omni(mix: ChannelsResult) -> float | None:
-    """The share of buyers who bought both online and in a store."""
-    return next((s.share_of_buyers for s in mix.segments if s.segment == "omnichannel"), None)
 
 
 def _cards(
