@@ -136,3 +136,10 @@ def test_kpis_refuse_a_backwards_range(sample: tuple[Path, Store]) -> None:
             query=parse(KpiQuery, {"from": str(date(2026, 3, 2)), "to": "2026-03-01"}),
         )
     assert err.value.field == "to"
+
+
+def test_kpis_of_the_range_alone_are_the_ranges_totals(sample: tuple[Path, Store]) -> None:
+    query = parse(KpiQuery, {"from": "2026-08-01", "to": "2026-09-15", "grain": "week"})
+    whole = run_kpis(engine=Engine(sample[1]), query=query)
+    alone = run_kpis(engine=Engine(sample[1]), query=query, periods=False)
+    assert alone.periods == [] and alone.totals == whole.totals and whole.periods

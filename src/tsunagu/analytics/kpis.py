@@ -71,7 +71,9 @@ class KpiResult(BaseModel):
     seconds: float
 
 
-def run_kpis(*, engine: Engine, query: KpiQuery) -> KpiResult:
+def run_kpis(*, engine: Engine, query: KpiQuery, periods: bool = True) -> KpiResult:
+    """The figures per period and for the range; with `periods` False the range's alone
+    (`periods` empty: Home's comparison with the previous period)."""
     started = time.perf_counter()
     if query.from_ and query.to and query.to < query.from_:
         raise InvalidInput("to: must not be before from", field="to")
@@ -82,12 +84,10 @@ def run_kpis(*, engine: Engine, query: KpiQuery) -> KpiResult:
         and (query.to - query.from_).days > MAX_PERIODS
     ):
         raise InvalidInput(f"to: at most {MAX_PERIODS} days at a time", field="to")
-    periods = _figures(engine, query, totals=False)
-    totals = _figures(engine, query, totals=True)
     return KpiResult(
         grain=query.grain,
-        periods=periods,
-        totals=totals,
+        periods=_figures(engine, query, totals=False) if periods else [],
+        totals=_figures(engine, query, totals=True),
         seconds=round(time.perf_counter() - started, 4),
     )
 

@@ -148,7 +148,7 @@ def home(
         now = run_kpis(engine=engine, query=parse(KpiQuery, {**query, "grain": context["grain"]}))
         days = (to - start).days + 1
         before = {"from": start - timedelta(days=days), "to": start - timedelta(days=1)}
-        then = run_kpis(engine=engine, query=parse(KpiQuery, {**query, **before}))
+        then = run_kpis(engine=engine, query=parse(KpiQuery, {**query, **before}), periods=False)
         mix, mix_before = (
             channel_mix(engine=engine, query=parse(ChannelsQuery, span), timezone=settings.timezone)
             for span in ({"from": start, "to": to}, before)
