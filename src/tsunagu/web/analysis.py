@@ -97,7 +97,7 @@ def pickers(vocab: Vocabulary, t: Any) -> dict[str, list[tuple[str, str]]]:
                 else f"{x.event} ({x.events:,})",
             )
             for x in vocab.events
-        ],  # fmt: skip
+        ],
         "channels": [(c, t(c)) for c in vocab.channels],
         "stores": vocab.stores,
         "categories": [(c, c) for c in vocab.categories],
@@ -119,7 +119,8 @@ def conditions(text: str, field: str) -> dict[str, Any]:
         found = _CONDITION.fullmatch(part)
         if not found or not found.group(3):
             raise InvalidInput(
-                f"{field}: {part.strip()!r} is not key=value, key>=number, ... ", field=field
+                f"{field}: {part.strip()!r} is not key=value (or != > >= < <=, | for one of)",
+                field=field,
             )
         key, op, value = found.groups()
         if op == "=" and "|" in value:
