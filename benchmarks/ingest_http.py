@@ -2,7 +2,10 @@
 
 Starts `tsunagu serve` in a subprocess on a free loopback port with a fresh data dir, sends
 pre-built batches from several client threads, and prints events/s counted from 200 answers
-(every 200 means the events are committed). Then checks the store holds exactly what was sent.
+(every 200 means the events are committed). Then, in the same run, the same kind of batches
+(their own message ids) from the same client to the floor (benchmarks/floor_collector.py: parse,
+columns, Arrow into DuckDB, group commit, 200 after commit, no validation), and the ratio.
+Then checks the store holds exactly what was sent.
 
     .venv/bin/python benchmarks/ingest_http.py [--events 300000] [--batch 500] [--clients 8]
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,10 +22,16 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import httpx
 import orjson
+from timing import percentile, serving
 
 BIN = Path(sys.executable).parent / "tsunagu"
 
@@ -62,6 +72,86 @@ def build_bodies(events: int, batch: int) -> list[bytes]:
     return bodies
 
 
+@dataclass
+class Run:
+    acked: int
+    failures: int
+    wall: float
+    latencies: list[float]
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name:<8} {self.acked / self.wall:>10,.0f} events/s  p50 "
+            f"{percentile(self.latencies, 0.5):>5.0f} ms  p99 "
+            f"{percentile(self.latencies, 0.99):>5.0f} ms  failed {self.failures}"
+        )
+
+
+def send_all(url: str, bodies: list[bytes], per_body: int, clients: int, auth: Any) -> Run:
+    """Every body POSTed to /v1/batch by `clients` threads; 200s counted as acknowledged."""
+    next_body = iter(range(len(bodies)))
+    lock = threading.Lock()
+    run = Run(0, 0, 0.0, [])
+
+    def client() -> None:
+        with httpx.Client(base_url=url, auth=auth, timeout=60) as http:
+            while True:
+                with lock:
+                    index = next(next_body, None)
+                if index is None:
+                    return
+                t0 = time.perf_counter()
+                response = http.post(
+                    "/v1/batch", content=bodies[index], headers={"Content-Type": "application/json"}
+                )
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    run.latencies.append(elapsed)
+                    if response.status_code == 200:
+                        run.acked += per_body
+                    else:
+                        run.failures += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.wall = time.perf_counter() - started
+    return run
+
+
+@contextmanager
+def floor_serving(db: Path) -> Iterator[str]:
+    """benchmarks/floor_collector.py in a process of its own; its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("floor_collector.py")), "--port",
+         str(port), "--db", str(db)], stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not start")
+        time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
@@ -82,78 +172,27 @@ def main() -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
-
-        bodies = build_bodies(args.events, args.batch)
-        print(f"{len(bodies)} batches of {args.batch} events, {args.clients} client threads")
-        next_body = iter(range(len(bodies)))
-        lock = threading.Lock()
-        acked = 0
-        failures = 0
-        latencies: list[float] = []
-
-        def client() -> None:
-            nonlocal acked, failures
-            with httpx.Client(base_url=url, auth=(key, ""), timeout=60) as http:
-                while True:
-                    with lock:
-                        index = next(next_body, None)
-                    if index is None:
-                        return
-                    t0 = time.perf_counter()
-                    response = http.post(
-                        "/v1/batch",
-                        content=bodies[index],
-                        headers={"Content-Type": "application/json"},
-                    )
-                    elapsed = time.perf_counter() - t0
-                    with lock:
-                        latencies.append(elapsed)
-                        if response.status_code == 200:
-                            acked += args.batch
-                        else:
-                            failures += 1
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
-        latencies.sort()
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99)] * 1000
-        print(f"acknowledged {acked:,} events in {wall:.2f} s: {acked / wall:,.0f} events/s")
-        print(f"request latency p50 {p50:.0f} ms, p99 {p99:.0f} ms; failed requests {failures}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    bodies = build_bodies(args.events, args.batch)
+    print(f"{len(bodies)} batches of {args.batch} events, {args.clients} client threads")
+    with serving(data_dir, free_port()) as url:
+        wait_healthy(url)
+        ours = send_all(url, bodies, args.batch, args.clients, (key, ""))
+    floor_db = Path(tempfile.mkdtemp(prefix="tsunagu-floor-")) / "floor.duckdb"
+    with floor_serving(floor_db) as url:
+        floor = send_all(url, build_bodies(args.events, args.batch), args.batch, args.clients, None)
+    print(ours.line("tsunagu"))
+    print(floor.line("floor"))
+    ratio = (ours.acked / ours.wall) / (floor.acked / floor.wall)
+    print(f"tsunagu / floor: {ratio:.2f} (cores: {os.cpu_count()})")
 
     from tsunagu.store import Store
 
     with Store(data_dir / "tsunagu.duckdb") as store:
         stored = store.scalar("SELECT count(*) FROM events WHERE source = ?", [source])
         total = store.scalar("SELECT count(*) FROM events")
-    print(
-        f"stored {stored:,} events (expected {args.events:,}) in a store of {total:,}; "
-        f"cores: {os.cpu_count()}"
-    )
+    print(f"stored {stored:,} events (expected {args.events:,}) in a store of {total:,}")
+    with duckdb.connect(str(floor_db)) as db:
+        print(f"floor stored {db.execute('SELECT count(*) FROM events').fetchall()[0][0]:,} events")
 
 
 if __name__ == "__main__":
