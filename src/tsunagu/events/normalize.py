@@ -78,6 +78,19 @@ class EventRow(NamedTuple):
     raw: bytes  # UTF-8 JSON; bytes go into Arrow without re-encoding
 
 
+_ABSENT = object()
+
+
+def _attr(msg: _Message, name: str) -> Any:
+    """`getattr(msg, name, None)` without pydantic's slow path for a name the model lacks: a
+    declared field, else an extra key the message sent, else None."""
+    value = msg.__dict__.get(name, _ABSENT)
+    if value is _ABSENT:
+        extra = msg.__pydantic_extra__
+        return extra.get(name) if extra else None
+    return value
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -223,7 +236,7 @@ def _normalize(
             field="timestamp",
         )
     context = msg.context
-    properties: dict[str, Any] = getattr(msg, "properties", None) or {}
+    properties: dict[str, Any] = _attr(msg, "properties") or {}
     channel = _channel(msg, context, properties)
     store_id = _store_id(properties, context)
 
@@ -235,8 +248,8 @@ def _normalize(
     stored["receivedAt"] = received_iso
     stored["context"] = {**context, "channel": channel}
 
-    event = getattr(msg, "event", None) or getattr(msg, "name", None)
-    traits = getattr(msg, "traits", None) or {}
+    event = _attr(msg, "event") or _attr(msg, "name")
+    traits = _attr(msg, "traits") or {}
     context_traits = context.get("traits")
     if isinstance(context_traits, dict) and context_traits:
         traits = {**context_traits, **traits}
@@ -257,7 +270,7 @@ def _normalize(
         phone=_text(traits.get("phone")),
         line_user_id=_text(traits.get("line_user_id")),
         member_card=_text(traits.get("member_card")),
-        previous_id=getattr(msg, "previous_id", None),
+        previous_id=_attr(msg, "previous_id"),
         raw=orjson.dumps(stored),
     )
 
