@@ -5,6 +5,7 @@ parses it into the analysis's own query model and calls the same runner as the A
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import zip_longest
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -198,7 +199,8 @@ def funnel_page(
     }  # fmt: skip
     if not rows:
         return page(request, "funnel.html", context)
-    try:
+
+    def answer() -> dict[str, Any]:
         query = parse(
             FunnelQuery,
             {
@@ -208,25 +210,24 @@ def funnel_page(
                 "breakdown": breakdown or None,
                 "from": start,
                 "to": to,
-            },  # fmt: skip
+            },
         )
         result = run_funnel(engine=engine, query=query, timezone=settings.timezone)
-    except InvalidInput as exc:
-        return failed(request, "funnel.html", context, exc)
-    labels = [f"{i + 1}. {s.label()}" for i, s in enumerate(query.steps)]
-    if query.breakdown in ("store_id", "profile.home_store_id"):
-        names = dict(vocab.stores)
-        for group in result.breakdown:
-            group.value = names.get(group.value, group.value)
-    context.update(
-        result=result,
-        labels=labels,
-        chart=charts.funnel_bars(result.steps, labels, t),
-        groups_chart=charts.funnel_groups(result.breakdown[:8], labels)
-        if result.breakdown
-        else None,
-    )
-    return page(request, "funnel.html", context)
+        labels = [f"{i + 1}. {s.label()}" for i, s in enumerate(query.steps)]
+        if query.breakdown in ("store_id", "profile.home_store_id"):
+            names = dict(vocab.stores)
+            for group in result.breakdown:
+                group.value = names.get(group.value, group.value)
+        return {
+            "result": result,
+            "labels": labels,
+            "chart": charts.funnel_bars(result.steps, labels, t),
+            "groups_chart": charts.funnel_groups(result.breakdown[:8], labels)
+            if result.breakdown
+            else None,
+        }
+
+    return answered(request, "funnel.html", context, answer)
 
 
 words({
@@ -258,8 +259,16 @@ def _step(event: str, channel: str, field: str) -> dict[str, Any]:
     return step_of(event, channel, "", "", "", field)
 
 
-def failed(request: Request, name: str, context: dict[str, Any], exc: InvalidInput) -> Response:
-    return page(request, name, {**context, "error": exc.message}, status_code=400)
+def answered(
+    request: Request, name: str, context: dict[str, Any], answer: Callable[[], dict[str, Any]]
+) -> Response:
+    """The page with what `answer` adds to its context (the result, its charts); a query the
+    analysis refuses is named on the page (400), the form kept to correct it."""
+    try:
+        context.update(answer())
+    except InvalidInput as exc:
+        return page(request, name, {**context, "error": exc.message}, status_code=400)
+    return page(request, name, context)
 
 
 @router.get("/analytics/retention")
@@ -286,7 +295,8 @@ def retention_page(
     }  # fmt: skip
     if not vocab.events:
         return page(request, "retention.html", context)
-    try:
+
+    def answer() -> dict[str, Any]:
         query = parse(
             RetentionQuery,
             {
@@ -297,13 +307,12 @@ def retention_page(
                 "breakdown": breakdown or None,
                 "from": start,
                 "to": to,
-            },  # fmt: skip
+            },
         )
         result = run_retention(engine=engine, query=query)
-    except InvalidInput as exc:
-        return failed(request, "retention.html", context, exc)
-    context.update(result=result, chart=charts.retention_heatmap(result, t))
-    return page(request, "retention.html", context)
+        return {"result": result, "chart": charts.retention_heatmap(result, t)}
+
+    return answered(request, "retention.html", context, answer)
 
 
 @router.get("/analytics/paths")
@@ -330,7 +339,8 @@ def paths_page(
     }  # fmt: skip
     if not vocab.events:
         return page(request, "paths.html", context)
-    try:
+
+    def answer() -> dict[str, Any]:
         query = parse(
             PathsQuery,
             {
@@ -342,10 +352,9 @@ def paths_page(
                 "channels": channels == "1",
                 "from": start,
                 "to": to,
-            },  # fmt: skip
+            },
         )
         result = run_paths(engine=engine, query=query, timezone=settings.timezone)
-    except InvalidInput as exc:
-        return failed(request, "paths.html", context, exc)
-    context.update(result=result, chart=charts.paths_sankey(result, t))
-    return page(request, "paths.html", context)
+        return {"result": result, "chart": charts.paths_sankey(result, t)}
+
+    return answered(request, "paths.html", context, answer)

@@ -16,9 +16,8 @@ from tsunagu.analytics.fans import fan_report, load_fan_rules
 from tsunagu.analytics.filters import parse
 from tsunagu.analytics.ltv_report import ltv_distribution
 from tsunagu.api.deps import SettingsDep, StoreDep
-from tsunagu.exceptions import InvalidInput
 from tsunagu.web import charts
-from tsunagu.web.analysis import failed, viewer
+from tsunagu.web.analysis import answered, viewer
 from tsunagu.web.i18n import translator, words, yen
 from tsunagu.web.session import Day, From, To, language, page
 
@@ -105,40 +104,45 @@ def channels_page(
     }  # fmt: skip
     if not vocab.events:
         return page(request, "channels.html", context)
-    try:
+
+    def answer() -> dict[str, Any]:
         query = parse(
             ChannelsQuery,
             {"from": start, "to": to, "ropo_days": ropo_days, "showrooming_days": showrooming_days},
         )
         result = run_channels(engine=engine, query=query, timezone=settings.timezone)
-    except InvalidInput as exc:
-        return failed(request, "channels.html", context, exc)
-    names = [t(f"ch_{s.segment}") for s in result.segments]
-    context.update(
-        result=result,
-        mix_chart=charts.shares(
-            names,
-            [
-                (t("ch_share_buyers"), [s.share_of_buyers for s in result.segments]),
-                (t("ch_share_revenue"), [s.share_of_revenue for s in result.segments]),
-            ],
-        ),
-        lift_charts={
-            by: charts.shares(
-                [context["names"].get(x.key, x.key) if by == "store" else x.key for x in lifts],
-                [(t("kpi_o2o"), [x.lift for x in lifts])],
-                axis=".1f",
-                hover=".2f",
-            )
-            for by, lifts in (("store", result.o2o_by_store), ("category", result.o2o_by_category))
-        },
-        rate_charts={
-            f"{kind}-{by}": _rates_chart(getattr(getattr(result, kind), f"by_{by}"), by, t, context)
-            for kind in ("ropo", "showrooming")
-            for by in ("store", "category")
-        },
-    )
-    return page(request, "channels.html", context)
+        names = [t(f"ch_{s.segment}") for s in result.segments]
+        return {
+            "result": result,
+            "mix_chart": charts.shares(
+                names,
+                [
+                    (t("ch_share_buyers"), [s.share_of_buyers for s in result.segments]),
+                    (t("ch_share_revenue"), [s.share_of_revenue for s in result.segments]),
+                ],
+            ),
+            "lift_charts": {
+                by: charts.shares(
+                    [context["names"].get(x.key, x.key) if by == "store" else x.key for x in lifts],
+                    [(t("kpi_o2o"), [x.lift for x in lifts])],
+                    axis=".1f",
+                    hover=".2f",
+                )
+                for by, lifts in (
+                    ("store", result.o2o_by_store),
+                    ("category", result.o2o_by_category),
+                )
+            },
+            "rate_charts": {
+                f"{kind}-{by}": _rates_chart(
+                    getattr(getattr(result, kind), f"by_{by}"), by, t, context
+                )
+                for kind in ("ropo", "showrooming")
+                for by in ("store", "category")
+            },
+        }
+
+    return answered(request, "channels.html", context, answer)
 
 
 def _rates_chart(rates: list[Rate], by: str, t: Any, context: dict[str, Any]) -> str:
@@ -170,33 +174,33 @@ def fans_page(
     assert day is not None
     compare_to = compare_to or day - timedelta(days=90)
     context.update(as_of=day, compare_to=compare_to)
-    try:
+
+    def answer() -> dict[str, Any]:
         rules = load_fan_rules(settings.data_dir)
         result = fan_report(engine=engine, rules=rules, as_of=day, compare_to=compare_to)
-    except InvalidInput as exc:
-        return failed(request, "fans.html", context, exc)
-    names = [lv.name if lang == "ja" else lv.name_en for lv in result.levels]
-    levels = [lv.level for lv in result.levels]
-    then = [t("fan_new"), *names] if 0 not in levels else names
-    rows = [0, *levels] if 0 not in levels else levels
-    cells = [
-        [sum(m.customers for m in result.movement if m.from_level == a and m.to_level == b)
-         for b in levels]
-        for a in rows
-    ]  # fmt: skip
-    context.update(
-        result=result,
-        names=names,
-        levels_chart=charts.shares(
-            names,
-            [
-                (t("fan_share"), [lv.share for lv in result.levels]),
-                (t("ch_share_revenue"), [lv.share_of_revenue for lv in result.levels]),
-            ],
-        ),
-        movement_chart=charts.movement(then, names, cells, t),
-    )
-    return page(request, "fans.html", context)
+        names = [lv.name if lang == "ja" else lv.name_en for lv in result.levels]
+        levels = [lv.level for lv in result.levels]
+        then = [t("fan_new"), *names] if 0 not in levels else names
+        rows = [0, *levels] if 0 not in levels else levels
+        cells = [
+            [sum(m.customers for m in result.movement if m.from_level == a and m.to_level == b)
+             for b in levels]
+            for a in rows
+        ]  # fmt: skip
+        return {
+            "result": result,
+            "names": names,
+            "levels_chart": charts.shares(
+                names,
+                [
+                    (t("fan_share"), [lv.share for lv in result.levels]),
+                    (t("ch_share_revenue"), [lv.share_of_revenue for lv in result.levels]),
+                ],
+            ),
+            "movement_chart": charts.movement(then, names, cells, t),
+        }
+
+    return answered(request, "fans.html", context, answer)
 
 
 @router.get("/analytics/ltv")
@@ -243,21 +247,21 @@ def assortment_page(
     }  # fmt: skip
     if not store_id:
         return page(request, "assortment.html", context)
-    try:
+
+    def answer() -> dict[str, Any]:
         query = parse(AssortmentQuery, {"store_id": store_id, "radius_km": radius_km, "days": days})
         result = assortment_report(store=store, query=query)
-    except InvalidInput as exc:
-        return failed(request, "assortment.html", context, exc)
-    cats = result.categories
-    context.update(
-        result=result,
-        chart=charts.shares(
-            [c.category for c in cats],
-            [
-                (t("as_demand"), [c.share_of_local_demand for c in cats]),
-                (t("as_sales"), [c.share_of_store_sales for c in cats]),
-                (t("as_stocked"), [c.share_of_stocked for c in cats]),
-            ],
-        ),
-    )
-    return page(request, "assortment.html", context)
+        cats = result.categories
+        return {
+            "result": result,
+            "chart": charts.shares(
+                [c.category for c in cats],
+                [
+                    (t("as_demand"), [c.share_of_local_demand for c in cats]),
+                    (t("as_sales"), [c.share_of_store_sales for c in cats]),
+                    (t("as_stocked"), [c.share_of_stocked for c in cats]),
+                ],
+            ),
+        }
+
+    return answered(request, "assortment.html", context, answer)
