@@ -3,27 +3,17 @@ due or waiting at it, what it sent and who left there, as ticks move customers a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
-
-from tests.activation.servers import line_api
-from tests.activation.test_journeys import Shop, _reachable
+from tests.activation import test_journeys
+from tests.activation.test_journeys import CART_FOLLOW_UP, Shop, _reachable
 from tsunagu.activation.journey_steps import StepCount, step_counts
 from tsunagu.activation.journeys import get_journey
-from tsunagu.config import Settings
 from tsunagu.events.normalize import normalize
-from tsunagu.store import Store, utcnow
+from tsunagu.store import utcnow
 
-
-@pytest.fixture
-def shop(sample_copy: Store, tmp_path: Path) -> Iterator[Shop]:
-    settings = Settings(data_dir=tmp_path / "data", quiet_hours="", cap_channel_day=0,
-                        cap_channel_week=0, cap_all_day=0, cap_all_week=0)  # fmt: skip
-    with line_api() as api:
-        yield Shop(sample_copy, settings, api)
+shop = test_journeys.shop
+"""The journeys' shop: the sample with a LINE API on loopback, no caps or quiet hours."""
 
 
 def _by_path(shop: Shop, jid: str) -> dict[tuple[int | str, ...], StepCount]:
@@ -32,13 +22,7 @@ def _by_path(shop: Shop, jid: str) -> dict[tuple[int | str, ...], StepCount]:
 
 def test_a_branching_journey_counts_each_branch(shop: Shop) -> None:
     a, b = _reachable(shop.store, 2)
-    jid = shop.journey({
-        "name": "閲覧フォロー", "control_share": 0, "channel": "line", "reentry": "once",
-        "trigger": {"event": {"event": "Product Viewed", "channel": "app"}},
-        "steps": [{"wait_for": {"event": "Product Added"}, "within": "1h",
-                   "then": [{"send": {"message": {"text": "カートに入れた方へ"}}}],
-                   "else": [{"send": {"message": {"text": "見ただけの方へ"}}}]}],
-    })  # fmt: skip
+    jid = shop.journey(CART_FOLLOW_UP)
     for pid in (a, b):
         shop.track(shop.member(pid), "Product Viewed", channel="app", sku="SKU-2")
     shop.tick(1)

@@ -65,6 +65,16 @@ class Shop:
         ))  # fmt: skip
 
 
+CART_FOLLOW_UP = {
+    "name": "閲覧フォロー", "control_share": 0, "channel": "line", "reentry": "once",
+    "trigger": {"event": {"event": "Product Viewed", "channel": "app"}},
+    "steps": [{"wait_for": {"event": "Product Added"}, "within": "1h",
+               "then": [{"send": {"message": {"text": "カートに入れた方へ"}}}],
+               "else": [{"send": {"message": {"text": "見ただけの方へ"}}}]}],
+}  # fmt: skip
+"""Views in the app wait an hour for a cart: one message if it came, another if not."""
+
+
 @pytest.fixture
 def shop(sample_copy: Store, tmp_path: Path) -> Iterator[Shop]:
     settings = Settings(data_dir=tmp_path / "data", quiet_hours="", cap_channel_day=0,
@@ -200,13 +210,7 @@ def test_post_purchase_follows_up_a_week_later(shop: Shop) -> None:
 
 def test_waiting_for_an_event_branches_on_it(shop: Shop) -> None:
     a, b = _reachable(shop.store, 2)
-    shop.journey({
-        "name": "閲覧フォロー", "control_share": 0, "channel": "line", "reentry": "once",
-        "trigger": {"event": {"event": "Product Viewed", "channel": "app"}},
-        "steps": [{"wait_for": {"event": "Product Added"}, "within": "1h",
-                   "then": [{"send": {"message": {"text": "カートに入れた方へ"}}}],
-                   "else": [{"send": {"message": {"text": "見ただけの方へ"}}}]}],
-    })  # fmt: skip
+    shop.journey(CART_FOLLOW_UP)
     for pid in (a, b):
         shop.track(shop.member(pid), "Product Viewed", channel="app", sku="SKU-2")
     shop.tick(1)
