@@ -39,6 +39,7 @@ from tsunagu.activation.journeys import (
     later,
     local_clock,
     local_day,
+    send_key,
 )
 from tsunagu.activation.sends import send_campaign
 from tsunagu.analytics.facts import ensure_fresh
@@ -438,9 +439,8 @@ class JourneyRunner:
             n = 0
             while run.profile_id in batches[(text, n)]:
                 n += 1
-            path = "/".join(map(str, run.path))
-            batches[(text, n)][run.profile_id] = (
-                f"{journey.journey_id}:{run.trigger_key}:{path}:{run.profile_id}"
+            batches[(text, n)][run.profile_id] = send_key(
+                journey.journey_id, run.trigger_key, run.path, run.profile_id
             )
         sent = 0
         for (text, _), keys in batches.items():

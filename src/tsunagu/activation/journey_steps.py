@@ -1,5 +1,6 @@
 """A journey's steps with their customers, read from the runs' state (`journey_runs`) and the
-sends the steps made (`sends`: a journey's send key names its run and step).
+sends the steps made (`sends`: a journey's send key, `journeys.send_key`, names its run and
+step).
 
 For each step, in the order the definition lists them (a branch's steps after the step that
 branches):

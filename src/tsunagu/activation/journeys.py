@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -382,6 +383,12 @@ def set_status(*, store: Store, journey_id: str, status: Literal["active", "paus
             [status, status, now, status, now, journey.journey_id],
         )
     return get_journey(store=store, journey_id=journey.journey_id)
+
+
+def send_key(journey_id: str, trigger_key: str, path: Sequence[int | str], profile_id: str) -> str:
+    """The key of a journey's send: one per journey, trigger, step and customer (a retry
+    finds it sent). journey_steps.py reads the step back from it."""
+    return f"{journey_id}:{trigger_key}:{'/'.join(map(str, path))}:{profile_id}"
 
 
 def local_day(moment: datetime, timezone: str) -> date:
