@@ -233,10 +233,6 @@ def _writer(session: Session) -> bool:
     return session.user.role in WRITERS
 
 
-def _stores(store: Store) -> list[tuple[str, str]]:
-    return store_names(store=store)
-
-
 def rule_kinds(rule: dict[str, Any]) -> list[str]:
     """What a segment's rule looks at (trait, event, consent, near), each once, in order."""
     found: list[str] = []
@@ -273,7 +269,7 @@ def segments(
                                                       for s in kept},
         "writer": _writer(session), "saved": saved, "traits": traits,
         "events": list(dict.fromkeys([*seen, *ECOMMERCE_EVENTS, *OMO_EVENTS])), "channels": [c.value for c in Channel],
-        "consents": CONSENTS, "stores": _stores(store),
+        "consents": CONSENTS, "stores": store_names(store=store),
     }  # fmt: skip
     return page(request, "segments.html", context)
 

@@ -69,7 +69,7 @@ def _screen(
 ) -> Response:
     """The screen for the customer `q` at the viewer's store, with what was just done or the
     reason it was refused."""
-    stores = _stores(store)
+    stores = store_names(store=store)
     here = _store_of(request, session, asked, stores)
     view = None
     status = status_of(error) if error else 200
@@ -94,7 +94,7 @@ def _acting(request: Request, store: Store, store_id: str, csrf: str) -> tuple[S
     """Who sent a form of the screen (its CSRF token checked) and the store they act for."""
     session = signed_in(request, STAFF)
     check_csrf(session, csrf)
-    return session, _store_of(request, session, store_id, _stores(store))
+    return session, _store_of(request, session, store_id, store_names(store=store))
 
 
 def _back(q: str, store_id: str, done: str) -> RedirectResponse:
@@ -145,7 +145,3 @@ def staff_pickup(
     except TsunaguError as exc:
         return _screen(request, store, settings, session, here, q, error=exc)
     return _back(q, here, "picked_up")
-
-
-def _stores(store: Store) -> list[Any]:
-    return store_names(store=store)
