@@ -36,7 +36,7 @@ def test_jsonl_import_rejects_bad_lines_and_keeps_the_rest(store: Store, tmp_pat
     with open(result.rejects_file or "", encoding="utf-8") as fh:
         rejects = {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
     assert set(rejects) == {2, 4, 5, 8}
-    assert rejects[2].startswith("not valid JSON")
+    assert rejects[2].startswith("message: not valid JSON")
     assert rejects[4] == "event: required"
     assert "32 KB" in rejects[8]
     assert store.scalar("SELECT count(*) FROM events") == 2

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from tsunagu.events.normalize import MAX_EVENT_BYTES, content_message_id, normalize
+from tsunagu.events.normalize import MAX_EVENT_BYTES, EventRow, content_message_id, normalize
 from tsunagu.exceptions import InvalidEvent, PayloadTooLarge
+from tsunagu.store import Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -62,12 +63,38 @@ def test_unknown_channel_is_refused_naming_the_field() -> None:
     assert info.value.field == "context.channel"
 
 
-def test_timestamp_given_is_used_and_stored_as_utc() -> None:
+def stored_raw(store: Store, row: EventRow) -> dict:  # type: ignore[type-arg]
+    store.insert_events([row])
+    raw = store.scalar("SELECT raw FROM events WHERE message_id = ?", [row.message_id])
+    return orjson.loads(raw)  # type: ignore[no-any-return]
+
+
+def test_timestamp_given_is_used_and_stored_as_utc(store: Store) -> None:
     row = norm(
         {"type": "track", "event": "e", "userId": "u", "timestamp": "2026-03-01T09:00:00+09:00"}
     )
     assert row.timestamp == datetime(2026, 3, 1, 0, 0)
-    assert orjson.loads(row.raw)["timestamp"] == "2026-03-01T00:00:00Z"
+    assert stored_raw(store, row)["timestamp"] == "2026-03-01T00:00:00Z"
+
+
+def test_stored_message_has_what_was_resolved_and_everything_sent(store: Store) -> None:
+    sent = {
+        "event": "Store Visited",
+        "anonymousId": "a1",
+        "originalTimestamp": "2026-03-01T11:00:00.25Z",
+        "properties": {"store_id": 7, "カラー": "紺"},
+        "context": {"channel": "LINE", "custom": {"x": [1, None]}},
+        "vendor": None,
+    }
+    raw = stored_raw(store, norm(sent, default_type="track"))
+    assert raw == {
+        **sent,
+        "type": "track",
+        "messageId": content_message_id(sent),
+        "timestamp": "2026-03-01T11:00:00.250000Z",
+        "receivedAt": "2026-03-01T12:00:00Z",
+        "context": {"channel": "line", "custom": {"x": [1, None]}},
+    }
 
 
 def test_missing_timestamp_is_corrected_for_device_clock_skew() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import Counter
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,9 +24,11 @@ from tsunagu.api.errors import error_body
 from tsunagu.events.collector import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
+    Batch,
     Rejection,
+    decode_batch,
     decode_body,
-    messages_of_batch,
+    inflate,
     validate_messages,
 )
 from tsunagu.events.model import MESSAGE_TYPES
@@ -70,10 +73,18 @@ async def _collect(
 ) -> Response:
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
     body = await _read_body(request, limit)
-    payload, size = decode_body(body, encoding=request.headers.get("content-encoding"), limit=limit)
-    key = _basic_user(request.headers.get("authorization"))
-    if key is None and isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
-        key = payload["writeKey"]
+    encoding = request.headers.get("content-encoding")
+    batch: Batch | None = None
+    payload: Any = None
+    if kind is None:
+        batch = decode_batch(inflate(body, encoding=encoding, limit=limit))
+        key = batch.write_key
+    else:
+        payload = decode_body(body, encoding=encoding, limit=limit)
+        key = payload.get("writeKey") if isinstance(payload, dict) else None
+    key = _basic_user(request.headers.get("authorization")) or (
+        key if isinstance(key, str) else None
+    )
     source = keys.authenticate(key)
     origin = request.headers.get("origin")
     if origin is not None and not source.allows(origin):
@@ -87,8 +98,9 @@ async def _collect(
     request.state.cors_origin = origin
 
     received_at = utcnow()
-    if kind is None:
-        messages, sent_at = messages_of_batch(payload)
+    messages: list[Any]
+    if batch is not None:
+        messages, sent_at = batch.messages, batch.sent_at
     else:
         if not isinstance(payload, dict):
             raise InvalidEvent("body: must be a JSON object", field="body")
@@ -96,7 +108,7 @@ async def _collect(
         message = {k: v for k, v in payload.items() if k != "writeKey"}
         messages, sent_at = [{**message, "type": kind}], None
     rows, rejected = validate_messages(
-        messages, source=source.name, received_at=received_at, sent_at=sent_at, body_size=size,
+        messages, source=source.name, received_at=received_at, sent_at=sent_at,
         link_secret=request.app.state.link_secret,
     )  # fmt: skip
     await collector.write(rows)

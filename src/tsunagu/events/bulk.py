@@ -1,6 +1,7 @@
 """Bulk event import: Segment messages from JSONL, or flat rows from CSV / Parquet.
 
-Every message goes through the same `normalize()` as the collector. Messages are committed in
+Every message goes through the same rules as the collector (`message_row`; a JSONL line is read
+as it is, a CSV or Parquet row as the message it makes). Messages are committed in
 batches; a messageId stored before (by an earlier import or the collector) is skipped, so
 importing a file twice adds nothing. Rejected lines go to `FILE.rejects.csv`.
 """
@@ -24,7 +25,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from tsunagu.events.normalize import EventRow, normalize
+from tsunagu.events.normalize import EventRow, message_row, normalize
 from tsunagu.exceptions import InvalidInput, TsunaguError
 from tsunagu.store import Store, utcnow
 from tsunagu.store.db import events_table
@@ -174,23 +175,21 @@ def normalize_chunk(
     rejected: list[tuple[int, str, str]] = []
     with gc_paused():
         for number, _, raw, error in items:
-            if error is None and isinstance(raw, bytes):
-                try:
-                    raw = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    error = f"not valid JSON ({exc})"
-                    raw = raw.decode("utf-8", errors="replace").strip()
             if error is None:
                 try:
-                    rows.append(normalize(raw, received_at=received_at, source=source))
+                    if isinstance(raw, bytes):  # a JSONL line, read as it is
+                        rows.append(
+                            message_row(raw.strip(), received_at=received_at, source=source)
+                        )
+                    else:
+                        rows.append(normalize(raw, received_at=received_at, source=source))
                     continue
                 except TsunaguError as exc:
                     error = exc.message
-            text = (
-                raw
-                if isinstance(raw, str)
-                else orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-            )
+            if isinstance(raw, bytes):
+                text = raw.decode("utf-8", errors="replace").strip()
+            else:
+                text = orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
             rejected.append((number, error, text[:2000]))
         return events_table(rows), rejected
 

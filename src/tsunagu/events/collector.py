@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from tsunagu.activation import links
-from tsunagu.events.normalize import EventRow, normalize
+from tsunagu.events.normalize import EventRow, message_row, normalize
 from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
 from tsunagu.store import Store
 
@@ -36,11 +37,8 @@ class Rejection:
     message: str
 
 
-def decode_body(body: bytes, *, encoding: str | None, limit: int) -> tuple[Any, int]:
-    """Decompress (gzip) and parse a request body, refusing more than `limit` bytes of JSON.
-
-    Returns the parsed JSON and its size in bytes.
-    """
+def inflate(body: bytes, *, encoding: str | None, limit: int) -> bytes:
+    """The request body decompressed (gzip), refusing more than `limit` bytes of JSON."""
     if encoding and encoding.lower() == "gzip":
         inflater = zlib.decompressobj(wbits=31)
         try:
@@ -55,8 +53,14 @@ def decode_body(body: bytes, *, encoding: str | None, limit: int) -> tuple[Any, 
         )
     if len(body) > limit:
         raise PayloadTooLarge(f"body: larger than {limit // 1024} KB", field="body")
+    return body
+
+
+def decode_body(body: bytes, *, encoding: str | None, limit: int) -> Any:
+    """A request body (maybe gzip) parsed, refusing more than `limit` bytes of JSON."""
+    data = inflate(body, encoding=encoding, limit=limit)
     try:
-        return orjson.loads(body), len(body)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"body: not valid JSON ({exc})", field="body") from None
 
@@ -80,53 +84,107 @@ def _parse_time(value: Any, field_name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def messages_of_batch(payload: Any) -> tuple[list[Any], datetime | None]:
-    """The messages of a /v1/batch body and its sentAt, checked against Segment's limits."""
-    if not isinstance(payload, dict):
-        raise InvalidEvent("body: must be a JSON object", field="body")
-    batch = payload.get("batch")
-    if not isinstance(batch, list):
+class _Envelope(msgspec.Struct, rename={"sent_at": "sentAt", "write_key": "writeKey"}):
+    """A /v1/batch body; each message is kept as its JSON bytes, read by the rules one by one."""
+
+    batch: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    sent_at: Any = None
+    context: Any = None
+    write_key: Any = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+@dataclass(slots=True)
+class Batch:
+    """A /v1/batch body: its messages (JSON bytes, or objects when the batch's own context had
+    to be merged into each), its sentAt and the write key it carries, if any."""
+
+    messages: list[bytes] | list[Any]
+    sent_at: datetime | None
+    write_key: str | None
+
+
+def decode_batch(data: bytes) -> Batch:
+    """A /v1/batch body read and checked against Segment's limits; the messages are not read
+    yet (`validate_messages` does, one by one, so one bad message rejects only itself)."""
+    try:
+        data.decode()  # the messages' text is checked here once, not by each reader
+        envelope = _ENVELOPE.decode(data)
+    except msgspec.ValidationError as exc:
+        if "`$.batch" in str(exc):
+            raise InvalidEvent("batch: must be a list of messages", field="batch") from None
+        raise InvalidEvent("body: must be a JSON object", field="body") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidEvent(f"body: not valid JSON ({exc})", field="body") from None
+    batch = envelope.batch
+    if batch is msgspec.UNSET:
         raise InvalidEvent("batch: must be a list of messages", field="batch")
     if len(batch) > MAX_BATCH_EVENTS:
         raise PayloadTooLarge(
             f"batch: {len(batch)} messages, more than {MAX_BATCH_EVENTS}", field="batch"
         )
-    sent_at = _parse_time(payload.get("sentAt"), "sentAt")
-    context = payload.get("context")
+    sent_at = _parse_time(envelope.sent_at, "sentAt")
+    key = envelope.write_key if isinstance(envelope.write_key, str) else None
+    context = envelope.context
     if isinstance(context, dict) and context:
         # Batch-level context fills in what a message's own context leaves out.
-        batch = [
-            {**m, "context": {**context, **(m.get("context") or {})}}
-            if isinstance(m, dict) and isinstance(m.get("context") or {}, dict)
-            else m  # a message whose context is not an object is rejected on its own
-            for m in batch
-        ]
-    return batch, sent_at
+        return Batch([_with_context(m, context) for m in batch], sent_at, key)
+    return Batch([bytes(m) for m in batch], sent_at, key)
+
+
+def _with_context(raw: msgspec.Raw, context: dict[str, Any]) -> Any:
+    try:
+        message = _loads(bytes(raw))
+    except InvalidEvent as exc:
+        return exc  # rejected on its own
+    if isinstance(message, dict) and isinstance(message.get("context") or {}, dict):
+        return {**message, "context": {**context, **(message.get("context") or {})}}
+    return message  # a message whose context is not an object is rejected on its own
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"message: not valid JSON ({exc})", field="message") from None
 
 
 def validate_messages(
-    messages: list[Any],
+    messages: list[bytes] | list[Any],
     *,
     source: str,
     received_at: datetime,
     sent_at: datetime | None = None,
     default_type: str | None = None,
-    body_size: int | None = None,
     link_secret: bytes | None = None,
 ) -> tuple[list[EventRow], list[Rejection]]:
-    """Normalise each message; the invalid ones come back as rejections with their index.
+    """Each message's row (a message is its JSON bytes, or an object); the invalid ones come
+    back as rejections with their index.
 
-    `body_size`: the decoded request size; when no larger than one message may be, no message
-    can be over the limit and measuring each one is skipped. With `link_secret`, a page that
-    carries a valid token of a link tsunagu sent gets the customer's identifier and adds a
-    "Message Clicked" (activation/links.py).
+    With `link_secret`, a page that carries a valid token of a link tsunagu sent gets the
+    customer's identifier and adds a "Message Clicked" (activation/links.py).
     """
     rows: list[EventRow] = []
     rejected: list[Rejection] = []
-    small = body_size is not None and body_size <= MAX_MESSAGE_BYTES
     for index, raw in enumerate(messages):
         try:
-            size = 0 if small else _encoded_size(raw)
+            if isinstance(raw, bytes):
+                if link_secret is None or links.PARAM.encode() + b"=" not in raw:
+                    rows.append(
+                        message_row(
+                            raw,
+                            received_at=received_at,
+                            source=source,
+                            batch_sent_at=sent_at,
+                            default_type=default_type,
+                        )
+                    )
+                    continue
+                raw = _loads(raw)  # a link's token, maybe: read it as an object
+            elif isinstance(raw, InvalidEvent):
+                raise raw
             if link_secret is not None and (token := links.token_in(raw)) is not None:
                 raw, clicked = _clicked(raw, token, link_secret)
                 if clicked is not None:
@@ -138,7 +196,6 @@ def validate_messages(
                     source=source,
                     batch_sent_at=sent_at,
                     default_type=default_type,
-                    size=size,
                 )
             )
         except TsunaguError as exc:
@@ -164,13 +221,6 @@ def _clicked(raw: Any, text: str, secret: bytes) -> tuple[Any, dict[str, Any] | 
         properties={"send_key": token.send_key},
     )
     return linked, clicked
-
-
-def _encoded_size(raw: Any) -> int:
-    try:
-        return len(orjson.dumps(raw))
-    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
-        raise InvalidEvent(f"message: cannot be stored ({exc})", field="message") from None
 
 
 class Collector:

@@ -7,18 +7,10 @@ level, because retailers send what their systems have and a later analysis may n
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from msgspec import UNSET, Struct, UnsetType
 
 
 class Channel(StrEnum):
@@ -101,100 +93,63 @@ RETAILER_EVENTS: tuple[str, ...] = (
 """What the retailer did to a customer (sent, issued) or saw of it (an open, by a pixel or
 the LINE platform): in analytics, but not a visit of the customer's in a campaign report."""
 
-MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 MESSAGE_TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
 
+# The message as read from its JSON (msgspec: decoded straight from the bytes, in C). Only what a
+# rule needs is declared; every other key, at every level, is skipped here and kept in the stored
+# JSON. The checks that depend on the type (events/normalize.py) are made on these fields.
 
-def _id_to_str(value: Any) -> Any:
-    # Segment's clients accept numeric ids and send them as JSON numbers.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
+Id = str | int | float | None
+"""Segment's clients accept numeric ids and send them as JSON numbers."""
+
+Time = str | int | float | None
+"""ISO 8601 text as sent (or a Unix time); parsed by the rules."""
 
 
-# The length bound applies to the string only: null and "" are "absent", not errors.
-Id = Annotated[
-    Annotated[str, StringConstraints(max_length=1024)] | None, BeforeValidator(_id_to_str)
-]
+class Traits(Struct):
+    """The identifiers a traits object may carry besides userId and anonymousId."""
+
+    email: Any = UNSET
+    phone: Any = UNSET
+    line_user_id: Any = UNSET
+    member_card: Any = UNSET
 
 
-class _Message(BaseModel):
-    """Fields every Segment message shares."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    type: MessageType
-    message_id: Id = Field(default=None, alias="messageId")
-    user_id: Id = Field(default=None, alias="userId")
-    anonymous_id: Id = Field(default=None, alias="anonymousId")
-    timestamp: datetime | None = None
-    original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
-    sent_at: datetime | None = Field(default=None, alias="sentAt")
-    context: dict[str, Any] = Field(default_factory=dict)
-    integrations: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _needs_an_identity(self) -> _Message:
-        if self.user_id is None and self.anonymous_id is None:
-            raise ValueError("userId or anonymousId is required")
-        return self
+class Properties(Struct):
+    store_id: Any = UNSET
+    url: Any = None  # a tracked link's token may be in the page's URL (activation/links.py)
+    search: Any = None
 
 
-class Track(_Message):
-    type: Literal["track"] = "track"
-    event: Annotated[str, Field(min_length=1, max_length=256)]
-    properties: dict[str, Any] = Field(default_factory=dict)
+class Context(Struct, frozen=True):
+    channel: Any = None
+    store_id: Any = None
+    device: Any = UNSET  # present (whatever it holds): sent by an app
+    app: Any = UNSET
+    traits: Traits | None = None
+    page: Any = None
 
 
-class Identify(_Message):
-    type: Literal["identify"] = "identify"
-    traits: dict[str, Any] = Field(default_factory=dict)
+class Message(Struct, rename={
+    "message_id": "messageId", "user_id": "userId", "anonymous_id": "anonymousId",
+    "original_timestamp": "originalTimestamp", "sent_at": "sentAt", "group_id": "groupId",
+    "previous_id": "previousId",
+}):  # fmt: skip
+    """Fields of every Segment message type; which are required, or read, depends on `type`."""
 
-
-class Page(_Message):
-    type: Literal["page"] = "page"
-    name: str | None = Field(default=None, max_length=256)
-    category: str | None = Field(default=None, max_length=256)
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-
-class Screen(_Message):
-    type: Literal["screen"] = "screen"
-    name: str | None = Field(default=None, max_length=256)
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-
-class Group(_Message):
-    type: Literal["group"] = "group"
-    group_id: Annotated[str, BeforeValidator(_id_to_str), Field(alias="groupId", max_length=1024)]
-    traits: dict[str, Any] = Field(default_factory=dict)
-
-
-class Alias(_Message):
-    type: Literal["alias"] = "alias"
-    previous_id: Annotated[
-        str, BeforeValidator(_id_to_str), Field(alias="previousId", max_length=1024)
-    ]
-
-    @model_validator(mode="after")
-    def _alias_needs_user_id(self) -> Alias:
-        if self.user_id is None:
-            raise ValueError("userId is required")
-        return self
-
-
-Message = Track | Identify | Page | Screen | Group | Alias
-
-MODELS: dict[str, type[_Message]] = {
-    "track": Track,
-    "identify": Identify,
-    "page": Page,
-    "screen": Screen,
-    "group": Group,
-    "alias": Alias,
-}
+    type: str | UnsetType = UNSET
+    message_id: Id = None
+    user_id: Id = None
+    anonymous_id: Id = None
+    timestamp: Time = None
+    original_timestamp: Time = None
+    sent_at: Time = None
+    context: Context = Context()
+    integrations: dict[str, Any] = {}
+    event: Any = UNSET  # track
+    name: Any = None  # page, screen
+    category: Any = None  # page
+    properties: Properties | None | UnsetType = UNSET  # track, page, screen
+    traits: Traits | None | UnsetType = UNSET  # identify, group
+    group_id: Id = None  # group
+    previous_id: Id = None  # alias

@@ -1,22 +1,27 @@
-"""Turn a raw Segment message into the row the events table stores.
+"""Turn a Segment message into the row the events table stores.
 
-Every input path (collector, JSONL/CSV/Parquet import, POS import) ends here, so an event
-means the same whichever way it arrived.
+Every input path (collector, JSONL/CSV/Parquet import, the messages tsunagu records itself) ends
+in `message_row`, so an event means the same whichever way it arrived. The message is read from
+its JSON bytes by msgspec (events/model.py declares only what a rule reads, and the rest is
+skipped in C), and the row keeps the bytes as sent: the insert writes the resolved fields
+(type, messageId, timestamp, receivedAt, context.channel) into the stored JSON
+(store/db.py `STORED_RAW`), so the message never goes through Python dicts on the way in.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from tsunagu.events.model import CHANNELS, MESSAGE_TYPES, MODELS, _Message
+from tsunagu.events.model import CHANNELS, MESSAGE_TYPES, Context, Message, Traits
 from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -75,20 +80,17 @@ class EventRow(NamedTuple):
     line_user_id: str | None
     member_card: str | None
     previous_id: str | None  # alias
-    raw: bytes  # UTF-8 JSON; bytes go into Arrow without re-encoding
+    raw: bytes  # the message as sent, UTF-8 JSON (the insert adds the resolved fields)
 
 
-_ABSENT = object()
-
-
-def _attr(msg: _Message, name: str) -> Any:
-    """`getattr(msg, name, None)` without pydantic's slow path for a name the model lacks: a
-    declared field, else an extra key the message sent, else None."""
-    value = msg.__dict__.get(name, _ABSENT)
-    if value is _ABSENT:
-        extra = msg.__pydantic_extra__
-        return extra.get(name) if extra else None
-    return value
+_DECODER = msgspec.json.Decoder(Message)
+_LENIENT_TIME = TypeAdapter(datetime)
+_ID_LIMIT = 1024
+_NAME_LIMIT = 256
+_DEPTH_LIMIT = 255
+"""Nesting orjson writes (the pages and API that return a message's JSON use it)."""
+_WITH_PROPERTIES = frozenset(("track", "page", "screen"))
+_WITH_TRAITS = frozenset(("identify", "group"))
 
 
 def _utc(value: datetime) -> datetime:
@@ -97,25 +99,65 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _field_of(error: Mapping[str, Any]) -> str:
-    loc = [str(part) for part in error.get("loc", ())]
-    if loc:
-        return ".".join(loc)
-    # Model-level checks (identity present) carry no location; their message names it.
-    return "userId" if "userId" in str(error.get("msg", "")) else "message"
+def _invalid(exc: msgspec.ValidationError) -> InvalidEvent:
+    """msgspec's "Expected `str | null`, got `int` - at `$.context.channel`" as
+    "context.channel: expected `str | null`, got `int`"."""
+    text, _, where = str(exc).partition(" - at `$")
+    field = where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "") or "message"
+    if not where and text.startswith("Expected `object`"):
+        return InvalidEvent("message: must be a JSON object", field="message")
+    return InvalidEvent(f"{field}: {text[:1].lower()}{text[1:]}", field=field)
 
 
-def _validation_error(exc: ValidationError) -> InvalidEvent:
-    first = exc.errors(include_url=False)[0]
-    field = _field_of(first)
-    reason = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    if first.get("type") == "missing":
-        reason = "required"
-    return InvalidEvent(f"{field}: {reason}", field=field)
+def _id(value: str | int | float | None, field: str, *, required: bool = False) -> str | None:
+    """An identifier as text: numbers become strings, blanks are absent, 1,024 characters at
+    most."""
+    if isinstance(value, str):
+        value = value.strip() or None
+    elif value is not None:
+        value = str(value)
+    if value is None:
+        if required:
+            raise InvalidEvent(f"{field}: required", field=field)
+        return None
+    if len(value) > _ID_LIMIT:
+        raise InvalidEvent(f"{field}: longer than {_ID_LIMIT} characters", field=field)
+    return value
 
 
-def _channel(msg: _Message, context: dict[str, Any], properties: dict[str, Any]) -> str:
-    given = context.get("channel")
+def _name(value: Any, field: str, *, required: bool = False) -> str | None:
+    if value is None or value is msgspec.UNSET:
+        if required:
+            raise InvalidEvent(f"{field}: required", field=field)
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{field}: must be a string", field=field)
+    if required and not value:
+        raise InvalidEvent(f"{field}: must not be empty", field=field)
+    if len(value) > _NAME_LIMIT:
+        raise InvalidEvent(f"{field}: longer than {_NAME_LIMIT} characters", field=field)
+    return value
+
+
+def _time(value: str | int | float | None, field: str) -> datetime | None:
+    """ISO 8601 text (Python's reading, in C), else what pydantic reads as a time (Unix
+    seconds or milliseconds, odd spellings); aware, in UTC."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return _utc(datetime.fromisoformat(value))
+    except ValueError:
+        pass
+    try:
+        return _utc(_LENIENT_TIME.validate_python(value))
+    except ValidationError:
+        raise InvalidEvent(f"{field}: {value!r} is not an ISO 8601 time", field=field) from None
+
+
+def _channel(kind: str, context: Context, store_id: Any) -> str:
+    """context.channel, else a store's when properties name one, else app or web."""
+    given = context.channel
     if isinstance(given, str) and given:
         lowered = given.strip().lower()
         if lowered in CHANNELS:
@@ -129,15 +171,14 @@ def _channel(msg: _Message, context: dict[str, Any], properties: dict[str, Any])
             )
     elif given is not None:
         raise InvalidEvent("context.channel: must be a string", field="context.channel")
-    if properties.get("store_id") not in (None, ""):
+    if store_id not in (None, "", msgspec.UNSET):
         return "store"
-    if msg.type == "screen" or "device" in context or "app" in context:
+    if kind == "screen" or context.device is not msgspec.UNSET or context.app is not msgspec.UNSET:
         return "app"
     return "web"
 
 
-def _store_id(properties: dict[str, Any], context: dict[str, Any]) -> str | None:
-    value = properties.get("store_id", context.get("store_id"))
+def _store_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -146,14 +187,15 @@ def _store_id(properties: dict[str, Any], context: dict[str, Any]) -> str | None
 
 
 def _resolve_timestamp(
-    msg: _Message, received_at: datetime, batch_sent_at: datetime | None
+    msg: Message, received_at: datetime, batch_sent_at: datetime | None
 ) -> datetime:
     """Segment's rule: the given timestamp, else correct the device clock by sentAt."""
-    if msg.timestamp is not None:
-        return _utc(msg.timestamp)
-    sent_at = msg.sent_at or batch_sent_at
-    if msg.original_timestamp is not None:
-        original = _utc(msg.original_timestamp)
+    timestamp = _time(msg.timestamp, "timestamp")
+    if timestamp is not None:
+        return timestamp
+    sent_at = _time(msg.sent_at, "sentAt") or batch_sent_at
+    original = _time(msg.original_timestamp, "originalTimestamp")
+    if original is not None:
         if sent_at is not None:
             return received_at - (_utc(sent_at) - original)
         return original
@@ -161,10 +203,10 @@ def _resolve_timestamp(
 
 
 @lru_cache(maxsize=8)
-def _received_forms(received_at: datetime) -> tuple[datetime, datetime, str]:
-    """Aware, naive and ISO forms of a receipt time; a batch shares one, so compute it once."""
+def _received_forms(received_at: datetime) -> tuple[datetime, datetime]:
+    """Aware and naive forms of a receipt time; a batch shares one, so compute it once."""
     aware = _utc(received_at)
-    return aware, aware.replace(tzinfo=None), aware.isoformat().replace("+00:00", "Z")
+    return aware, aware.replace(tzinfo=None)
 
 
 def content_message_id(raw: dict[str, Any]) -> str:
@@ -175,7 +217,7 @@ def content_message_id(raw: dict[str, Any]) -> str:
 
 @contextmanager
 def _bad_message_not_server() -> Iterator[None]:
-    """Times past the calendar's ends, JSON nested deeper than can be stored, ...: the message
+    """Times past the calendar's ends, JSON nested deeper than can be read, ...: the message
     is bad, never the server."""
     try:
         yield
@@ -193,42 +235,98 @@ def normalize(
     source: str,
     batch_sent_at: datetime | None = None,
     default_type: str | None = None,
-    size: int | None = None,
 ) -> EventRow:
-    """Validate one raw message and return its row.
+    """Validate one message given as a dict and return its row (`message_row` of its JSON).
 
     Raises:
         InvalidEvent: naming the field and the reason.
         PayloadTooLarge: the message is over Segment's 32 KB.
     """
+    if not isinstance(raw, dict):
+        raise InvalidEvent("message: must be a JSON object", field="message")
+    try:
+        data = orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes, a NaN, ...
+        raise InvalidEvent(f"message: cannot be stored ({exc})", field="message") from None
+    return message_row(
+        data,
+        received_at=received_at,
+        source=source,
+        batch_sent_at=batch_sent_at,
+        default_type=default_type,
+    )
+
+
+def message_row(
+    data: bytes,
+    *,
+    received_at: datetime,
+    source: str,
+    batch_sent_at: datetime | None = None,
+    default_type: str | None = None,
+) -> EventRow:
+    """Validate one message, its JSON as sent, and return its row.
+
+    Raises:
+        InvalidEvent: naming the field and the reason.
+        PayloadTooLarge: the message is over Segment's 32 KB.
+    """
+    if len(data) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge("message: larger than 32 KB", field="message")
     with _bad_message_not_server():
-        return _normalize(raw, received_at, source, batch_sent_at, default_type, size)
+        try:
+            data.decode()  # msgspec checks the text of the fields it reads, not of the rest
+            if data.count(b"{") + data.count(b"[") > _DEPTH_LIMIT:
+                orjson.dumps(orjson.loads(data))  # as deep as the readers of raw can write?
+            msg = _DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+            raise InvalidEvent(f"message: not valid JSON ({exc})", field="message") from None
+        except orjson.JSONEncodeError as exc:
+            raise InvalidEvent(f"message: cannot be stored ({exc})", field="message") from None
+        return _row(msg, data, received_at, source, batch_sent_at, default_type)
 
 
-def _normalize(
-    raw: Any,
+def _row(
+    msg: Message,
+    data: bytes,
     received_at: datetime,
     source: str,
     batch_sent_at: datetime | None,
     default_type: str | None,
-    size: int | None,
 ) -> EventRow:
-    if not isinstance(raw, dict):
-        raise InvalidEvent("message: must be a JSON object", field="message")
-    kind = raw.get("type", default_type)
+    kind = msg.type if msg.type is not msgspec.UNSET else default_type
     if kind is None:
         raise InvalidEvent("type: type is required", field="type")
     if kind not in MESSAGE_TYPES:
         raise InvalidEvent(f"type: {kind!r} is not one of {', '.join(MESSAGE_TYPES)}", field="type")
-    encoded = orjson.dumps(raw) if size is None else None
-    if (size if size is not None else len(encoded or b"")) > MAX_EVENT_BYTES:
-        raise PayloadTooLarge("message: larger than 32 KB", field="message")
-    try:
-        msg = MODELS[kind].model_validate(raw if "type" in raw else {**raw, "type": kind})
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
+    user_id = _id(msg.user_id, "userId", required=kind == "alias")
+    anonymous_id = _id(msg.anonymous_id, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise InvalidEvent("userId: userId or anonymousId is required", field="userId")
+    message_id = _id(msg.message_id, "messageId") or content_message_id(orjson.loads(data))
 
-    received_at, received_naive, received_iso = _received_forms(received_at)
+    event: str | None = None
+    properties = msg.properties
+    traits = msg.traits
+    if kind in _WITH_PROPERTIES:
+        if properties is None:
+            raise InvalidEvent("properties: must be an object", field="properties")
+        if kind == "track":
+            event = _name(msg.event, "event", required=True)
+        else:
+            event = _name(msg.name, "name")
+            if kind == "page":
+                _name(msg.category, "category")
+    elif kind in _WITH_TRAITS:
+        if traits is None:
+            raise InvalidEvent("traits: must be an object", field="traits")
+        if kind == "group":
+            _id(msg.group_id, "groupId", required=True)
+    previous_id = _id(msg.previous_id, "previousId", required=True) if kind == "alias" else None
+
+    received_at, received_naive = _received_forms(received_at)
     timestamp = _resolve_timestamp(msg, received_at, batch_sent_at)
     if timestamp < EARLIEST or timestamp > received_at + FUTURE_SLACK:
         raise InvalidEvent(
@@ -236,43 +334,40 @@ def _normalize(
             field="timestamp",
         )
     context = msg.context
-    properties: dict[str, Any] = _attr(msg, "properties") or {}
-    channel = _channel(msg, context, properties)
-    store_id = _store_id(properties, context)
+    given_store = properties.store_id if properties else msgspec.UNSET
+    channel = _channel(kind, context, given_store)
+    store_id = _store_id(context.store_id if given_store is msgspec.UNSET else given_store)
 
-    stored = dict(raw)
-    stored["type"] = kind
-    message_id = msg.message_id or content_message_id(raw)
-    stored["messageId"] = message_id
-    stored["timestamp"] = timestamp.isoformat().replace("+00:00", "Z")
-    stored["receivedAt"] = received_iso
-    stored["context"] = {**context, "channel": channel}
-
-    event = _attr(msg, "event") or _attr(msg, "name")
-    traits = _attr(msg, "traits") or {}
-    context_traits = context.get("traits")
-    if isinstance(context_traits, dict) and context_traits:
-        traits = {**context_traits, **traits}
-    device = context.get("device")
+    device = context.device
     return EventRow(
         message_id=message_id,
         type=kind,
         event=event,
-        user_id=msg.user_id,
-        anonymous_id=msg.anonymous_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
         channel=channel,
         store_id=store_id,
         timestamp=timestamp.replace(tzinfo=None),
         received_at=received_naive,
         source=source,
         device_id=_text(device.get("id")) if isinstance(device, dict) else None,
-        email=_text(traits.get("email")),
-        phone=_text(traits.get("phone")),
-        line_user_id=_text(traits.get("line_user_id")),
-        member_card=_text(traits.get("member_card")),
-        previous_id=_attr(msg, "previous_id"),
-        raw=orjson.dumps(stored),
+        email=_trait(traits, context.traits, "email"),
+        phone=_trait(traits, context.traits, "phone"),
+        line_user_id=_trait(traits, context.traits, "line_user_id"),
+        member_card=_trait(traits, context.traits, "member_card"),
+        previous_id=previous_id,
+        raw=data,
     )
+
+
+def _trait(
+    traits: Traits | None | msgspec.UnsetType, context: Traits | None, name: str
+) -> str | None:
+    """An identifier of the message's traits, else of context.traits (identify traits win)."""
+    value = getattr(traits, name) if isinstance(traits, Traits) else msgspec.UNSET
+    if value is msgspec.UNSET and context is not None:
+        value = getattr(context, name)
+    return _text(value)
 
 
 def _text(value: Any) -> str | None:

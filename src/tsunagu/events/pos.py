@@ -384,7 +384,7 @@ def import_pos(
             "SELECT sum(lines) FROM _receipts WHERE order_key IN (SELECT message_id FROM _seen)",
         )
         step("storing events")
-        store.insert_new_events(cur, "_pos_events", stored)
+        store.insert_new_events(cur, "_pos_events", stored, as_sent=False)
         result.read = staged.rows + len(staged.malformed)
         result.rejected = write_rejects(
             cur,

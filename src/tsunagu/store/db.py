@@ -52,18 +52,36 @@ _EVENT_SCHEMA = pa.schema(
     ]
 )
 
+
+def _iso(column: str) -> str:
+    """A UTC time as Python's isoformat writes it, with Z: fractions only when there are any."""
+    return (
+        f"CASE WHEN epoch_us({column}) % 1000000 = 0 THEN strftime({column}, '%Y-%m-%dT%H:%M:%SZ') "
+        f"ELSE strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ') END"
+    )
+
+
+STORED_RAW = f"""json_merge_patch(raw, json_object(
+    'type', type, 'messageId', message_id, 'timestamp', {_iso("timestamp")},
+    'receivedAt', {_iso("received_at")}, 'context', json_object('channel', channel)))"""
+"""The stored JSON of a message as sent (an `EventRow`'s raw): the message with what tsunagu
+resolved written in, every other key kept (a JSON merge patch, RFC 7396)."""
+
+_STORED = [*COLUMNS[:-1], STORED_RAW]
+_AS_GIVEN = list(COLUMNS)
+
 # New rows only: a messageId already stored (given as $1), or repeated inside the batch, is
 # skipped. $2 is the commit stamp.
 _INSERT_NEW_EVENTS = f"""
 INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
-SELECT {", ".join(COLUMNS)}, $2::TIMESTAMP FROM (
+SELECT {{columns}}, $2::TIMESTAMP FROM (
     SELECT * FROM {{batch}} QUALIFY row_number() OVER (PARTITION BY message_id) = 1
 ) AS b
 WHERE b.message_id NOT IN (SELECT unnest($1::VARCHAR[]))
 """
 _INSERT_EVENTS = f"""
 INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
-SELECT {", ".join(COLUMNS)}, $1::TIMESTAMP FROM {{batch}}
+SELECT {{columns}}, $1::TIMESTAMP FROM {{batch}}
 """
 
 
@@ -267,21 +285,25 @@ class Store:
         stored: list[str] | None = None,
         *,
         fresh: bool = False,
+        as_sent: bool = True,
     ) -> int:
         """Insert the rows of `relation` (events columns) whose messageId is new; returns the
         count. `stored`: the result of `stored_among`, when the caller has it already. `fresh`:
         the caller made every messageId just now, each once, so none needs looking up.
+        `as_sent`: `raw` holds messages as sent (`STORED_RAW` completes them); else it is the
+        JSON to store.
 
         Runs inside the caller's write transaction.
         """
         relation = self._without_suppressed(cur, relation)
+        columns = ", ".join(_STORED if as_sent else _AS_GIVEN)
         if fresh:
-            sql = _INSERT_EVENTS.format(batch=relation)
+            sql = _INSERT_EVENTS.format(batch=relation, columns=columns)
             params: list[Any] = [self._stamp(cur)]
         else:
             if stored is None:
                 stored = self.stored_among(cur, relation)
-            sql = _INSERT_NEW_EVENTS.format(batch=relation)
+            sql = _INSERT_NEW_EVENTS.format(batch=relation, columns=columns)
             params = [stored, self._stamp(cur)]
         return self._insert(cur, sql, params)
 
@@ -314,7 +336,7 @@ class Store:
             return 0
         if fresh and not self._suppressed(cur):  # a redemption's or a send's events
             # One statement, where registering the table and unregistering it cost two more.
-            sql = _INSERT_EVENTS.format(batch="batch")
+            sql = _INSERT_EVENTS.format(batch="batch", columns=", ".join(_STORED))
             return self._insert(cur, sql, [self._stamp(cur)], batch=table)
         with registered(cur, "_event_batch", table):
             return self.insert_new_events(cur, "_event_batch", fresh=fresh)

@@ -36,10 +36,16 @@ class MessageIds:
         return _contains(self._main, hashes) | _contains(self._tail, hashes)
 
     def add(self, hashes: np.ndarray) -> None:
-        self._tail = np.sort(np.concatenate([self._tail, np.asarray(hashes, dtype=np.uint64)]))
+        self._tail = _merged(self._tail, np.sort(np.asarray(hashes, dtype=np.uint64)))
         if self._tail.size >= _MERGE_AT:
-            self._main = np.sort(np.concatenate([self._main, self._tail]))
+            self._main = _merged(self._main, self._tail)
             self._tail = np.empty(0, dtype=np.uint64)
+
+
+def _merged(sorted_values: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """Two sorted arrays as one, in one pass over them (sorting the two again costs n log n
+    per commit, and the tail grows to a million)."""
+    return np.insert(sorted_values, np.searchsorted(sorted_values, more), more)
 
 
 def _contains(sorted_values: np.ndarray, hashes: np.ndarray) -> np.ndarray:
