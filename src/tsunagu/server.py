@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 import socket
 import threading
@@ -25,13 +26,15 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     info = settings.server_file
     write_server_file(info, url=f"http://{host}:{port}", key=local_key)
     try:
+        app = create_app(
+            settings, store=store, local_admin_key=local_key,
+            on_stop=lambda: info.unlink(missing_ok=True),
+        )  # fmt: skip
+        # What is loaded by now lives as long as the server: the collector's full collections
+        # need not walk it again and again.
+        gc.freeze()
         uvicorn.run(
-            create_app(
-                settings,
-                store=store,
-                local_admin_key=local_key,
-                on_stop=lambda: info.unlink(missing_ok=True),
-            ),
+            app,
             host=host,
             port=port,
             log_level="info",

@@ -106,7 +106,7 @@ Time = str | int | float | None
 """ISO 8601 text as sent (or a Unix time); parsed by the rules."""
 
 
-class Traits(Struct):
+class Traits(Struct, gc=False):
     """The identifiers a traits object may carry besides userId and anonymousId."""
 
     email: Any = UNSET
@@ -115,13 +115,13 @@ class Traits(Struct):
     member_card: Any = UNSET
 
 
-class Properties(Struct):
+class Properties(Struct, gc=False):
     store_id: Any = UNSET
     url: Any = None  # a tracked link's token may be in the page's URL (activation/links.py)
     search: Any = None
 
 
-class Context(Struct, frozen=True):
+class Context(Struct, frozen=True, gc=False):
     channel: Any = None
     store_id: Any = None
     device: Any = UNSET  # present (whatever it holds): sent by an app
@@ -130,7 +130,7 @@ class Context(Struct, frozen=True):
     page: Any = None
 
 
-class Message(Struct, rename={
+class Message(Struct, gc=False, rename={
     "message_id": "messageId", "user_id": "userId", "anonymous_id": "anonymousId",
     "original_timestamp": "originalTimestamp", "sent_at": "sentAt", "group_id": "groupId",
     "previous_id": "previousId",
