@@ -25,6 +25,8 @@ import orjson
 import pyarrow as pa
 import uvicorn
 
+from tsunagu.store.db import CHECKPOINT_THRESHOLD
+
 COLUMNS = ("message_id", "type", "event", "user_id", "anonymous_id", "timestamp", "channel", "raw")
 SCHEMA = """CREATE TABLE IF NOT EXISTS events (
     message_id VARCHAR, type VARCHAR, event VARCHAR, user_id VARCHAR, anonymous_id VARCHAR,
@@ -38,7 +40,9 @@ class Writer:
     """One thread, one connection: everything queued goes in by one transaction."""
 
     def __init__(self, path: str) -> None:
-        self.db = duckdb.connect(path)
+        # DuckDB set as tsunagu's store sets it (store/db.py), so the floor is not slowed by
+        # what tsunagu tuned away.
+        self.db = duckdb.connect(path, config={"checkpoint_threshold": CHECKPOINT_THRESHOLD})
         self.db.execute(SCHEMA)
         self.waiting: queue.Queue[tuple[pa.Table, asyncio.AbstractEventLoop, asyncio.Future[None]]]
         self.waiting = queue.Queue()
