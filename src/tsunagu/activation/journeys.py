@@ -311,6 +311,7 @@ def create_journey(*, store: Store, body: JourneyCreate, timezone: str = "Asia/T
             [journey.journey_id, journey.name, journey.status, journey.campaign_id,
              orjson.dumps(journey.definition).decode(), now, now, now],
         )  # fmt: skip
+    _changed(store)
     return journey
 
 
@@ -341,11 +342,27 @@ def list_journeys(*, store: Store) -> list[Journey]:
 
 
 def active_journeys(*, store: Store) -> list[Journey]:
-    """The journeys that run (what a tick needs: no counts)."""
+    """The journeys that run (what a tick needs: no counts). That there are none is kept until
+    a journey is created or resumed: the scheduler asks after every commit, and a stream of
+    events should not cost a query each time when no journey waits for them."""
+    changes = store.memo.get(_CHANGES, 0)
+    if store.memo.get(_NONE_ACTIVE) == changes:
+        return []
     rows = store.query(
         f"SELECT {_COLUMNS} FROM journeys WHERE status = 'active' ORDER BY created_at"
     )
+    if not rows:
+        store.memo[_NONE_ACTIVE] = changes  # as of `changes`: a change after it asks again
     return [_journey(row, {}) for row in rows]
+
+
+_CHANGES = "journeys: changes"
+_NONE_ACTIVE = "journeys: none active as of"
+
+
+def _changed(store: Store) -> None:
+    """After a commit that may make a journey active."""
+    store.memo[_CHANGES] = store.memo.get(_CHANGES, 0) + 1
 
 
 def get_journey(*, store: Store, journey_id: str) -> Journey:
@@ -382,6 +399,7 @@ def set_status(*, store: Store, journey_id: str, status: Literal["active", "paus
             "WHERE journey_id = ?",
             [status, status, now, status, now, journey.journey_id],
         )
+    _changed(store)
     return get_journey(store=store, journey_id=journey.journey_id)
 
 

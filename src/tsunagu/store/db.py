@@ -131,6 +131,9 @@ class Store:
         self._last_stamp: datetime | None = None
         self._has_suppressed: bool | None = None
         self._version: int | None = None
+        self.memo: dict[str, Any] = {}
+        """What domains derive from tables only this process writes, kept until they change
+        them (each domain names its keys and drops what it changed)."""
         if not read_only:
             self._migrate()
 
