@@ -2,7 +2,9 @@
 
 Writes a POS CSV (one row per line item, ~3 lines per receipt, JST times, member cards on
 about half the receipts, a coupon on some) with DuckDB, imports it into a fresh store, imports
-it again (every receipt a duplicate), and prints rows/s for both.
+it again (every receipt a duplicate), and prints rows/s for both, beside the floor measured in
+the same run: DuckDB alone reading the same file, grouping the line items into receipts with
+their products as JSON, writing and committing them (`_FLOOR`).
 
     .venv/bin/python benchmarks/import_pos.py [--rows 2000000] [--file existing.csv]
 """
@@ -20,6 +22,7 @@ import duckdb
 
 from tsunagu.events.pos import import_pos
 from tsunagu.store import Store
+from tsunagu.store.db import CHECKPOINT_THRESHOLD
 
 _WRITE = """
 COPY (
@@ -39,6 +42,40 @@ COPY (
 """
 
 
+# The floor: the same file read by DuckDB, line items grouped into receipts with their products
+# as JSON, written as events and committed. No checks, no rejects, no dedupe, no identity.
+_FLOOR = """
+CREATE TABLE events AS
+SELECT store_id || ':' || receipt_id AS message_id, 'track' AS type,
+       'Order Completed' AS event, 'card:' || any_value(member_card) AS anonymous_id,
+       'store' AS channel, store_id, min(sold_at) AS timestamp, json_object(
+           'type', 'track', 'event', 'Order Completed', 'timestamp', min(sold_at),
+           'properties', json_object(
+               'order_id', receipt_id, 'store_id', store_id,
+               'revenue', sum(quantity * unit_price - discount),
+               'payment_method', any_value(payment_method), 'coupon', any_value(coupon_code),
+               'products', to_json(list({{'sku': sku, 'quantity': quantity,
+                                          'price': unit_price}} ORDER BY line_no)))
+       ) AS raw
+FROM read_csv('{path}', header = true)
+GROUP BY store_id, receipt_id
+"""
+
+
+def floor(path: Path, work: Path) -> float:
+    """Seconds for DuckDB alone to turn the file into committed receipts (`_FLOOR`)."""
+    db = duckdb.connect(
+        str(work / "floor.duckdb"), config={"checkpoint_threshold": CHECKPOINT_THRESHOLD}
+    )
+    t0 = time.perf_counter()
+    db.execute("BEGIN")
+    db.execute(_FLOOR.format(path=path))
+    db.execute("COMMIT")
+    wall = time.perf_counter() - t0
+    db.close()
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -55,6 +92,7 @@ def main() -> None:
             f"wrote {args.rows:,} line items ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
 
+    floor_wall = floor(path, work)
     with Store(work / "data" / "tsunagu.duckdb") as store:
         for label in ("first import", "second import (all duplicates)"):
             t0 = time.perf_counter()
@@ -64,7 +102,14 @@ def main() -> None:
                 f"{label}: {result.read:,} rows in {wall:.2f} s = {result.read / wall:,.0f} rows/s "
                 f"(imported {result.imported:,}, rejected {result.rejected:,}, duplicates {result.duplicates:,})"
             )
+            if label == "first import":
+                first = result.read / wall
         events = store.scalar("SELECT count(*) FROM events")
+    floor_rate = result.read / floor_wall
+    print(
+        f"floor (DuckDB reads the file, groups receipts with products as JSON, commits): "
+        f"{floor_rate:,.0f} rows/s; tsunagu / floor: {first / floor_rate:.2f}"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"events stored {events:,}; peak RSS {peak:,.0f} MB; cores: {os.cpu_count()}")
 
