@@ -249,6 +249,9 @@ class Collector:
         self.events_written = 0
 
     def start(self) -> None:
+        """Load the messageId index, then take writes: the server answers once it is loaded,
+        so the first commits do not wait seconds for it on a store of millions."""
+        self._store.warm()
         self._thread.start()
 
     def stop(self) -> None:
@@ -268,7 +271,6 @@ class Collector:
         return await future
 
     def _run(self) -> None:
-        self._store.warm()  # the first commit should not pay for loading the messageId index
         stopping = False
         while not stopping:
             item = self._queue.get()

@@ -35,10 +35,16 @@ class MessageIds:
 
     def maybe_stored(self, hashes: np.ndarray) -> np.ndarray:
         """For each hash: could its messageId be stored already? (False is certain.)"""
+        # Looked up in order: numpy's binary search starts from the last answer, so sorted keys
+        # walk the 80 MB of a 10M store once instead of missing the cache at every step.
+        order = np.argsort(hashes, kind="stable")
+        keys = hashes[order]
         found = np.zeros(hashes.shape, dtype=bool)
         for level in self._levels:
-            found |= _contains(level, hashes)
-        return found
+            found |= _contains(level, keys)
+        answer = np.empty_like(found)
+        answer[order] = found
+        return answer
 
     def add(self, hashes: np.ndarray) -> None:
         levels = self._levels
