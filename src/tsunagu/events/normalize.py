@@ -224,12 +224,8 @@ def normalize(
     batch_sent_at: datetime | None = None,
     default_type: str | None = None,
 ) -> EventRow:
-    """Validate one message given as a dict and return its row (`message_row` of its JSON).
-
-    Raises:
-        InvalidEvent: naming the field and the reason.
-        PayloadTooLarge: the message is over Segment's 32 KB.
-    """
+    """`message_row` of a message given as a dict (its JSON as orjson writes it); raises as
+    that does."""
     if not isinstance(raw, dict):
         raise InvalidEvent("message: must be a JSON object", field="message")
     try:
@@ -237,12 +233,9 @@ def normalize(
     except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes, a NaN, ...
         raise InvalidEvent(f"message: cannot be stored ({exc})", field="message") from None
     return message_row(
-        data,
-        received_at=received_at,
-        source=source,
-        batch_sent_at=batch_sent_at,
+        data, received_at=received_at, source=source, batch_sent_at=batch_sent_at,
         default_type=default_type,
-    )
+    )  # fmt: skip
 
 
 def message_row(
