@@ -3,14 +3,10 @@ due or waiting at it, what it sent and who left there, as ticks move customers a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from tests.activation import test_journeys
 from tests.activation.test_journeys import CART_FOLLOW_UP, Shop, _reachable
 from tsunagu.activation.journey_steps import StepCount, step_counts
 from tsunagu.activation.journeys import get_journey
-from tsunagu.events.normalize import normalize
-from tsunagu.store import utcnow
 
 shop = test_journeys.shop
 """The journeys' shop: the sample with a LINE API on loopback, no caps or quiet hours."""
@@ -64,15 +60,7 @@ def test_the_goal_ends_runs_at_the_step_they_were_due_to_take(shop: Shop) -> Non
     assert (wait.kind, send.kind) == ("wait", "send")
     assert wait.reached == send.reached == 3
     assert (send.due, send.sent) == (3, 0)  # waited, due to send in an hour
-    card = shop.store.scalar(
-        "SELECT value FROM identity_nodes WHERE profile_id = ? AND type = 'member_card'", [c]
-    )
-    at = (shop.start + timedelta(minutes=30)).isoformat() + "Z"
-    shop.store.insert_events([normalize(
-        {"type": "track", "event": "Order Completed", "anonymousId": "pos-1",
-         "context": {"channel": "store", "traits": {"member_card": card}},
-         "properties": {"order_id": "R1", "revenue": 5000, "store_id": "S001"}, "timestamp": at},
-        received_at=utcnow(), source="pos")])  # fmt: skip
+    shop.buy_at_till(c, minutes=30)
     shop.tick(61)
     wait, send = step_counts(store=shop.store, journey_id=jid)
     assert (send.due, send.sent, send.ended, send.reached) == (0, 2, 1, 3)

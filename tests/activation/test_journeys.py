@@ -59,6 +59,18 @@ class Shop:
             "SELECT value FROM identity_nodes WHERE profile_id = ? AND type = 'user_id'", [pid]
         ))  # fmt: skip
 
+    def buy_at_till(self, pid: str, *, minutes: float) -> None:
+        """`pid` buys at the till: the POS sends the member's card, not their user id."""
+        card = self.store.scalar(
+            "SELECT value FROM identity_nodes WHERE profile_id = ? AND type = 'member_card'", [pid]
+        )
+        at = (self.start + timedelta(minutes=minutes)).isoformat() + "Z"
+        self.store.insert_events([normalize(
+            {"type": "track", "event": "Order Completed", "anonymousId": "pos-1",
+             "context": {"channel": "store", "traits": {"member_card": card}},
+             "properties": {"order_id": "R1", "revenue": 5000, "store_id": "S001"}, "timestamp": at},
+            received_at=utcnow(), source="pos")])  # fmt: skip
+
     def line_id(self, pid: str) -> str:
         return str(self.store.scalar(
             "SELECT value FROM identity_nodes WHERE profile_id = ? AND type = 'line_user_id'", [pid]
@@ -104,16 +116,7 @@ def test_cart_abandonment_exits_when_the_customer_buys_in_a_store(shop: Shop) ->
     for pid in (a, b, c):
         shop.track(shop.member(pid), "Product Added", sku="SKU-1", minutes=0)
     assert shop.tick(1).entered == 3
-    # C buys at the till half an hour later (the POS sends the member's card).
-    card = shop.store.scalar(
-        "SELECT value FROM identity_nodes WHERE profile_id = ? AND type = 'member_card'", [c]
-    )
-    at = (shop.start + timedelta(minutes=30)).isoformat() + "Z"
-    shop.store.insert_events([normalize(
-        {"type": "track", "event": "Order Completed", "anonymousId": "pos-1",
-         "context": {"channel": "store", "traits": {"member_card": card}},
-         "properties": {"order_id": "R1", "revenue": 5000, "store_id": "S001"}, "timestamp": at},
-        received_at=utcnow(), source="pos")])  # fmt: skip
+    shop.buy_at_till(c, minutes=30)  # C buys at the till half an hour later
     assert shop.tick(30).entered == 0 and shop.api.received == []  # still waiting
     done = shop.tick(61)
     assert done.sent == 2 and done.converted == 1

@@ -96,6 +96,8 @@ class _Envelope(msgspec.Struct, rename={"sent_at": "sentAt", "write_key": "write
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+_LINK_TOKEN = f"{links.PARAM}=".encode()
+"""In a message's bytes where a tracked link's token may be (then it is read as an object)."""
 
 
 @dataclass(slots=True)
@@ -173,7 +175,7 @@ def validate_messages(
     for index, raw in enumerate(messages):
         try:
             if isinstance(raw, bytes):
-                if link_secret is None or links.PARAM.encode() + b"=" not in raw:
+                if link_secret is None or _LINK_TOKEN not in raw:
                     rows.append(
                         message_row(
                             raw,

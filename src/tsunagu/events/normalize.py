@@ -366,7 +366,7 @@ def _text(value: Any) -> str | None:
     """An identifier as text: numbers become strings; blanks, objects and lists are absent."""
     if isinstance(value, str):
         value = value.strip()
-        return value[:1024] or None
+        return value[:_ID_LIMIT] or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None

@@ -67,8 +67,8 @@ STORED_RAW = f"""json_merge_patch(raw, json_object(
 """The stored JSON of a message as sent (an `EventRow`'s raw): the message with what tsunagu
 resolved written in, every other key kept (a JSON merge patch, RFC 7396)."""
 
-_STORED = [*COLUMNS[:-1], STORED_RAW]
-_AS_GIVEN = list(COLUMNS)
+_STORED = ", ".join([*COLUMNS[:-1], STORED_RAW])
+_AS_GIVEN = ", ".join(COLUMNS)
 
 # New rows only: a messageId already stored (given as $1), or repeated inside the batch, is
 # skipped. $2 is the commit stamp.
@@ -83,6 +83,8 @@ _INSERT_EVENTS = f"""
 INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
 SELECT {{columns}}, $1::TIMESTAMP FROM {{batch}}
 """
+_INSERT_BATCH = _INSERT_EVENTS.format(batch="batch", columns=_STORED)
+"""`_INSERT_EVENTS` of messages as sent in an Arrow table the calling frame holds as `batch`."""
 
 
 CHECKPOINT_THRESHOLD = "128MB"
@@ -308,7 +310,7 @@ class Store:
         Runs inside the caller's write transaction.
         """
         relation = self._without_suppressed(cur, relation)
-        columns = ", ".join(_STORED if as_sent else _AS_GIVEN)
+        columns = _STORED if as_sent else _AS_GIVEN
         if fresh:
             sql = _INSERT_EVENTS.format(batch=relation, columns=columns)
             params: list[Any] = [self._stamp(cur)]
@@ -346,12 +348,12 @@ class Store:
         table = rows if isinstance(rows, pa.Table) else events_table(rows)
         if table.num_rows == 0:
             return 0
-        if fresh and not self._suppressed(cur):  # a redemption's or a send's events
-            # One statement, where registering the table and unregistering it cost two more.
-            sql = _INSERT_EVENTS.format(batch="batch", columns=", ".join(_STORED))
-            return self._insert(cur, sql, [self._stamp(cur)], batch=table)
-        if not fresh and not self._suppressed(cur) and self._added_all_new(cur, table):
-            return table.num_rows
+        if not self._suppressed(cur):
+            if fresh:  # a redemption's or a send's events
+                # One statement, where registering the table and unregistering it cost two more.
+                return self._insert(cur, _INSERT_BATCH, [self._stamp(cur)], batch=table)
+            if self._added_all_new(cur, table):
+                return table.num_rows
         with registered(cur, "_event_batch", table):
             return self.insert_new_events(cur, "_event_batch", fresh=fresh)
 
@@ -367,9 +369,7 @@ class Store:
         index = self._message_ids(cur)
         if np.unique(hashes).size < hashes.size or index.maybe_stored(hashes).any():
             return False
-        cur.execute(
-            _INSERT_EVENTS.format(batch="batch", columns=", ".join(_STORED)), [self._stamp(cur)]
-        )
+        cur.execute(_INSERT_BATCH, [self._stamp(cur)])
         index.add(hashes)  # rolled back later? Then these are false alarms, checked exactly
         return True
 
