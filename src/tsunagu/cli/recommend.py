@@ -40,7 +40,8 @@ def evaluate(
     customers: Annotated[int, typer.Option(help="customers to test at most")] = 20_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Hold out each customer's last purchases; recall@10 and NDCG@10 against popularity."""
+    """Hold out each customer's last purchase day; recall@10 and NDCG@10 of what the
+    recommendations would have shown, beside the month's best sellers."""
     from tsunagu.recommend.service import evaluate as run_evaluation
 
     def run(store: Store):  # type: ignore[no-untyped-def]
@@ -53,9 +54,9 @@ def evaluate(
         return
     console.print(f"{result.customers:,} customers, their last purchase day held out")
     console.print(
-        f"recommender: recall@10 {result.recall_at_10:.4f}  NDCG@10 {result.ndcg_at_10:.4f}"
+        f"recommender:  recall@10 {result.recall_at_10:.4f}  NDCG@10 {result.ndcg_at_10:.4f}"
     )
     console.print(
-        f"popularity:  recall@10 {result.popularity_recall_at_10:.4f}  "
+        f"best sellers: recall@10 {result.popularity_recall_at_10:.4f}  "
         f"NDCG@10 {result.popularity_ndcg_at_10:.4f}"
     )

@@ -7,16 +7,19 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import duckdb
 import numpy as np
 from pydantic import BaseModel
 
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.recommend.model import (
+    Interactions,
     Recommender,
     interactions_of,
     interactions_sql,
@@ -28,6 +31,10 @@ from tsunagu.recommend.model import (
 from tsunagu.store import Store, utcnow
 
 Context = Literal["web", "app", "store"]
+Reason = Literal["history", "popular_in_region", "popular"]
+Scored = list[tuple[str, float]]
+Product = tuple[str | None, str | None, int | None, bool | None]
+"""name, category, price, repeat_purchase"""
 RECENT_DAYS = 30
 REGION_DAYS = 90
 _cache: dict[Path, tuple[float, Recommender]] = {}
@@ -100,7 +107,7 @@ class Recommendation(BaseModel):
     category: str | None
     price: int | None
     score: float
-    reason: Literal["history", "popular_in_region", "popular"]
+    reason: Reason
 
 
 class RecommendationResult(BaseModel):
@@ -115,6 +122,57 @@ class _Customer:
     pid: int | None
     history: dict[str, float]
     recent: set[str]
+
+
+def pick(
+    sources: list[tuple[Reason, Callable[[], Scored]]],
+    *,
+    allowed: Callable[[str], bool],
+    limit: int,
+) -> list[tuple[str, float, Reason]]:
+    """The first `limit` allowed products of the sources in turn, each product once, with the
+    source it came from; a source is asked only when those before it fell short."""
+    picked: dict[str, tuple[float, Reason]] = {}
+    for reason, candidates in sources:
+        if len(picked) >= limit:
+            break
+        for sku, score in candidates():
+            if len(picked) >= limit:
+                break
+            if sku not in picked and allowed(sku):
+                picked[sku] = (score, reason)
+    return [(sku, score, reason) for sku, (score, reason) in picked.items()]
+
+
+def allowed_for(
+    products: dict[str, Product], recent: set[str], in_stock: set[str] | None
+) -> Callable[[str], bool]:
+    """What may be recommended: a known product, not one bought in the last RECENT_DAYS unless
+    it repeats, and in a store only what the store has available."""
+
+    def allowed(sku: str) -> bool:
+        product = products.get(sku)
+        if product is None or (sku in recent and not product[3]):
+            return False
+        return in_stock is None or sku in in_stock
+
+    return allowed
+
+
+def from_history(
+    recommender: Recommender | None, history: dict[str, float], recent: set[str], limit: int
+) -> Scored:
+    """The model's best products for a history, enough of them that the filters leave `limit`."""
+    if recommender is None or not history:
+        return []
+    return recommender.scores(history, limit * 5 + len(recent))
+
+
+def _products(store: Store) -> dict[str, Product]:
+    return {
+        r[0]: (r[1], r[2], r[3], r[4])
+        for r in store.query("SELECT sku, name, category, price, repeat_purchase FROM products")
+    }
 
 
 def _customer(store: Store, profile_id: str, now: datetime) -> _Customer:
@@ -166,40 +224,34 @@ def recommend(
             )
         }
 
-    def allowed(sku: str) -> bool:
-        if sku not in products:
-            return False
-        if sku in customer.recent and not products[sku][3]:
-            return False
-        return in_stock is None or sku in in_stock
+    def in_region() -> Scored:
+        return shared.regional.get(_prefecture(store, profile_id) or "", [])
 
-    picked: list[Recommendation] = []
-
-    def take(candidates: list[tuple[str, float]], reason: str) -> None:
-        for sku, score in candidates:
-            if len(picked) >= limit:
-                return
-            if allowed(sku) and all(p.sku != sku for p in picked):
-                name, category, price, _ = products[sku]
-                picked.append(
-                    Recommendation(
-                        sku=sku,
-                        name=name,
-                        category=category,
-                        price=price,
-                        score=round(score, 6),
-                        reason=reason,  # type: ignore[arg-type]
-                    )
-                )
-
-    if recommender is not None and customer.history:
-        take(recommender.scores(customer.history, limit * 5 + len(customer.recent)), "history")
-    if len(picked) < limit:
-        take(shared.regional.get(_prefecture(store, profile_id) or "", []), "popular_in_region")
-    if len(picked) < limit:
-        take(shared.popular, "popular")
+    picked = pick(
+        [
+            (
+                "history",
+                lambda: from_history(recommender, customer.history, customer.recent, limit),
+            ),
+            ("popular_in_region", in_region),
+            ("popular", lambda: shared.popular),
+        ],
+        allowed=allowed_for(products, customer.recent, in_stock),
+        limit=limit,
+    )
+    items = [
+        Recommendation(
+            sku=sku,
+            name=products[sku][0],
+            category=products[sku][1],
+            price=products[sku][2],
+            score=round(score, 6),
+            reason=reason,
+        )
+        for sku, score, reason in picked
+    ]
     return RecommendationResult(
-        profile_id=profile_id, context=context, store_id=store_id, items=picked
+        profile_id=profile_id, context=context, store_id=store_id, items=items
     )
 
 
@@ -211,7 +263,7 @@ class _Shared:
 
     key: tuple[object, ...]
     now: datetime
-    products: dict[str, tuple[str | None, str | None, int | None, bool | None]]
+    products: dict[str, Product]
     popular: list[tuple[str, float]]
     regional: dict[str, list[tuple[str, float]]]
 
@@ -231,10 +283,7 @@ def _shared(store: Store) -> _Shared:
         return cached
     now = store.scalar("SELECT max(ts) FROM analytics_events") or datetime(2000, 1, 1)
     since = now - timedelta(days=REGION_DAYS)
-    products = {
-        r[0]: (r[1], r[2], r[3], r[4])
-        for r in store.query("SELECT sku, name, category, price, repeat_purchase FROM products")
-    }
+    products = _products(store)
     sold = (
         "SELECT pid, unnest(skus) AS sku FROM analytics_events "
         "WHERE event = 'Order Completed' AND ts >= ?"
@@ -284,18 +333,38 @@ class EvaluationResult(BaseModel):
     recall_at_10: float
     ndcg_at_10: float
     popularity_recall_at_10: float
+    """Of the month's best sellers: the 30 days before the end of what was kept."""
     popularity_ndcg_at_10: float
     train_seconds: float
     seconds: float
 
 
-def evaluate(*, store: Store, max_customers: int = 20_000, seed: int = 1) -> EvaluationResult:
-    """Hold out each customer's last purchase day (its line items are the answer), train on
-    what came before it, and score the top 10 of the model and of the most bought products by
-    recall@10 and NDCG@10. Both lists leave out what the customer bought before, unless it is
-    a product people buy again, as recommendations do."""
+BEST_SELLER_DAYS = 30
+
+
+def evaluate(
+    *,
+    store: Store,
+    max_customers: int = 20_000,
+    seed: int = 1,
+    fit: Callable[[Interactions], Recommender] = train,
+) -> EvaluationResult:
+    """What the recommendations endpoint would have answered had each customer's last purchase
+    day not happened yet, scored against what they bought that day.
+
+    Every customer with two purchase days or more has their last one and whatever they did from
+    it on held out; the model is trained (`fit`) on the rest. Each is then recommended the top
+    10 as `recommend()` picks them at the end of what was kept (web: the model's ranking of
+    their history with the same filters, what they bought in the last RECENT_DAYS left out
+    unless it repeats; the best sellers after it), and so is the baseline: the month's best
+    sellers with the same filters. Scored by recall@10 (the products of the held-out day among
+    the ten, over at most ten) and NDCG@10, averaged over customers."""
     started = time.perf_counter()
     before = "NOT EXISTS (SELECT 1 FROM _last l WHERE l.pid = a.pid AND a.day >= l.last_day)"
+    purchases = (
+        "SELECT a.pid, a.day, a.ts, unnest(a.skus) AS sku FROM analytics_events a "
+        "WHERE a.event = 'Order Completed'"
+    )
     cur = store.cursor()
     try:
         cur.execute(
@@ -303,52 +372,61 @@ def evaluate(*, store: Store, max_customers: int = 20_000, seed: int = 1) -> Eva
             "FROM analytics_events WHERE event = 'Order Completed' GROUP BY pid "
             "HAVING count(DISTINCT day) >= 2"
         )
-        purchases = (
-            "SELECT a.pid, a.day, unnest(a.skus) AS sku FROM analytics_events a "
-            "WHERE a.event = 'Order Completed'"
-        )
+        _evaluable(cur, purchases)
         truth = cur.execute(
             f"SELECT p.pid, list(DISTINCT p.sku) FROM ({purchases}) p JOIN _last l "
             "ON l.pid = p.pid AND p.day = l.last_day WHERE p.sku IN (SELECT sku FROM products) "
             "GROUP BY p.pid"
         ).fetchall()
-        bought = dict(
+        (end,) = _one(cur, f"SELECT max(a.ts) FROM analytics_events a WHERE {before}")
+        recent = dict(
             cur.execute(
-                f"SELECT p.pid, list(DISTINCT p.sku) FROM ({purchases} AND {before}) p GROUP BY p.pid"
+                f"SELECT p.pid, list(DISTINCT p.sku) FROM ({purchases} AND {before}) p "
+                "WHERE p.ts >= ? GROUP BY p.pid",
+                [end - timedelta(days=RECENT_DAYS)],
             ).fetchall()
         )
-        popular = [
-            r[0]
-            for r in cur.execute(
-                f"SELECT sku, count(*) FROM ({purchases} AND {before}) "
-                "WHERE sku IN (SELECT sku FROM products) GROUP BY sku ORDER BY 2 DESC, sku LIMIT 500"
+        best_sellers = [
+            (sku, float(n))
+            for sku, n in cur.execute(
+                f"SELECT sku, count(*) FROM ({purchases} AND {before}) WHERE ts >= ? "
+                "AND sku IN (SELECT sku FROM products) GROUP BY sku ORDER BY 2 DESC, sku LIMIT 500",
+                [end - timedelta(days=BEST_SELLER_DAYS)],
             ).fetchall()
         ]
-        repeat = {
-            r[0] for r in cur.execute("SELECT sku FROM products WHERE repeat_purchase").fetchall()
-        }
         data = interactions_of(cur.sql(interactions_sql(before)).to_arrow_table())
     finally:
         cur.close()
-    recommender = train(data)
     row_of = {int(p): i for i, p in enumerate(data.pids)}
     cases = [(int(p), set(t)) for p, t in truth if int(p) in row_of]
-    if len(cases) > max_customers:
-        cases = random.Random(seed).sample(cases, max_customers)
     if not cases:
         raise InvalidInput(
-            "events: no customer with two purchase days to hold one out", field="events"
+            "events: no customer bought a product of the master both before and on their last "
+            "purchase day",
+            field="events",
         )
+    if len(cases) > max_customers:
+        cases = random.Random(seed).sample(cases, max_customers)
+    recommender = fit(data)
+    products = _products(store)
     sums = np.zeros(4)
     for pid, answer in cases:
         row = data.matrix.getrow(row_of[pid])
         history = {data.skus[c]: float(v) for c, v in zip(row.indices, row.data, strict=True)}
-        had = set(bought.get(pid, [])) - repeat
-        ranked = [s for s, _ in recommender.scores(history, 10 + len(had)) if s not in had][:10]
-        base = [s for s in popular if s not in had][:10]
+        bought = set(recent.get(pid, []))
+        allowed = allowed_for(products, bought, None)
+        model = pick(
+            [
+                ("history", lambda: from_history(recommender, history, bought, 10)),  # noqa: B023
+                ("popular", lambda: best_sellers),
+            ],
+            allowed=allowed,
+            limit=10,
+        )
+        baseline = pick([("popular", lambda: best_sellers)], allowed=allowed, limit=10)
         ideal = sum(1 / math.log2(i + 2) for i in range(min(len(answer), 10)))
-        for k, top in enumerate((ranked, base)):
-            hits = [1.0 if s in answer else 0.0 for s in top]
+        for k, top in enumerate((model, baseline)):
+            hits = [1.0 if sku in answer else 0.0 for sku, _, _ in top]
             sums[2 * k] += sum(hits) / min(len(answer), 10)
             sums[2 * k + 1] += sum(h / math.log2(i + 2) for i, h in enumerate(hits)) / ideal
     n = len(cases)
@@ -361,3 +439,28 @@ def evaluate(*, store: Store, max_customers: int = 20_000, seed: int = 1) -> Eva
         train_seconds=recommender.seconds,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _evaluable(cur: duckdb.DuckDBPyConnection, purchases: str) -> None:
+    """Refuse, with its real cause, a store on which no customer can be held out."""
+    if not _one(cur, "SELECT count(*) FROM _last")[0]:
+        raise InvalidInput(
+            "events: no customer with two purchase days to hold one out", field="events"
+        )
+    bought, known, example = _one(
+        cur,
+        "SELECT count(DISTINCT sku), count(DISTINCT sku) FILTER (WHERE sku IN "
+        f"(SELECT sku FROM products)), min(sku) FROM ({purchases})",
+    )
+    if not known:
+        raise InvalidInput(
+            f"products: none of the {bought:,} SKUs bought (such as {example!r}) is in the "
+            "products master; import the products first",
+            field="products",
+        )
+
+
+def _one(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    row = cur.execute(sql).fetchone()
+    assert row is not None  # an aggregate without GROUP BY answers one row
+    return row
