@@ -113,9 +113,11 @@ def detect_encoding(path: Path, given: str | None) -> str:
     (Shift_JIS / cp932 exports are common in Japan)."""
     if given:
         try:
-            return codecs.lookup(given).name
+            name = codecs.lookup(given).name
         except LookupError:
             raise InvalidInput(f"encoding: unknown encoding {given!r}", field="encoding") from None
+        _header_reads_as(path, name)
+        return name
     with open_binary(path) as fh:
         sample = fh.read(1 << 20)
     try:
@@ -131,6 +133,22 @@ def detect_encoding(path: Path, given: str | None) -> str:
         return "cp932"
     name = codecs.lookup(best.encoding).name
     return "cp932" if name in ("shift_jis",) else name
+
+
+def _header_reads_as(path: Path, encoding: str) -> None:
+    """Refuse a file whose header is not in the encoding it was said to be in (every column name
+    would be read wrong), naming the encoding it reads as."""
+    with open_binary(path) as fh:
+        header = fh.readline(1 << 16)
+    try:
+        header.decode(encoding)
+    except UnicodeDecodeError as exc:
+        guess = detect_encoding(path, None)
+        raise InvalidInput(
+            f"encoding: the header is not {encoding} (byte {header[exc.start]:#04x} at "
+            f"{exc.start})" + (f"; it reads as {guess}" if guess != encoding else ""),
+            field="encoding",
+        ) from None
 
 
 def transcode(path: Path, encoding: str, workdir: Path) -> Path:
