@@ -83,9 +83,9 @@ class EventRow(NamedTuple):
 
 _DECODER = msgspec.json.Decoder(Message)
 _LENIENT_TIME = TypeAdapter(datetime)
-_ID_LIMIT = 1024
-_NAME_LIMIT = 256
-_DEPTH_LIMIT = 255
+ID_LIMIT = 1024
+NAME_LIMIT = 256
+DEPTH_LIMIT = 255
 """Nesting orjson writes (the pages and API that return a message's JSON use it)."""
 _WITH_PROPERTIES = frozenset(("track", "page", "screen"))
 _WITH_TRAITS = frozenset(("identify", "group"))
@@ -121,8 +121,8 @@ def _id(value: str | int | float | None, field: str, *, required: bool = False) 
         if required:
             raise InvalidEvent(f"{field}: required", field=field)
         return None
-    if len(value) > _ID_LIMIT:
-        raise InvalidEvent(f"{field}: longer than {_ID_LIMIT} characters", field=field)
+    if len(value) > ID_LIMIT:
+        raise InvalidEvent(f"{field}: longer than {ID_LIMIT} characters", field=field)
     return value
 
 
@@ -135,8 +135,8 @@ def _name(value: Any, field: str, *, required: bool = False) -> str | None:
         raise InvalidEvent(f"{field}: must be a string", field=field)
     if required and not value:
         raise InvalidEvent(f"{field}: must not be empty", field=field)
-    if len(value) > _NAME_LIMIT:
-        raise InvalidEvent(f"{field}: longer than {_NAME_LIMIT} characters", field=field)
+    if len(value) > NAME_LIMIT:
+        raise InvalidEvent(f"{field}: longer than {NAME_LIMIT} characters", field=field)
     return value
 
 
@@ -256,7 +256,7 @@ def message_row(
         raise PayloadTooLarge("message: larger than 32 KB", field="message")
     try:
         data.decode()  # msgspec checks the text of the fields it reads, not of the rest
-        if data.count(b"{") + data.count(b"[") > _DEPTH_LIMIT:
+        if data.count(b"{") + data.count(b"[") > DEPTH_LIMIT:
             orjson.dumps(orjson.loads(data))  # as deep as the readers of raw can write?
         msg = _DECODER.decode(data)
         return _row(msg, data, received_at, source, batch_sent_at, default_type)
@@ -366,7 +366,7 @@ def _text(value: Any) -> str | None:
     """An identifier as text: numbers become strings; blanks, objects and lists are absent."""
     if isinstance(value, str):
         value = value.strip()
-        return value[:_ID_LIMIT] or None
+        return value[:ID_LIMIT] or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None

@@ -30,7 +30,7 @@ from tsunagu.store.identifiers import (
 from tsunagu.store.message_ids import MessageIds
 from tsunagu.store.schema import MIGRATIONS
 
-_EVENT_SCHEMA = pa.schema(
+EVENT_SCHEMA = pa.schema(
     [
         ("message_id", pa.string()),
         ("type", pa.string()),
@@ -102,7 +102,7 @@ def utcnow() -> datetime:
 def events_table(rows: Sequence[EventRow]) -> pa.Table:
     """Rows as an Arrow table in the events table's column order."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
-    return pa.table(dict(zip(COLUMNS, columns, strict=True)), schema=_EVENT_SCHEMA)
+    return pa.table(dict(zip(COLUMNS, columns, strict=True)), schema=EVENT_SCHEMA)
 
 
 class Store:
