@@ -2,14 +2,15 @@
 
 DuckDB reads each line's JSON once per function (the types at the paths a rule reads, their
 values, the keys of the objects they are in) and decides, for every line whose shape it can
-decide exactly as `normalize.message_row` would, the row that function makes. Every other line
-is left to `message_row` itself: no messageId (its id is a hash of the message), an id or a
-time given as a number, a time in a form other than `YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]`,
-text with white space at its ends (Python's strip), a key given twice in an object a rule reads
-(DuckDB reads the first, msgspec the last), a group or alias, a message over 32 KB or nested
-deeply, and every message a rule refuses (the error is `message_row`'s). So the SQL never
-refuses a line and never makes a row `message_row` would not make; tests/events/
-test_rules_sql.py holds the two to the same rows, rule by rule and on generated messages.
+decide exactly as `normalize.message_row` would, the row that function makes (a message
+without a messageId gets its content's id, made in Python as there). Every other line is left
+to `message_row` itself: an id or a time given as a number, a time in a form other than
+`YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]`, text with white space at its ends (Python's strip),
+a key given twice in an object a rule reads (DuckDB reads the first, msgspec the last), a
+group or alias, a message over 32 KB or nested deeply, and every message a rule refuses (the
+error is `message_row`'s). So the SQL never refuses a line and never makes a row `message_row`
+would not make; tests/events/test_rules_sql.py holds the two to the same rows, rule by rule,
+on generated messages and through a whole import.
 
 The caller has checked that each line is UTF-8 and JSON as msgspec reads it (DuckDB's reader
 also takes trailing commas and NaN).
@@ -20,7 +21,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tsunagu.events.model import CHANNELS
 from tsunagu.events.normalize import (
@@ -30,6 +34,7 @@ from tsunagu.events.normalize import (
     ID_LIMIT,
     MAX_EVENT_BYTES,
     NAME_LIMIT,
+    content_message_id,
 )
 from tsunagu.store.sql import literal
 
@@ -176,7 +181,7 @@ def _sql() -> str:
         f"{_t('$')} = 'OBJECT'",
         f"{_t('$.type')} = 'VARCHAR' AND {kind} IN ('track', 'page', 'screen', 'identify')",
         "list_bool_and(list_transform(k, lambda keys: keys IS NULL OR len(keys) = list_unique(keys)))",
-        f"{_t('$.messageId')} = 'VARCHAR' AND {_v('$.messageId')} <> '' AND {_plain(_v('$.messageId'), ID_LIMIT)}",
+        _id_or_blank("$.messageId"),
         _id_or_blank("$.userId"),
         _id_or_blank("$.anonymousId"),
         f"coalesce({_id_value('$.userId')}, {_id_value('$.anonymousId')}) IS NOT NULL",
@@ -207,7 +212,7 @@ def _sql() -> str:
     fast = " AND ".join(f"({c})" for c in checks)
     return f"""
 SELECT n, coalesce({fast}, false) AS fast,
-       {_v("$.messageId")} AS message_id, {kind} AS type,
+       {_id_value("$.messageId")} AS message_id, {kind} AS type,
        CASE {kind} WHEN 'track' THEN {_v("$.event")} WHEN 'identify' THEN NULL ELSE {_v("$.name")} END AS event,
        {_id_value("$.userId")} AS user_id, {_id_value("$.anonymousId")} AS anonymous_id,
        CASE {channel} {given} {mapped} ELSE {derived} END AS channel,
@@ -235,11 +240,12 @@ def decide(
 ) -> pa.Table:
     """For each of `lines` (n BIGINT, line VARCHAR: UTF-8 JSON as msgspec reads it), in their
     order: `n`, `fast` (decided here) and, where it is true, the row's columns
-    (`normalize.COLUMNS`, `raw` the line)."""
+    (`normalize.COLUMNS`, `raw` the line). A message without a messageId gets
+    `content_message_id`'s, made here."""
     received = received_at.astimezone(UTC).replace(tzinfo=None)
     cur.register("_jsonl_lines", lines)
     try:
-        return cur.sql(
+        ruled = cur.sql(
             _RULES.replace("{lines}", "_jsonl_lines"),
             params={
                 "received": received,
@@ -250,3 +256,26 @@ def decide(
         ).to_arrow_table()
     finally:
         cur.unregister("_jsonl_lines")
+    fast = ruled.column("fast").to_numpy(zero_copy_only=False)
+    missing = np.flatnonzero(
+        fast & ruled.column("message_id").is_null().to_numpy(zero_copy_only=False)
+    )
+    if not len(missing):
+        return ruled
+    ids: list[str | None] = []
+    for line in ruled.column("raw").take(missing).to_pylist():
+        try:
+            ids.append(content_message_id(orjson.loads(line)))
+        except orjson.JSONDecodeError:  # a number orjson cannot read: message_row refuses it
+            ids.append(None)
+    made = np.array([i is not None for i in ids])
+    fast[missing[~made]] = False
+    mask = np.zeros(len(fast), dtype=bool)
+    mask[missing[made]] = True
+    message_ids = pc.replace_with_mask(
+        ruled.column("message_id").combine_chunks(),
+        pa.array(mask),
+        pa.array([i for i in ids if i is not None], pa.string()),
+    )
+    ruled = ruled.set_column(ruled.schema.get_field_index("message_id"), "message_id", message_ids)
+    return ruled.set_column(ruled.schema.get_field_index("fast"), "fast", pa.array(fast))
