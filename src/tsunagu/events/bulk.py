@@ -136,6 +136,7 @@ def _lines(first: int, data: bytes) -> _Lines:
     offsets[0] = 0
     offsets[1:] = ends + 1
     numbers = np.arange(first, first + len(ends), dtype=np.int64)
+    text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
     # One JSON array of the lines for msgspec to check: `[`, the block, its newlines commas
     # and the last one `]` (one copy, not the two of a replace and a concatenation).
     array = bytearray(b"[")
@@ -143,14 +144,11 @@ def _lines(first: int, data: bytes) -> _Lines:
     np.frombuffer(array, dtype=np.uint8)[ends + 1] = _COMMA
     array[-1] = _CLOSE
     try:
-        data.decode()
+        text.validate(full=True)  # UTF-8, in C
         _RAW_LIST.decode(array)
-    except (UnicodeDecodeError, msgspec.DecodeError):
+    except (pa.ArrowInvalid, msgspec.DecodeError):
         return _checked_lines(first, data, offsets)
     del array
-    text = pa.StringArray.from_buffers(
-        len(ends), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-    )
     table = pa.table({"n": numbers, "line": text})
     return _Lines(pa.Table.from_batches(table.to_batches(_SLICE_ROWS)), first, data, offsets)
 
@@ -173,9 +171,9 @@ def _checked_lines(first: int, data: bytes, offsets: np.ndarray) -> _Lines:
     table = pa.table(
         {
             "n": pa.array(first + chosen),
-            "line": pa.array([data[offsets[i] : offsets[i + 1]] for i in good], pa.binary()).view(
-                pa.string()
-            ),
+            "line": pa.array(
+                [data[offsets[i] : offsets[i + 1]] for i in good], pa.large_binary()
+            ).view(pa.large_string()),
         }
     )
     return _Lines(table, first, data, offsets, frozenset(unread))
