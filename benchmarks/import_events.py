@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import random
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import orjson
+from timing import committed_seconds, imports_beside_floor
 
 from tsunagu.events.bulk import import_events
 from tsunagu.store import Store
-from tsunagu.store.db import CHECKPOINT_THRESHOLD
 
 _FLOOR = """
 INSERT INTO events BY NAME
@@ -112,17 +109,7 @@ def floor(path: Path, work: Path) -> float:
     and commit (`_FLOOR`)."""
     with Store(work / "floor" / "tsunagu.duckdb"):
         pass  # the schema, as tsunagu makes it
-    db = duckdb.connect(
-        str(work / "floor" / "tsunagu.duckdb"),
-        config={"checkpoint_threshold": CHECKPOINT_THRESHOLD},
-    )
-    t0 = time.perf_counter()
-    db.execute("BEGIN")
-    db.execute(_FLOOR.format(path=path))
-    db.execute("COMMIT")
-    wall = time.perf_counter() - t0
-    db.close()
-    return wall
+    return committed_seconds(work / "floor" / "tsunagu.duckdb", _FLOOR.format(path=path))
 
 
 def main() -> None:
@@ -144,26 +131,13 @@ def main() -> None:
         f"{lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
     )
 
-    floor_wall = floor(path, work)
-    with Store(work / "data" / "tsunagu.duckdb") as store:
-        for label in ("first import", "second import (all duplicates)"):
-            t0 = time.perf_counter()
-            result = import_events(store=store, path=path)
-            wall = time.perf_counter() - t0
-            print(
-                f"{label}: {result.read:,} lines in {wall:.2f} s = {result.read / wall:,.0f} lines/s "
-                f"(imported {result.imported:,}, rejected {result.rejected:,}, duplicates {result.duplicates:,})"
-            )
-            if label == "first import":
-                first = result.read / wall
-        events = store.scalar("SELECT count(*) FROM events")
-    floor_rate = lines / floor_wall
-    print(
-        f"floor (DuckDB read_ndjson_objects, columns by JSON path, insert, commit): "
-        f"{floor_rate:,.0f} lines/s; tsunagu / floor: {first / floor_rate:.2f}"
+    imports_beside_floor(
+        lambda store: import_events(store=store, path=path),
+        data=work / "data",
+        unit="lines",
+        floor_seconds=floor(path, work),
+        floor="DuckDB read_ndjson_objects, columns by JSON path, insert, commit",
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"events stored {events:,}; peak RSS {peak:,.0f} MB; cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":

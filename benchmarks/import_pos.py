@@ -12,17 +12,14 @@ their products as JSON, writing and committing them (`_FLOOR`).
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+from timing import committed_seconds, imports_beside_floor
 
 from tsunagu.events.pos import import_pos
-from tsunagu.store import Store
-from tsunagu.store.db import CHECKPOINT_THRESHOLD
 
 _WRITE = """
 COPY (
@@ -64,16 +61,7 @@ GROUP BY store_id, receipt_id
 
 def floor(path: Path, work: Path) -> float:
     """Seconds for DuckDB alone to turn the file into committed receipts (`_FLOOR`)."""
-    db = duckdb.connect(
-        str(work / "floor.duckdb"), config={"checkpoint_threshold": CHECKPOINT_THRESHOLD}
-    )
-    t0 = time.perf_counter()
-    db.execute("BEGIN")
-    db.execute(_FLOOR.format(path=path))
-    db.execute("COMMIT")
-    wall = time.perf_counter() - t0
-    db.close()
-    return wall
+    return committed_seconds(work / "floor.duckdb", _FLOOR.format(path=path))
 
 
 def main() -> None:
@@ -92,26 +80,13 @@ def main() -> None:
             f"wrote {args.rows:,} line items ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
         )
 
-    floor_wall = floor(path, work)
-    with Store(work / "data" / "tsunagu.duckdb") as store:
-        for label in ("first import", "second import (all duplicates)"):
-            t0 = time.perf_counter()
-            result = import_pos(store=store, path=path)
-            wall = time.perf_counter() - t0
-            print(
-                f"{label}: {result.read:,} rows in {wall:.2f} s = {result.read / wall:,.0f} rows/s "
-                f"(imported {result.imported:,}, rejected {result.rejected:,}, duplicates {result.duplicates:,})"
-            )
-            if label == "first import":
-                first = result.read / wall
-        events = store.scalar("SELECT count(*) FROM events")
-    floor_rate = result.read / floor_wall
-    print(
-        f"floor (DuckDB reads the file, groups receipts with products as JSON, commits): "
-        f"{floor_rate:,.0f} rows/s; tsunagu / floor: {first / floor_rate:.2f}"
+    imports_beside_floor(
+        lambda store: import_pos(store=store, path=path),
+        data=work / "data",
+        unit="rows",
+        floor_seconds=floor(path, work),
+        floor="DuckDB reads the file, groups receipts with products as JSON, commits",
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"events stored {events:,}; peak RSS {peak:,.0f} MB; cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":

@@ -4,15 +4,20 @@ on their import path)."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tsunagu.store import Store
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -54,3 +59,47 @@ def serving(data: Path, port: int, env: dict[str, str] | None = None) -> Iterato
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def imports_beside_floor(
+    run: Callable[[Store], Any], *, data: Path, unit: str, floor_seconds: float, floor: str
+) -> None:
+    """`run` (an import into the store) on a fresh store, then again (every row a duplicate);
+    prints both rates and the first one's ratio to the floor's (`floor_seconds` for as many
+    rows, described by `floor`)."""
+    from tsunagu.store import Store
+
+    with Store(data / "tsunagu.duckdb") as store:
+        for label in ("first import", "second import (all duplicates)"):
+            t0 = time.perf_counter()
+            result = run(store)
+            wall = time.perf_counter() - t0
+            print(
+                f"{label}: {result.read:,} {unit} in {wall:.2f} s = {result.read / wall:,.0f} "
+                f"{unit}/s (imported {result.imported:,}, rejected {result.rejected:,}, "
+                f"duplicates {result.duplicates:,})"
+            )
+            if label == "first import":
+                first = result.read / wall
+        events = store.scalar("SELECT count(*) FROM events")
+    floor_rate = result.read / floor_seconds
+    print(f"floor ({floor}): {floor_rate:,.0f} {unit}/s; tsunagu / floor: {first / floor_rate:.2f}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"events stored {events:,}; peak RSS {peak:,.0f} MB; cores: {os.cpu_count()}")
+
+
+def committed_seconds(database: Path, sql: str) -> float:
+    """Seconds for DuckDB alone to run `sql` in a transaction on `database` and commit it, with
+    tsunagu's checkpoint setting (a floor is the bare minimum, not worse tuned)."""
+    import duckdb
+
+    from tsunagu.store.db import CHECKPOINT_THRESHOLD
+
+    db = duckdb.connect(str(database), config={"checkpoint_threshold": CHECKPOINT_THRESHOLD})
+    t0 = time.perf_counter()
+    db.execute("BEGIN")
+    db.execute(sql)
+    db.execute("COMMIT")
+    wall = time.perf_counter() - t0
+    db.close()
+    return wall
