@@ -32,7 +32,7 @@ FUTURE_SLACK = timedelta(days=1)
 """How far past the receipt time a timestamp may lie (device clocks drift)."""
 
 # Segment's own libraries set context.channel to these; map them onto our channels.
-_SEGMENT_CHANNELS = {"browser": "web", "mobile": "app"}
+SEGMENT_CHANNELS = {"browser": "web", "mobile": "app"}
 
 COLUMNS: tuple[str, ...] = (
     "message_id",
@@ -163,8 +163,8 @@ def _channel(kind: str, context: Context, store_id: Any) -> str:
         lowered = given.strip().lower()
         if lowered in CHANNELS:
             return lowered
-        if lowered in _SEGMENT_CHANNELS:
-            return _SEGMENT_CHANNELS[lowered]
+        if lowered in SEGMENT_CHANNELS:
+            return SEGMENT_CHANNELS[lowered]
         if lowered != "server":
             raise InvalidEvent(
                 f"context.channel: {given!r} is not one of {', '.join(sorted(CHANNELS))}",

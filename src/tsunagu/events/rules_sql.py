@@ -34,6 +34,7 @@ from tsunagu.events.normalize import (
     ID_LIMIT,
     MAX_EVENT_BYTES,
     NAME_LIMIT,
+    SEGMENT_CHANNELS,
     content_message_id,
 )
 from tsunagu.store.sql import literal
@@ -66,16 +67,10 @@ _PATHS = (
     *(f"$.traits.{k}" for k in ("email", "phone", "line_user_id", "member_card")),
     *(f"$.context.traits.{k}" for k in ("email", "phone", "line_user_id", "member_card")),
 )
-_VALUES = tuple(
-    p
-    for p in _PATHS
-    if p
-    not in ("$", "$.context", "$.integrations", "$.properties", "$.traits", "$.context.device",
-            "$.context.app", "$.context.traits")
-)  # fmt: skip
-"""Paths whose value a rule reads (objects' are only typed: their text would be copied)."""
 _OBJECTS = ("$", "$.context", "$.properties", "$.traits", "$.context.traits", "$.context.device")
 """Objects a rule reads a key of: a key given twice in one of them is left to Python."""
+_VALUES = tuple(p for p in _PATHS if p not in (*_OBJECTS, "$.integrations", "$.context.app"))
+"""Paths whose value a rule reads (of the rest only the type: their text would be copied)."""
 
 WHITE_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 """What Python's str.strip() takes off (str.isspace: none above U+3000)."""
@@ -86,8 +81,6 @@ TIME_FORM = (
     r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
 """ISO 8601 times Python's datetime.fromisoformat and DuckDB read alike."""
-
-_SEGMENT_CHANNELS = {"browser": "web", "mobile": "app"}
 
 
 def _t(path: str) -> str:
@@ -156,14 +149,14 @@ def _sql() -> str:
     given_store = f"({_t('$.properties')} = 'OBJECT' AND {_t('$.properties.store_id')} IS NOT NULL)"
     store_source = f"CASE WHEN {given_store} THEN {_v('$.properties.store_id')} ELSE {_v('$.context.store_id')} END"
     store_types = ("NULL", "VARCHAR", "BIGINT", "UBIGINT")
-    channels = sorted(CHANNELS | set(_SEGMENT_CHANNELS) | {"server"})
+    channels = sorted(CHANNELS | set(SEGMENT_CHANNELS) | {"server"})
     channel = _v("$.context.channel")
     derived = (
         f"CASE WHEN {given_store} AND coalesce({_v('$.properties.store_id')}, '') <> '' THEN 'store' "
         f"WHEN {kind} = 'screen' OR {_t('$.context.device')} IS NOT NULL "
         f"OR {_t('$.context.app')} IS NOT NULL THEN 'app' ELSE 'web' END"
     )
-    mapped = " ".join(f"WHEN {literal(k)} THEN {literal(c)}" for k, c in _SEGMENT_CHANNELS.items())
+    mapped = " ".join(f"WHEN {literal(k)} THEN {literal(c)}" for k, c in SEGMENT_CHANNELS.items())
     given = " ".join(f"WHEN {literal(c)} THEN {literal(c)}" for c in sorted(CHANNELS))
     time_text = _v("$.timestamp")
     timestamp = (

@@ -29,6 +29,7 @@ from tsunagu.recommend.model import (
     train,
 )
 from tsunagu.store import Store, utcnow
+from tsunagu.store.db import count
 
 Context = Literal["web", "app", "store"]
 Reason = Literal["history", "popular_in_region", "popular"]
@@ -443,7 +444,7 @@ def evaluate(
 
 def _evaluable(cur: duckdb.DuckDBPyConnection, purchases: str) -> None:
     """Refuse, with its real cause, a store on which no customer can be held out."""
-    if not _one(cur, "SELECT count(*) FROM _last")[0]:
+    if not count(cur, "SELECT count(*) FROM _last"):
         raise InvalidInput(
             "events: no customer with two purchase days to hold one out", field="events"
         )
