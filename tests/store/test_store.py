@@ -45,6 +45,30 @@ def test_insert_skips_message_ids_already_stored_or_repeated(store: Store) -> No
     assert sorted(r[0] for r in store.query("SELECT message_id FROM events")) == ["a", "b", "c"]
 
 
+def test_of_two_rows_with_one_message_id_the_first_is_stored_and_the_order_kept(
+    store: Store,
+) -> None:
+    import numpy as np
+
+    batch = rows("c", "b", "a", "b", "d")
+    batch[3] = normalize(
+        {"type": "track", "event": "e", "userId": "later", "messageId": "b"},
+        received_at=NOW,
+        source="t",
+    )
+    assert store.insert_events(batch) == 4
+    assert store.query("SELECT message_id, user_id FROM events ORDER BY rowid") == [
+        ("c", "u"),
+        ("b", "u"),
+        ("a", "u"),
+        ("d", "u"),
+    ]
+    # Two ids given one hash (a collision inside a batch) are both new: compared exactly.
+    same = np.array([7, 7, 7], dtype=np.uint64)
+    assert store.insert_events(rows("e", "f", "e"), hashes=same) == 2
+    assert store.scalar("SELECT count(*) FROM events WHERE message_id IN ('e', 'f')") == 2
+
+
 def test_events_of_a_rolled_back_insert_can_be_stored_later(store: Store) -> None:
     # All new: indexed before the insert, which is then rolled back. The index now holds
     # hashes of ids the table lacks; they must be checked exactly, not skipped.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -227,6 +228,10 @@ def _clicked(raw: Any, text: str, secret: bytes) -> tuple[Any, dict[str, Any] | 
     return linked, clicked
 
 
+_Write = tuple[pa.Table, np.ndarray, "asyncio.Future[int]", asyncio.AbstractEventLoop]
+"""A queued write: the rows, their messageIds' hashes, and whom to answer."""
+
+
 class Collector:
     """Group-commits event rows from many concurrent submitters in one writer thread."""
 
@@ -243,9 +248,7 @@ class Collector:
         self._on_commit = on_commit
         self._interval = interval_ms / 1000
         self._max_events = max_events
-        self._queue: queue.Queue[
-            tuple[pa.Table, asyncio.Future[int], asyncio.AbstractEventLoop] | None
-        ] = queue.Queue()
+        self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tsunagu-writer", daemon=True)
         self.commits = 0
         self.events_written = 0
@@ -268,8 +271,9 @@ class Collector:
             return 0
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        # Columns made here, where the cores are less busy than in the one writer.
-        self._queue.put((events_table(rows), future, loop))
+        # Columns and hashes made here, where the cores are less busy than in the one writer.
+        table = events_table(rows)
+        self._queue.put((table, self._store.message_hashes(table), future, loop))
         return await future
 
     def _run(self) -> None:
@@ -296,19 +300,18 @@ class Collector:
                 deadline = 0  # after the first wait, take only what is already queued
             self._commit(pending)
 
-    def _commit(
-        self, pending: list[tuple[pa.Table, asyncio.Future[int], asyncio.AbstractEventLoop]]
-    ) -> None:
-        rows = pa.concat_tables([table for table, _, _ in pending])
+    def _commit(self, pending: list[_Write]) -> None:
+        rows = pa.concat_tables([table for table, _, _, _ in pending])
+        hashes = np.concatenate([hashes for _, hashes, _, _ in pending])
         try:
-            stored = self._store.insert_events(rows)
+            stored = self._store.insert_events(rows, hashes=hashes)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of the failure
-            for _, future, loop in pending:
+            for _, _, future, loop in pending:
                 loop.call_soon_threadsafe(_fail, future, exc)
             return
         self.commits += 1
         self.events_written += rows.num_rows
-        for batch, future, loop in pending:
+        for batch, _, future, loop in pending:
             loop.call_soon_threadsafe(_succeed, future, batch.num_rows)
         if stored and self._on_commit is not None:
             self._on_commit()

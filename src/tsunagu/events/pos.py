@@ -223,20 +223,25 @@ FROM (SELECT store_id, receipt_id FROM _in WHERE _reason IS NULL
 WHERE _in._reason IS NULL AND _in.store_id = r.store_id AND _in.receipt_id = r.receipt_id;
 """
 
+# The receipts' messages; a view, so that the INSERT builds each message's JSON as it stores it.
 _EVENTS = """
-CREATE OR REPLACE TEMP TABLE _pos_events AS
+CREATE OR REPLACE TEMP VIEW _pos_events AS
 WITH orders AS (
     SELECT order_key AS message_id,
-           -- The same id as a redemption reported by the till over the API: stored once.
-           'redeem:' || store_id || ':' || receipt_id || ':' || coupon_code AS redeem_id,
            CASE WHEN units < 0 THEN 'Order Refunded' ELSE 'Order Completed' END AS event,
            CASE WHEN member_card IS NOT NULL THEN 'card:' || member_card
                 ELSE 'receipt:' || store_id || ':' || business_day || ':' || receipt_id END AS anonymous_id,
            *
     FROM _receipts
+), redemptions AS (
+    -- The same id as a redemption reported by the till over the API: stored once (and once
+    -- only when a till reuses a receipt number on another day with the same code).
+    SELECT 'redeem:' || store_id || ':' || receipt_id || ':' || coupon_code AS message_id, *
+    FROM orders WHERE coupon_code IS NOT NULL AND event = 'Order Completed'
+    QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY sold_at, first_row) = 1
 ), messages AS (
-    SELECT message_id, 'track' AS type, event, NULL AS user_id, anonymous_id, 'store' AS channel,
-           store_id, sold_at AS timestamp, first_row, member_card, json_object(
+    SELECT message_id, event, anonymous_id, store_id, sold_at, first_row, member_card,
+           json_object(
                'type', 'track', 'event', event, 'messageId', message_id,
                'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
                'receivedAt', iso_utc({received_at}),
@@ -251,9 +256,9 @@ WITH orders AS (
            ) AS raw
     FROM orders
     UNION ALL
-    SELECT redeem_id, 'track', 'Coupon Redeemed', NULL, anonymous_id, 'store',
-           store_id, sold_at, first_row, member_card, json_object(
-               'type', 'track', 'event', 'Coupon Redeemed', 'messageId', redeem_id,
+    SELECT message_id, 'Coupon Redeemed', anonymous_id, store_id, sold_at, first_row, member_card,
+           json_object(
+               'type', 'track', 'event', 'Coupon Redeemed', 'messageId', message_id,
                'anonymousId', anonymous_id, 'timestamp', iso_utc(sold_at),
                'receivedAt', iso_utc({received_at}),
                'context', json_object('channel', 'store', 'traits',
@@ -264,9 +269,10 @@ WITH orders AS (
                    'store_id', store_id,
                    'discount', money(discount), 'currency', 'JPY')
            )
-    FROM orders WHERE coupon_code IS NOT NULL AND event = 'Order Completed'
+    FROM redemptions
 )
-SELECT message_id, type, event, user_id, anonymous_id, channel, store_id, timestamp,
+SELECT message_id, 'track' AS type, event, CAST(NULL AS VARCHAR) AS user_id, anonymous_id,
+       'store' AS channel, store_id, sold_at AS timestamp,
        {received_at} AS received_at, {source} AS source,
        CAST(NULL AS VARCHAR) AS device_id, CAST(NULL AS VARCHAR) AS email,
        CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS line_user_id, member_card,
@@ -384,7 +390,9 @@ def import_pos(
             "SELECT sum(lines) FROM _receipts WHERE order_key IN (SELECT message_id FROM _seen)",
         )
         step("storing events")
-        store.insert_new_events(cur, "_pos_events", stored, as_sent=False)
+        # All stored before (a file imported again)? Then no message's JSON needs building.
+        if len(stored) < count(cur, "SELECT count(*) FROM _pos_events"):
+            store.insert_new_events(cur, "_pos_events", stored, as_sent=False)
         result.read = staged.rows + len(staged.malformed)
         result.rejected = write_rejects(
             cur,
@@ -405,7 +413,8 @@ def import_pos(
                 f"{conflicts:,} receipts carry a coupon redeemed before on another receipt "
                 "(left as it was)"
             )
-        for table in ("_in", "_receipts", "_pos_events", "_seen"):
+        cur.execute("DROP VIEW _pos_events")
+        for table in ("_in", "_receipts", "_seen"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
         record_import(cur, result, started)
     if staged.temp_file is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tsunagu.config import Settings
 from tsunagu.events.normalize import COLUMNS, EventRow
@@ -70,13 +71,11 @@ resolved written in, every other key kept (a JSON merge patch, RFC 7396)."""
 _STORED = ", ".join([*COLUMNS[:-1], STORED_RAW])
 _AS_GIVEN = ", ".join(COLUMNS)
 
-# New rows only: a messageId already stored (given as $1), or repeated inside the batch, is
-# skipped. $2 is the commit stamp.
+# New rows only: a messageId already stored (given as $1) is skipped; the relation holds each
+# messageId once. $2 is the commit stamp.
 _INSERT_NEW_EVENTS = f"""
 INSERT INTO events ({", ".join(COLUMNS)}, stored_at)
-SELECT {{columns}}, $2::TIMESTAMP FROM (
-    SELECT * FROM {{batch}} QUALIFY row_number() OVER (PARTITION BY message_id) = 1
-) AS b
+SELECT {{columns}}, $2::TIMESTAMP FROM {{batch}} AS b
 WHERE b.message_id NOT IN (SELECT unnest($1::VARCHAR[]))
 """
 _INSERT_EVENTS = f"""
@@ -158,8 +157,14 @@ class Store:
         cur = cursors.get(setup_sql)
         if cur is None:
             cur = cursors[setup_sql] = self.cursor()
-            cur.execute(setup_sql)
+            if setup_sql:
+                cur.execute(setup_sql)
         return cur
+
+    def message_hashes(self, batch: pa.Table) -> np.ndarray:
+        """`message_hashes` of `batch` on this thread's cursor, outside any transaction: the
+        collector hashes a request's messageIds where it parses them, not in the one writer."""
+        return message_hashes(self.prepared_cursor(""), batch)
 
     def close(self) -> None:
         self._con.close()
@@ -258,15 +263,23 @@ class Store:
         columns = cur.execute(
             f"SELECT message_id, hash(message_id) AS h FROM {relation}"
         ).fetchnumpy()
-        maybe = self._message_ids(cur).maybe_stored(np.asarray(columns["h"], dtype=np.uint64))
-        if not maybe.any():
-            return []
-        candidates = [str(m) for m in np.asarray(columns["message_id"])[maybe]]
+        hashes = np.asarray(columns["h"], dtype=np.uint64)
+        return sorted(self._stored(cur, np.asarray(columns["message_id"]), hashes))
+
+    def _stored(
+        self, cur: duckdb.DuckDBPyConnection, ids: np.ndarray | pa.ChunkedArray, hashes: np.ndarray
+    ) -> set[str]:
+        """Which of the messageIds `ids` (with their `hashes`) are stored: the index rules out
+        most, the table answers for the rest."""
+        maybe = np.flatnonzero(self._message_ids(cur).maybe_stored(hashes))
+        if not maybe.size:
+            return set()
+        candidates = [str(m) for m in _take(ids, maybe)]
         rows = cur.execute(
             "SELECT DISTINCT message_id FROM events WHERE message_id IN (SELECT unnest(?::VARCHAR[]))",
             [candidates],
         ).fetchall()
-        return [r[0] for r in rows]
+        return {r[0] for r in rows}
 
     def _suppressed(self, cur: duckdb.DuckDBPyConnection) -> bool:
         if self._has_suppressed is None:
@@ -301,11 +314,11 @@ class Store:
         fresh: bool = False,
         as_sent: bool = True,
     ) -> int:
-        """Insert the rows of `relation` (events columns) whose messageId is new; returns the
-        count. `stored`: the result of `stored_among`, when the caller has it already. `fresh`:
-        the caller made every messageId just now, each once, so none needs looking up.
-        `as_sent`: `raw` holds messages as sent (`STORED_RAW` completes them); else it is the
-        JSON to store.
+        """Insert the rows of `relation` (events columns, each messageId once) whose messageId
+        is new; returns the count. `stored`: the result of `stored_among`, when the caller has
+        it already. `fresh`: the caller made every messageId just now, so none needs looking
+        up. `as_sent`: `raw` holds messages as sent (`STORED_RAW` completes them); else it is
+        the JSON to store.
 
         Runs inside the caller's write transaction.
         """
@@ -319,22 +332,12 @@ class Store:
                 stored = self.stored_among(cur, relation)
             sql = _INSERT_NEW_EVENTS.format(batch=relation, columns=columns)
             params = [stored, self._stamp(cur)]
-        return self._insert(cur, sql, params)
-
-    def _insert(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        sql: str,
-        params: list[Any],
-        batch: pa.Table | None = None,
-    ) -> int:
-        """Run the INSERT `sql` and index the messageIds it stored. A `batch` table is what
-        the SQL names `batch`: DuckDB reads it as this frame's local, unregistered."""
-        # What was stored before is in the index already, as are duplicates of what is new.
-        hashes = cur.execute(sql + " RETURNING hash(message_id) AS h", params).fetchnumpy()["h"]
-        # Rolled back later? Then these are false alarms for the index, checked exactly.
+        # Every messageId of the relation goes into the index: those stored before are in it
+        # already, and the rest is stored now.
+        hashes = cur.execute(f"SELECT hash(message_id) AS h FROM {relation}").fetchnumpy()["h"]
+        inserted = count(cur, sql, params)
         self._message_ids(cur).add(np.asarray(hashes, dtype=np.uint64))
-        return len(hashes)
+        return inserted
 
     def add_events(
         self,
@@ -342,39 +345,57 @@ class Store:
         rows: Sequence[EventRow] | pa.Table,
         *,
         fresh: bool = False,
+        hashes: np.ndarray | None = None,
     ) -> int:
         """`insert_events` inside the caller's write transaction `cur`; `fresh` as for
-        `insert_new_events`."""
-        table = rows if isinstance(rows, pa.Table) else events_table(rows)
-        if table.num_rows == 0:
+        `insert_new_events`, `hashes` as for `insert_events`."""
+        batch = rows if isinstance(rows, pa.Table) else events_table(rows)
+        if batch.num_rows == 0:
             return 0
-        if not self._suppressed(cur):
-            if fresh:  # a redemption's or a send's events
-                # One statement, where registering the table and unregistering it cost two more.
-                return self._insert(cur, _INSERT_BATCH, [self._stamp(cur)], batch=table)
-            if self._added_all_new(cur, table):
-                return table.num_rows
-        with registered(cur, "_event_batch", table):
-            return self.insert_new_events(cur, "_event_batch", fresh=fresh)
-
-    def _added_all_new(self, cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> bool:
-        """Insert `batch` if every messageId in it is new, and there once, for certain: then
-        the rows go in as they are, with no look-up, no window over the batch and no RETURNING
-        (the collector's batches, but for a client's retries). DuckDB reads `batch` as this
-        frame's local."""
-        hashes = np.asarray(
-            cur.execute("SELECT hash(message_id) AS h FROM batch").fetchnumpy()["h"],
-            dtype=np.uint64,
-        )
-        index = self._message_ids(cur)
-        if np.unique(hashes).size < hashes.size or index.maybe_stored(hashes).any():
-            return False
+        hashes = message_hashes(cur, batch) if hashes is None else hashes
+        if not fresh:
+            batch, hashes = self._new_only(cur, batch, hashes)
+            if batch.num_rows == 0:
+                return 0
+        if self._suppressed(cur):
+            with registered(cur, "_event_batch", batch):
+                return self.insert_new_events(cur, "_event_batch", fresh=True)
+        # Not the INSERT's RETURNING: that has DuckDB keep the rows in memory until the commit
+        # writes them, where a plain INSERT writes them to the file as it goes (a commit 30
+        # times shorter on a large import).
         cur.execute(_INSERT_BATCH, [self._stamp(cur)])
-        index.add(hashes)  # rolled back later? Then these are false alarms, checked exactly
-        return True
+        self._message_ids(cur).add(hashes)  # rolled back later? Then false alarms, checked exactly
+        return batch.num_rows
 
-    def insert_events(self, rows: Sequence[EventRow] | pa.Table) -> int:
-        """Store events not stored before (by messageId) in one commit; returns how many were new.
+    def _new_only(
+        self, cur: duckdb.DuckDBPyConnection, batch: pa.Table, hashes: np.ndarray
+    ) -> tuple[pa.Table, np.ndarray]:
+        """The rows of `batch` (and their `hashes`) whose messageId is not stored and not
+        repeated by an earlier row of the batch, in the batch's order. Exact: a hash only
+        points at rows to compare by messageId."""
+        ids = batch.column("message_id")
+        keep = np.ones(batch.num_rows, dtype=bool)
+        unique, counts = np.unique(hashes, return_counts=True)
+        if unique.size < hashes.size:
+            rows = np.flatnonzero(np.isin(hashes, unique[counts > 1]))
+            seen: set[str] = set()
+            for row, message_id in zip(rows, _take(ids, rows), strict=True):
+                keep[row] = message_id not in seen
+                seen.add(message_id)
+        stored = self._stored(cur, ids, hashes)
+        if stored:
+            value_set = pa.array(sorted(stored), type=ids.type)
+            keep &= ~np.asarray(pc.is_in(ids, value_set=value_set), dtype=bool)
+        if keep.all():
+            return batch, hashes
+        return batch.filter(pa.array(keep)), hashes[keep]
+
+    def insert_events(
+        self, rows: Sequence[EventRow] | pa.Table, *, hashes: np.ndarray | None = None
+    ) -> int:
+        """Store events not stored before (by messageId) in one commit, in their order (of
+        two with one messageId, the first); returns how many were new. `hashes`: DuckDB's
+        `hash(message_id)` of each row, when the caller has them.
 
         Durable when it returns: DuckDB syncs its write-ahead log on commit.
         """
@@ -382,7 +403,21 @@ class Store:
         if table.num_rows == 0:
             return 0
         with self.transaction() as cur:
-            return self.add_events(cur, table)
+            return self.add_events(cur, table, hashes=hashes)
+
+
+def message_hashes(cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> np.ndarray:
+    """DuckDB's `hash(message_id)` of each row of `batch`, the messageId index's keys; any
+    cursor of the store will do."""
+    hashes = cur.execute("SELECT hash(message_id) AS h FROM batch").fetchnumpy()["h"]
+    return np.asarray(hashes, dtype=np.uint64)
+
+
+def _take(values: np.ndarray | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
+    """The strings at `rows` of a numpy or Arrow column."""
+    if isinstance(values, np.ndarray):
+        return [str(v) for v in values[rows]]
+    return values.take(pa.array(rows)).to_pylist()
 
 
 @contextmanager
