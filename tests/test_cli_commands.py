@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +285,39 @@ def test_keys_create_prints_a_key_of_its_scope(retailer: tuple[Path, Path]) -> N
         assert get(read) == 200
         assert get(pos) == 403
         assert get(read + "x") == 401
+
+
+def test_keys_list_rotate_and_revoke(retailer: tuple[Path, Path]) -> None:
+    _, data = retailer
+    first = ok(data, "keys", "create", "nightly-export", "--expires", "90d").strip()
+    listed = {k["name"]: k for k in answer(data, "keys", "list")}
+    key = listed["nightly-export"]
+    assert key["active"] and key["scope"] == "read" and first.startswith(key["key_prefix"])
+    assert first not in json.dumps(listed)  # secrets are never listed
+    lifetime = datetime.fromisoformat(key["expires_at"]) - datetime.fromisoformat(key["created_at"])
+    assert abs(lifetime - timedelta(days=90)) < timedelta(minutes=1)
+    second = ok(data, "keys", "rotate", key["key_id"], "--grace", "0").strip()
+    assert second != first
+    ok(data, "keys", "revoke", key["key_id"])  # revoking it again changes nothing
+    after = {k["key_id"]: k for k in answer(data, "keys", "list")}
+    old = after[key["key_id"]]
+    assert not old["active"] and old["rotated_to"] in after
+    assert (
+        after[old["rotated_to"]]["active"]
+        and after[old["rotated_to"]]["expires_at"] == key["expires_at"]
+    )
+    assert "revoked" in ok(data, "keys", "list")
+    unknown = run(data, "keys", "revoke", "key_nosuch")
+    assert unknown.returncode == 2 and "key_nosuch" in unknown.stderr
+    bad = run(data, "keys", "create", "x", "--expires", "soon")
+    assert bad.returncode == 2 and "expires" in bad.stderr
+    with (
+        opened(data) as store,
+        serve_app(create_app(Settings(data_dir=data), store=store)) as url,
+    ):
+        for secret, status in ((first, 401), (second, 200)):
+            response = httpx.get(url + "/v1/status", headers={"Authorization": f"Bearer {secret}"})
+            assert response.status_code == status
 
 
 def test_recommend_train_and_evaluate(retailer: tuple[Path, Path]) -> None:

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     segment_schedule_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
     """How often every segment is refreshed, new events or not (windows move with time)."""
 
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """The largest request body taken (the collector's are smaller: Segment's 500 KB); a larger
+    one is refused before it is read."""
+
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """The largest file uploaded for import (PUT /v1/imports/...), written to disk as it comes."""
+
     timezone: str = "Asia/Tokyo"
     """Zone for times given without an offset (tills) and for display."""
 

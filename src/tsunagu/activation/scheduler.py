@@ -35,6 +35,11 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether its thread runs (GET /readyz)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

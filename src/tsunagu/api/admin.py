@@ -19,7 +19,8 @@ from tsunagu.catalog.overview import overview
 from tsunagu.events.sources import create_source, list_sources, set_origins
 from tsunagu.exceptions import InvalidInput
 from tsunagu.imports import KINDS, run_import
-from tsunagu.keys import create_key
+from tsunagu.keys import create_key, duration, list_keys, revoke_key, rotate_key
+from tsunagu.store import utcnow
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -47,6 +48,17 @@ class SourceOrigins(BaseModel):
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     scope: str = Field(pattern="^(read|admin|pos)$")
+    expires_in: str | None = Field(
+        default=None, max_length=20, description="e.g. 90d, 1y; none: the key does not expire"
+    )
+
+
+class KeyRotate(BaseModel):
+    grace: str = Field(
+        default="24h",
+        max_length=20,
+        description="how long the old key still works (e.g. 24h, 7d; 0: not at all)",
+    )
 
 
 def _check_kind(kind: str) -> None:
@@ -142,8 +154,37 @@ def sources_list(request: Request, store: StoreDep, _: AdminKey) -> list[dict[st
 
 @router.post("/keys", summary="Create an API key; the secret is in the answer, once")
 def keys_create(body: KeyCreate, store: StoreDep, _: AdminKey) -> dict[str, Any]:
-    key, secret = create_key(store=store, name=body.name, scope=body.scope)
+    expires = None
+    if body.expires_in is not None:
+        expires = utcnow() + duration(body.expires_in, field="expires_in")
+    key, secret = create_key(store=store, name=body.name, scope=body.scope, expires_at=expires)
     return {**dataclasses.asdict(key), "key": secret}
+
+
+@router.get("/keys", summary="List API keys (never their secrets)")
+def keys_list(store: StoreDep, _: AdminKey) -> list[dict[str, Any]]:
+    return [{**dataclasses.asdict(k), "active": k.active} for k in list_keys(store=store)]
+
+
+@router.post("/keys/{key_id}/revoke", summary="Refuse an API key from now on")
+def keys_revoke(key_id: str, request: Request, store: StoreDep, _: AdminKey) -> dict[str, Any]:
+    key = revoke_key(store=store, key_id=key_id)
+    request.app.state.key_ring.forget()
+    return {**dataclasses.asdict(key), "active": key.active}
+
+
+@router.post(
+    "/keys/{key_id}/rotate",
+    summary="A new secret for a key; the old one works for a grace period (the new is in the "
+    "answer, once)",
+)
+def keys_rotate(
+    key_id: str, request: Request, store: StoreDep, _: AdminKey, body: KeyRotate | None = None
+) -> dict[str, Any]:
+    grace = duration((body or KeyRotate()).grace, field="grace")
+    key, secret = rotate_key(store=store, key_id=key_id, grace=grace)
+    request.app.state.key_ring.forget()
+    return {**dataclasses.asdict(key), "key": secret, "replaces": key_id}
 
 
 @router.get("/status", summary="Counts of members, stores, products and events by channel")

@@ -29,6 +29,9 @@ from tsunagu.api import (
     segments,
     users,
 )
+from tsunagu.api import metrics as metrics_api
+from tsunagu.api.limits import BodyLimit
+from tsunagu.api.metrics import Metrics, Timing
 from tsunagu.catalog.reservations import HoldSweeper
 from tsunagu.config import Settings, get_settings
 from tsunagu.events.collector import Collector
@@ -74,9 +77,12 @@ def create_app(
             interval_ms=settings.commit_interval_ms,
             max_events=settings.max_commit_events,
             on_commit=app.state.scheduler.nudge,  # journeys answer events as they arrive
+            on_timed=metrics.commit,
         )
         app.state.collector.start()
-        sweeper = HoldSweeper(app.state.store, interval=settings.hold_sweep_seconds)
+        sweeper = app.state.hold_sweeper = HoldSweeper(
+            app.state.store, interval=settings.hold_sweep_seconds
+        )
         sweeper.start()
         app.state.segment_refresher = SegmentRefresher(
             app.state.store,
@@ -108,9 +114,16 @@ def create_app(
         summary="Open OMO customer platform: one customer across online and offline channels",
         lifespan=lifespan,
     )
+    metrics = app.state.metrics = Metrics()
+    metrics.watch(app.state)
     errors.install(app)
+    app.add_middleware(
+        BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
+    )
     app.add_middleware(collector.Cors)
+    app.add_middleware(Timing, metrics=metrics)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(collector.router)
     app.include_router(admin.router)
     app.include_router(profiles.router)

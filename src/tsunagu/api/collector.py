@@ -112,8 +112,11 @@ async def _collect(
         link_secret=request.app.state.link_secret,
     )  # fmt: skip
     await collector.write(rows)
+    metrics = request.app.state.metrics
+    metrics.ingested.inc(len(rows))
     if not rejected:
         return Response(_OK, media_type="application/json")
+    metrics.rejected.inc(len(rejected))
     return _rejected(rejected, accepted=len(rows), single=kind is not None)
 
 

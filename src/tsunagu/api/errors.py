@@ -1,16 +1,21 @@
 """One mapping from tsunagu's errors to HTTP status codes and a JSON body.
 
 The body is `{"error": {"code", "field", "message"}}`; `code` and `message` are repeated at the top
-level because Segment's clients read them there.
+level because Segment's clients read them there. Every answer that is an error has it: the
+framework's own (an unknown path, a method the path does not take) and an unexpected failure too,
+which the server logs with its trace, answers 500 without details.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from tsunagu.exceptions import (
     AuthError,
@@ -69,6 +74,46 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_input", error.message, error.field), status_code=400)
 
 
+_HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """The framework's own errors: no route for the path (404), not for this method (405)."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    if status == 404:
+        message = f"path: no {request.url.path} here (the API is described at /docs)"
+        field = "path"
+    elif status == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        message = f"method: {request.method} is not allowed here" + (
+            f" (allowed: {allow})" if allow else ""
+        )
+        field = "method"
+    elif status == 400:  # the body FastAPI could not read or parse
+        message, field = f"body: {str(exc.detail).lower()}", "body"
+    else:
+        message, field = str(exc.detail), None
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug. Starlette raises the exception again once this is sent: the server logs it."""
+    return JSONResponse(
+        error_body("internal_error", "the server failed to answer this request; it is logged"),
+        status_code=500,
+    )
+
+
+async def _gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away (or api/limits.py cut its body off): nobody reads this answer."""
+    return JSONResponse(error_body("client_disconnected", "the request was cut off"), 400)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(TsunaguError, _tsunagu_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _gone)
+    app.add_exception_handler(Exception, _unexpected)

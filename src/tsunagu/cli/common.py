@@ -42,7 +42,9 @@ app = _App(
 )
 sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
-keys_app = typer.Typer(help="API keys (read / admin) for the HTTP API.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys for the HTTP API: create, list, revoke, rotate.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 identity_app = typer.Typer(
     help="One customer across identifiers: build, export, evaluate.", no_args_is_help=True

@@ -1,4 +1,4 @@
-"""Getting data in and the server up: generate, import, serve, demo, sources, keys, status."""
+"""Getting data in and the server up: generate, import, serve, demo, sources, status."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ from rich.table import Table
 
 from tsunagu.cli.common import (
     ImportKind,
-    KeyScope,
     app,
     console,
     err,
     fail,
-    keys_app,
     local_or_server,
     print_json,
     sources_app,
@@ -376,31 +374,6 @@ def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
             "\n".join(f"{o}: {n:,}" for o, n in refused.items()) or "-",
         )
     console.print(table)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. bi-dashboard")],
-    scope: Annotated[
-        KeyScope,
-        typer.Option(
-            help="read: GET and analytics; admin: changes and erasure; pos: redeem coupons"
-        ),
-    ] = KeyScope.read,
-) -> None:
-    """Create an API key; it is printed once and stored hashed."""
-    from tsunagu.keys import create_key
-
-    def remote(server: RunningServer) -> str:
-        return str(
-            call(server, "POST", "/v1/keys", json={"name": name, "scope": scope.value})["key"]
-        )
-
-    secret = local_or_server(
-        lambda store: create_key(store=store, name=name, scope=scope.value)[1], remote
-    )
-    err.print(f"{scope.value} key {name!r} created; keep it, it is not shown again:")
-    console.print(secret)
 
 
 @app.command()

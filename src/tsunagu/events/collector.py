@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import queue
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -242,10 +243,13 @@ class Collector:
         interval_ms: int = 5,
         max_events: int = 20_000,
         on_commit: Callable[[], None] | None = None,
+        on_timed: Callable[[float, int], None] | None = None,
     ) -> None:
-        """`on_commit`: called in the writer after each commit that stored new events."""
+        """`on_commit`: called in the writer after each commit that stored new events;
+        `on_timed`: after each commit, with its seconds and its rows (the metrics)."""
         self._store = store
         self._on_commit = on_commit
+        self._on_timed = on_timed
         self._interval = interval_ms / 1000
         self._max_events = max_events
         self._queue: queue.Queue[_Write | None] = queue.Queue()
@@ -258,6 +262,11 @@ class Collector:
         so the first commits do not wait seconds for it on a store of millions."""
         self._store.warm()
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether its thread runs (GET /readyz)."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         """Write everything queued, then end the writer."""
@@ -300,7 +309,13 @@ class Collector:
                 deadline = 0  # after the first wait, take only what is already queued
             self._commit(pending)
 
+    @property
+    def queue_depth(self) -> int:
+        """Writes waiting for the writer."""
+        return self._queue.qsize()
+
     def _commit(self, pending: list[_Write]) -> None:
+        started = time.perf_counter()
         rows = pa.concat_tables([table for table, _, _, _ in pending])
         hashes = np.concatenate([hashes for _, hashes, _, _ in pending])
         try:
@@ -311,6 +326,8 @@ class Collector:
             return
         self.commits += 1
         self.events_written += rows.num_rows
+        if self._on_timed is not None:
+            self._on_timed(time.perf_counter() - started, rows.num_rows)
         for batch, _, future, loop in pending:
             loop.call_soon_threadsafe(_succeed, future, batch.num_rows)
         if stored and self._on_commit is not None:

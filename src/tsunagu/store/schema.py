@@ -656,6 +656,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "API keys expire and rotate",
+        [
+            # Naive UTC; NULL: never. A rotated key names its successor and expires after the
+            # grace period it was given (keys.py).
+            "ALTER TABLE api_keys ADD COLUMN expires_at TIMESTAMP",
+            "ALTER TABLE api_keys ADD COLUMN rotated_to VARCHAR",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
