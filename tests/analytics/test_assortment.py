@@ -121,3 +121,25 @@ def test_cli_writes_the_csv_and_refuses_an_unknown_store(
     with pytest.raises(InvalidInput) as err:
         parse(AssortmentQuery, {"store_id": "S001", "radius_km": 0})
     assert err.value.field == "radius_km"
+
+
+def test_a_store_without_coordinates_reaches_its_own_members_and_district(
+    sample_copy: Store,
+) -> None:
+    with sample_copy.transaction() as cur:
+        cur.execute("UPDATE stores SET lat = NULL, lon = NULL WHERE store_id = 'S001'")
+    (postcode,) = sample_copy.query("SELECT postcode FROM stores WHERE store_id = 'S001'")[0]
+    district = (postcode or "").replace("-", "")[:3]
+    members = sample_copy.query(
+        "SELECT n.profile_id, m.home_store_id, m.postcode FROM members m JOIN identity_nodes n "
+        "ON n.type = 'user_id' AND n.value = m.member_id"
+    )
+    homes = sample_copy.query("SELECT profile_id FROM profile_traits WHERE home_store_id = 'S001'")
+    profiles = {p for (p,) in sample_copy.query("SELECT profile_id FROM analytics_profiles")}
+    expected = {p for p, home, _ in members if home == "S001"} | {p for (p,) in homes}
+    expected |= {
+        p for p, _, code in members
+        if district and (code or "").replace("-", "")[:3] == district
+    }  # fmt: skip
+    got = assortment_report(store=sample_copy, query=parse(AssortmentQuery, {"store_id": "S001"}))
+    assert 0 < got.catchment_customers == len(expected & profiles)

@@ -19,6 +19,7 @@ import csv
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,8 +80,10 @@ def assortment_report(*, store: Store, query: AssortmentQuery) -> AssortmentRepo
         raise InvalidInput(f"store_id: no store {query.store_id!r}", field="store_id")
     lat, lon, postcode = found[0]
     near = "s.store_id = $store"
-    if lat is not None and lon is not None:
+    params: dict[str, Any] = {"store": query.store_id}
+    if lat is not None and lon is not None:  # a store without coordinates: its own members
         near = f"({near} OR {distance_sql('s.lat', 's.lon', lat, lon)} <= $radius)"
+        params["radius"] = query.radius_km
     district = (postcode or "").replace("-", "")[:3]
     last = store.scalar("SELECT max(day) FROM analytics_events")
     if last is None:
@@ -98,7 +101,7 @@ def assortment_report(*, store: Store, query: AssortmentQuery) -> AssortmentRepo
             " LEFT JOIN stores s ON s.store_id = m.home_store_id "
             f" WHERE ({near.replace('s.store_id = $store', 'm.home_store_id = $store')}) "
             "   OR ($district <> '' AND left(replace(m.postcode, '-', ''), 3) = $district))",
-            {"store": query.store_id, "radius": query.radius_km, "district": district},
+            {**params, "district": district},
         )
         customers = int(cur.execute("SELECT count(*) FROM _catchment").fetchall()[0][0])
         cur.execute(

@@ -221,8 +221,10 @@ def coupons_redeem(
 
 @router.post("/coupons/{code}/void", summary="Undo a redemption (the receipt was cancelled)")
 def coupons_void(code: str, body: VoidRequest, store: StoreDep, key: PosKey) -> dict[str, Any]:
-    if key.store_id is not None:
-        _own_store(key, coupons.get_coupon(store=store, code=code).store_id)
+    if key.store_id is not None and (
+        redeemed_at := coupons.get_coupon(store=store, code=code).store_id
+    ):  # staff void what their own store redeemed (what is not redeemed says so below)
+        _own_store(key, redeemed_at)
     return dataclasses.asdict(coupons.void(store=store, code=code, receipt_id=body.receipt_id))
 
 

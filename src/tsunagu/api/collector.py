@@ -72,6 +72,10 @@ async def _collect(
     kind: str | None,
 ) -> Response:
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
+    # A key in the header is checked before the body is read (one in the body, as browsers
+    # send it, only after).
+    basic = _basic_user(request.headers.get("authorization"))
+    source = keys.authenticate(basic) if basic else None
     body = await _read_body(request, limit)
     encoding = request.headers.get("content-encoding")
     batch: Batch | None = None
@@ -82,10 +86,8 @@ async def _collect(
     else:
         payload = decode_body(body, encoding=encoding, limit=limit)
         key = payload.get("writeKey") if isinstance(payload, dict) else None
-    key = _basic_user(request.headers.get("authorization")) or (
-        key if isinstance(key, str) else None
-    )
-    source = keys.authenticate(key)
+    if source is None:
+        source = keys.authenticate(key if isinstance(key, str) else None)
     origin = request.headers.get("origin")
     if origin is not None and not source.allows(origin):
         refused: Counter[tuple[str, str]] = request.app.state.refused_origins
