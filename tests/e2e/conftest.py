@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
 from tests.conftest import serve_app
+from tests.e2e.processes import ServerProcess, new_source, start_server
 from tsunagu.api import create_app
 from tsunagu.config import Settings
 from tsunagu.events.sources import create_source
@@ -108,3 +110,14 @@ def app_server(_module_server: _Running) -> AppServer:
         app=_module_server.app,
         source=name,
     )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """`tsunagu serve` as a real process on a new data dir with a source ("web")."""
+    data_dir = tmp_path / "data"
+    srv = start_server(data_dir, tmp_path / "server.log", new_source(data_dir))
+    try:
+        yield srv
+    finally:
+        srv.kill()

@@ -83,6 +83,7 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/v1/keys/{key_id}/revoke"): "admin",
     ("POST", "/v1/keys/{key_id}/rotate"): "admin",
     ("GET", "/v1/status"): "read",
+    ("POST", "/v1/backup"): "admin",
     ("GET", "/v1/profiles/lookup"): "read",
     ("GET", "/v1/profiles/{profile_id}/timeline"): "read",
     ("POST", "/v1/profiles/{profile_id}/split"): "admin",

@@ -4,100 +4,15 @@ clearly that the running server holds the store."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.e2e.processes import ServerProcess, cli
 from tsunagu.store import Store
-
-TSUNAGU = Path(sys.executable).with_name("tsunagu")
-ENV = {
-    **{k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")},
-    "COLUMNS": "400",  # rich wraps messages at the terminal width otherwise
-    "NO_COLOR": "1",
-}
-
-
-def cli(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TSUNAGU), "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-    write_key: str
-    data_dir: Path
-    log: Path
-
-    def kill(self) -> None:
-        """SIGKILL the server (its own session, started by this test) and reap it."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    assert TSUNAGU.exists(), f"{TSUNAGU} not installed"
-    data_dir = tmp_path / "data"
-    created = cli(data_dir, "sources", "create", "web")
-    assert created.returncode == 0, created.stderr
-    write_key = created.stdout.strip().splitlines()[-1].strip()
-    assert write_key.startswith("wk_"), created.stdout
-
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(TSUNAGU), "--data-dir", str(data_dir), "serve", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=ENV,
-            start_new_session=True,
-        )
-    srv = ServerProcess(process, f"http://127.0.0.1:{port}", write_key, data_dir, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"tsunagu serve exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{srv.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"tsunagu serve did not come up:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield srv
-    finally:
-        srv.kill()
 
 
 def test_cli_import_while_the_server_runs_names_the_server(

@@ -21,6 +21,7 @@ from tsunagu.exceptions import InvalidInput
 from tsunagu.imports import KINDS, run_import
 from tsunagu.keys import create_key, duration, list_keys, revoke_key, rotate_key
 from tsunagu.store import utcnow
+from tsunagu.store.backup import backup
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -50,6 +51,14 @@ class KeyCreate(BaseModel):
     scope: str = Field(pattern="^(read|admin|pos)$")
     expires_in: str | None = Field(
         default=None, max_length=20, description="e.g. 90d, 1y; none: the key does not expire"
+    )
+
+
+class BackupRequest(BaseModel):
+    dir: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A new or empty directory on the server's machine, outside the data dir",
     )
 
 
@@ -190,3 +199,16 @@ def keys_rotate(
 @router.get("/status", summary="Counts of members, stores, products and events by channel")
 def status(store: StoreDep, _: ReadKey) -> dict[str, Any]:
     return dataclasses.asdict(overview(store=store))
+
+
+@router.post(
+    "/backup",
+    summary="Back up the whole data dir into a directory on the server's machine, while it runs",
+)
+def backup_now(
+    body: BackupRequest, store: StoreDep, settings: SettingsDep, _: AdminKey
+) -> dict[str, Any]:
+    """A consistent snapshot of every table and the data dir's files (store/backup.py);
+    `tsunagu restore DIR` puts it back."""
+    done = backup(store=store, data_dir=settings.data_dir, target=Path(body.dir))
+    return dataclasses.asdict(done)

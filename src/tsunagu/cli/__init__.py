@@ -6,7 +6,7 @@ the store then go through the server's HTTP API on the same machine (see remote.
 
 from __future__ import annotations
 
-from tsunagu.cli import activation, analytics, data, identity, keys, recommend, users  # noqa: F401 - the commands register themselves
+from tsunagu.cli import activation, analytics, data, identity, keys, operations, recommend, users  # noqa: F401 - the commands register themselves
 from tsunagu.cli.common import app
 
 __all__ = ["app"]
