@@ -225,7 +225,7 @@ def test_an_opened_email_is_on_the_timeline_once(tmp_path: Path) -> None:
     """An HTML e-mail through a real SMTP server carries an image whose loading records
     "Message Opened" for that send; reloading it, or a forged token, adds nothing."""
     from tests.activation.test_channels import _Inbox
-    from tests.e2e.test_durability import free_port
+    from tests.e2e.processes import free_port
 
     inbox, port = _Inbox(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)

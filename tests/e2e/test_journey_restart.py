@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.activation.servers import line_api
-from tests.e2e.test_durability import ENV, TSUNAGU, cli, free_port
+from tests.e2e.processes import ENV, TSUNAGU, cli, free_port
 
 MEMBERS = 40
 
