@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tsunagu.exceptions import InvalidInput
 
 
 class Settings(BaseSettings):
@@ -42,6 +45,11 @@ class Settings(BaseSettings):
 
     segment_schedule_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
     """How often every segment is refreshed, new events or not (windows move with time)."""
+
+    log_format: Literal["json", "text"] = "json"
+    """The server's logs: one JSON object a line (personal data masked either way)."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """The largest request body taken (the collector's are smaller: Segment's 500 KB); a larger
@@ -91,6 +99,23 @@ class Settings(BaseSettings):
     stale_send_seconds: float = Field(default=120, gt=0)
     """A send left `sending` this long was cut off (a crash) and is delivered again."""
 
+    @field_validator(
+        "line_channel_access_token", "line_channel_secret", "smtp_password", "webhook_secret",
+        "push_token",
+    )  # fmt: skip
+    @classmethod
+    def _secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A secret is the provider's or one made for this install, never a placeholder left
+        from an example (the demo sets none)."""
+        if value is None:
+            return None
+        name = info.field_name
+        if value.strip().lower() in PLACEHOLDERS:
+            raise ValueError(f"{name}: a placeholder, not a secret; set the real one")
+        if len(value.strip()) < 8:
+            raise ValueError(f"{name}: too short for a secret (at least 8 characters)")
+        return value
+
     @field_validator("quiet_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
@@ -108,6 +133,13 @@ class Settings(BaseSettings):
         return self.data_dir / "server.json"
 
 
+PLACEHOLDERS = frozenset({
+    "changeme", "change-me", "change_me", "changethis", "secret", "password", "passw0rd",
+    "default", "example", "demo", "test", "testing", "xxxxxxxx", "your-secret", "your_secret",
+    "yoursecret", "replace-me", "replaceme", "todo", "none", "null", "12345678", "123456789",
+})  # fmt: skip
+"""Values that examples and tutorials use for secrets: refused (see Settings._secret)."""
+
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -122,7 +154,20 @@ def quiet_hours(text: str) -> tuple[int, int, int, int] | None:
 
 @lru_cache(maxsize=8)
 def _cached(data_dir: str | None) -> Settings:
-    return Settings(data_dir=Path(data_dir)) if data_dir else Settings()
+    try:
+        return Settings(data_dir=Path(data_dir)) if data_dir else Settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
+def settings_error(exc: ValidationError) -> InvalidInput:
+    """The first bad setting, named as it is set (its environment variable), without its value
+    (it may be a secret)."""
+    first = exc.errors()[0]
+    name = "TSUNAGU_" + "_".join(str(part) for part in first["loc"]).upper()
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    reason = reason.split(": ", 1)[1] if reason.startswith(f"{first['loc'][0]}: ") else reason
+    return InvalidInput(f"{name}: {reason}", field=name)
 
 
 def get_settings(data_dir: str | Path | None = None) -> Settings:

@@ -15,12 +15,14 @@ from fastapi import FastAPI
 
 from tsunagu.api import create_app
 from tsunagu.config import Settings
+from tsunagu.logs import configure as configure_logs
 from tsunagu.remote import write_server_file
 from tsunagu.store import Store
 
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     """Open the store (failing clearly if another process holds it) and serve until stopped."""
+    configure_logs(level=settings.log_level, json_lines=settings.log_format == "json")
     store = Store.open(settings)
     local_key = "tsk_local_" + secrets.token_urlsafe(32)
     info = settings.server_file
@@ -37,8 +39,9 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             app,
             host=host,
             port=port,
-            log_level="info",
-            access_log=False,
+            log_config=None,  # logs.py: JSON lines, personal data masked
+            log_level=settings.log_level,
+            access_log=False,  # api/metrics.py logs each request (no query string)
             timeout_graceful_shutdown=10,
         )
     finally:

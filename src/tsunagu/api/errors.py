@@ -100,10 +100,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug. Starlette raises the exception again once this is sent: the server logs it."""
-    return JSONResponse(
-        error_body("internal_error", "the server failed to answer this request; it is logged"),
-        status_code=500,
+    request_id = getattr(request.state, "request_id", None)
+    message = "the server failed to answer this request; it is logged" + (
+        f" (request id {request_id})" if request_id else ""
     )
+    return JSONResponse(error_body("internal_error", message), status_code=500)
 
 
 async def _gone(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,10 @@ writer's queue depth and the messages sent and suppressed per channel, from the 
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector as PromCollector
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsunagu.api.deps import ReadKey
@@ -115,9 +119,15 @@ class _Live(PromCollector):
         yield from families.values()
 
 
+access_log = logging.getLogger("tsunagu.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
 class Timing:
     """Times every request by its route's path template (not its path: ids would make a
-    series each)."""
+    series each), and logs it (`tsunagu.access`: the template too, no query string) with a
+    request id: the client's `X-Request-ID` if it sent a sane one, else a new one, returned in
+    the answer's `X-Request-ID`."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -129,11 +139,18 @@ class Timing:
             return
         started = time.perf_counter()
         status = 500
+        asked = Headers(scope=scope).get("x-request-id", "")
+        request_id = asked if _REQUEST_ID.match(asked) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def noted(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -144,6 +161,24 @@ class Timing:
             self.metrics.requests.labels(scope["method"], route, str(status)).observe(seconds)
             if route.startswith("/v1/analytics/") and status < 400:
                 self.metrics.queries.labels(route.removeprefix("/v1/analytics/")).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d", scope["method"], route, status,
+                    extra={"request_id": request_id, "method": scope["method"], "route": route,
+                           "status": status, "seconds": round(seconds, 4),
+                           "client": _client(scope)},
+                )  # fmt: skip
+
+
+def _client(scope: Scope) -> str | None:
+    """The client's address without its last part (an address can point at a person)."""
+    client = scope.get("client")
+    if not client:
+        return None
+    host = str(client[0])
+    if ":" in host:
+        return ":".join(host.split(":")[:3]) + "::"
+    return ".".join(host.split(".")[:3] + ["0"])
 
 
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)")

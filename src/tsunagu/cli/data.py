@@ -236,7 +236,15 @@ def demo(
             else ""
         )
     )
-    serve(host=host, port=port)
+    settings = state.settings
+    if "TSUNAGU_LOG_FORMAT" not in os.environ:  # someone at a terminal reads the demo's log
+        settings = settings.model_copy(update={"log_format": "text"})
+    from tsunagu.server import run_server
+
+    try:
+        run_server(settings, host=host, port=port)
+    except TsunaguError as exc:
+        raise fail(exc) from None
 
 
 def _demo_users(store: Store, path: Path, shop: str) -> list[tuple[str, str, str]]:
