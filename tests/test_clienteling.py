@@ -12,7 +12,7 @@ from tsunagu.analytics.fans import FanRules, compute_fan_levels
 from tsunagu.api import create_app
 from tsunagu.clienteling import clienteling
 from tsunagu.config import Settings
-from tsunagu.exceptions import InvalidInput, NotFound
+from tsunagu.exceptions import NotFound
 from tsunagu.identity.rules import IdentityRules
 from tsunagu.keys import create_key
 from tsunagu.store import Store
@@ -81,7 +81,7 @@ def test_one_call_tells_staff_who_it_is_and_what_to_offer(
             store_id=shop,
             member_card="9999999999999",
         )
-    with pytest.raises(InvalidInput):
+    with pytest.raises(NotFound):
         clienteling(
             store=store,
             rules=IdentityRules(),

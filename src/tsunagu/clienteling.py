@@ -99,7 +99,7 @@ def clienteling(
 ) -> ClientelingView:
     """Everything the staff screen shows for the customer at the counter."""
     if not store.query("SELECT 1 FROM stores WHERE store_id = ?", [store_id]):
-        raise InvalidInput(f"store_id: no store {store_id!r}", field="store_id")
+        raise NotFound(f"store_id: no store {store_id!r}", field="store_id")
     if member_card:
         profile_id = lookup(store=store, rules=rules, kind="member_card", value=member_card)
     elif qr:

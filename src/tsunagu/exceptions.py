@@ -97,6 +97,8 @@ def invalid_from_errors(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     field = ".".join(loc) or None
+    if tuple(first.get("loc", ())) == ("body",) and first.get("type") == "missing":
+        return InvalidInput(f"body: {message.lower()} (a JSON object)", field="body")
     if field is None and ": " in message:
         return InvalidInput(message, field=message.split(": ", 1)[0])
     return InvalidInput(f"{field}: {message}" if field else message, field=field)

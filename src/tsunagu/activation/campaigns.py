@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tsunagu.analytics.filters import window_seconds
 from tsunagu.catalog.inventory import local_to_utc
 from tsunagu.events.model import CHANNELS
-from tsunagu.exceptions import InvalidInput, NotFound
+from tsunagu.exceptions import NotFound
 from tsunagu.store import Store, utcnow
 
 
@@ -147,7 +147,7 @@ def create_campaign(
     if body.segment_id is not None and not store.scalar(
         "SELECT count(*) FROM segments WHERE segment_id = ?", [body.segment_id]
     ):
-        raise InvalidInput(f"segment_id: no segment {body.segment_id!r}", field="segment_id")
+        raise NotFound(f"segment_id: no segment {body.segment_id!r}", field="segment_id")
     now = utcnow()
     campaign = Campaign(
         campaign_id="cmp_" + secrets.token_hex(6),

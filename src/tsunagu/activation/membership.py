@@ -212,8 +212,12 @@ def segment_members(
     *, store: Store, segment_id: str, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, object]]:
     """The members, with the identifiers a campaign tool needs and when each entered."""
+    if limit is not None and limit < 1:
+        raise InvalidInput("limit: must be at least 1", field="limit")
+    if offset < 0:
+        raise InvalidInput("offset: must not be negative", field="offset")
     segment = get_segment(store=store, segment_id=segment_id)
-    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    page = (f" LIMIT {int(limit)}" if limit is not None else "") + f" OFFSET {int(offset)}"
     rows = store.query(
         "SELECT m.profile_id, json_extract_string(p.traits, '$.member_id'), "
         "json_extract_string(p.traits, '$.email'), json_extract_string(p.traits, '$.line_user_id'), "

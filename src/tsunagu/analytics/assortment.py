@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.catalog.products import distance_sql
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store
 
 
@@ -77,7 +77,7 @@ def assortment_report(*, store: Store, query: AssortmentQuery) -> AssortmentRepo
         "SELECT lat, lon, postcode FROM stores WHERE store_id = ?", [query.store_id]
     )
     if not found:
-        raise InvalidInput(f"store_id: no store {query.store_id!r}", field="store_id")
+        raise NotFound(f"store_id: no store {query.store_id!r}", field="store_id")
     lat, lon, postcode = found[0]
     near = "s.store_id = $store"
     params: dict[str, Any] = {"store": query.store_id}

@@ -30,6 +30,7 @@ from tsunagu.api import (
     users,
 )
 from tsunagu.api import metrics as metrics_api
+from tsunagu.api.collector_schema import WRITE_KEY_SCHEME
 from tsunagu.api.limits import BodyLimit
 from tsunagu.api.metrics import Metrics, Timing
 from tsunagu.catalog.reservations import HoldSweeper
@@ -113,6 +114,7 @@ def create_app(
         version=__version__,
         summary="Open OMO customer platform: one customer across online and offline channels",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     metrics = app.state.metrics = Metrics()
     metrics.watch(app.state)
@@ -142,4 +144,19 @@ def create_app(
     app.include_router(activation_pages.router)
     app.mount("/static/app", StaticFiles(directory=STATIC), name="static")
     session.install(app)
+    _document_write_keys(app)
     return app
+
+
+def _document_write_keys(app: FastAPI) -> None:
+    """The collector's security scheme (its routes read the key themselves) in the schema."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = plain()
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["WriteKey"] = WRITE_KEY_SCHEME
+        return app.openapi_schema or schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

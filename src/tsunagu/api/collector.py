@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tsunagu.api.collector_schema import batch_body, single_body
 from tsunagu.api.deps import CollectorDep, SourceKeysDep
 from tsunagu.api.errors import error_body
 from tsunagu.events.collector import (
@@ -30,10 +31,11 @@ from tsunagu.events.collector import (
     decode_body,
     inflate,
     validate_messages,
+    write_key_of,
 )
 from tsunagu.events.model import MESSAGE_TYPES
 from tsunagu.events.sources import SourceKeys
-from tsunagu.exceptions import InvalidEvent, OriginRefused, PayloadTooLarge
+from tsunagu.exceptions import AuthError, InvalidEvent, OriginRefused, PayloadTooLarge
 from tsunagu.store import utcnow
 
 router = APIRouter(prefix="/v1", tags=["collector"])
@@ -74,7 +76,13 @@ async def _collect(
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
     # A key in the header is checked before the body is read (one in the body, as browsers
     # send it, only after).
-    basic = _basic_user(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    basic = _basic_user(header)
+    if header is not None and basic is None:
+        raise AuthError(
+            "Authorization: not HTTP basic with a source's write key as the user name",
+            field="Authorization",
+        )
     source = keys.authenticate(basic) if basic else None
     body = await _read_body(request, limit)
     encoding = request.headers.get("content-encoding")
@@ -85,9 +93,9 @@ async def _collect(
         key = batch.write_key
     else:
         payload = decode_body(body, encoding=encoding, limit=limit)
-        key = payload.get("writeKey") if isinstance(payload, dict) else None
+        key = write_key_of(payload.get("writeKey")) if isinstance(payload, dict) else None
     if source is None:
-        source = keys.authenticate(key if isinstance(key, str) else None)
+        source = keys.authenticate(key)
     origin = request.headers.get("origin")
     if origin is not None and not source.allows(origin):
         refused: Counter[tuple[str, str]] = request.app.state.refused_origins
@@ -102,7 +110,7 @@ async def _collect(
     received_at = utcnow()
     messages: list[Any]
     if batch is not None:
-        messages, sent_at = batch.messages, batch.sent_at
+        messages, sent_at = batch.messages, batch.batch_sent_at
     else:
         if not isinstance(payload, dict):
             raise InvalidEvent("body: must be a JSON object", field="body")
@@ -141,7 +149,11 @@ def _rejected(rejected: list[Rejection], *, accepted: int, single: bool) -> JSON
     )
 
 
-@router.post("/batch", summary="Send up to 2,500 messages (500 KB) at once")
+@router.post(
+    "/batch",
+    summary="Send up to 2,500 messages (500 KB) at once",
+    openapi_extra=batch_body(),
+)
 async def batch(request: Request, keys: SourceKeysDep, collector: CollectorDep) -> Response:
     return await _collect(request, keys, collector, None)
 
@@ -156,16 +168,25 @@ def _single(kind: str):  # type: ignore[no-untyped-def]
 
 for _kind in MESSAGE_TYPES:
     router.add_api_route(
-        f"/{_kind}", _single(_kind), methods=["POST"], summary=f"Send one {_kind} message"
+        f"/{_kind}",
+        _single(_kind),
+        methods=["POST"],
+        summary=f"Send one {_kind} message",
+        openapi_extra=single_body(_kind),
     )
     router.add_api_route(
         f"/{_kind[0]}",
         _single(_kind),
         methods=["POST"],
         summary=f"Send one {_kind} message (the browser library's path)",
+        openapi_extra=single_body(_kind),
     )
 router.add_api_route(
-    "/b", batch, methods=["POST"], summary="Send a batch (the browser library's path)"
+    "/b",
+    batch,
+    methods=["POST"],
+    summary="Send a batch (the browser library's path)",
+    openapi_extra=batch_body(),
 )
 
 SHORT_PATHS = {f"/v1/{k[0]}" for k in MESSAGE_TYPES} | {"/v1/b", "/v1/m"}

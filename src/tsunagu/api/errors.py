@@ -8,12 +8,14 @@ which the server logs with its trace, answers 500 without details.
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -42,6 +44,42 @@ _STATUS: list[tuple[type[TsunaguError], int]] = [
     (StoreBusy, 503),
     (NotConfigured, 503),
 ]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    field: str | None
+    """The input at fault (`batch[3].userId`, `Authorization`, `store_id`), if one is."""
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error's body."""
+
+    model_config = ConfigDict(extra="allow")  # the collector adds `accepted` and `rejected`
+
+    success: bool
+    code: str
+    message: str
+    error: ErrorDetail
+
+
+_MEANING = {
+    400: "Bad input: `error.field` names the field and `message` the reason",
+    401: "No key, or one that is not recognised, expired or revoked",
+    403: "The key or role may not do this (or a store's staff act for another store)",
+    404: "No such thing (or no such path)",
+    405: "The path does not take this method (`Allow` lists those it takes)",
+    409: "It conflicts with what is stored (a coupon used already)",
+    413: "The body is larger than the limit; refused before it was read",
+    422: "Valid, but what is stored refuses it now (expired, not enough data yet, ...)",
+    429: "Too many attempts: wait `Retry-After` seconds",
+    503: "Not available now (the store is busy, or the feature is not configured)",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning} for status, meaning in _MEANING.items()
+}
+"""Documented on every operation: what any of them may answer besides its success."""
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -86,7 +124,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"path: no {request.url.path} here (the API is described at /docs)"
         field = "path"
     elif status == 405:
-        allow = (exc.headers or {}).get("Allow", "")
+        allow = _allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        exc.headers = {**(exc.headers or {}), "Allow": allow}
         message = f"method: {request.method} is not allowed here" + (
             f" (allowed: {allow})" if allow else ""
         )
@@ -96,6 +135,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message, field = str(exc.detail), None
     return JSONResponse(error_body(code, message, field), status_code=status, headers=exc.headers)
+
+
+def _allowed_methods(request: Request, starlette_allows: str) -> str:
+    """Every method some route takes at this path (Starlette names the first route's only,
+    and GET and POST of a path may be two routes)."""
+    methods = {m.strip() for m in starlette_allows.split(",") if m.strip()}
+    path = request.url.path
+    documented = request.app.openapi().get("paths", {})
+    if path in documented:  # the path as it is documented (a template may match it too)
+        return ", ".join(sorted(methods | {m.upper() for m in documented[path]}))
+    for template, operations in documented.items():
+        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {m.upper() for m in operations}
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

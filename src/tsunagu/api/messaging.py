@@ -21,7 +21,7 @@ from tsunagu.activation.protections import record_consent
 from tsunagu.activation.sends import EVENT_CHANNEL
 from tsunagu.api.deps import AdminKey, SettingsDep, StoreDep
 from tsunagu.events.normalize import normalize
-from tsunagu.exceptions import InvalidInput, NotConfigured
+from tsunagu.exceptions import NotConfigured
 from tsunagu.store import utcnow
 
 router = APIRouter(prefix="/v1", tags=["messaging"])
@@ -66,13 +66,33 @@ _PAGE = """<!doctype html><html lang="ja"><head><meta charset="utf-8">
 <h1 style="font-size: 1.3rem">{title}</h1><p>{text}</p>{form}</body></html>"""
 
 
+class _NoLink(Exception):
+    """The unsubscribe link's token is missing, broken or not ours."""
+
+
+def _gone() -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(
+            title="このリンクは無効です",
+            text="配信停止のリンクが正しくないか、古くなっています。メールに記載のリンクをもう一度"
+            "お試しください。 (This unsubscribe link is not valid.)",
+            form="",
+        ),
+        status_code=404,
+    )
+
+
+_UNSUBSCRIBE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not a valid or current unsubscribe link (a page saying so)",
+          "content": {"text/html": {}}},
+}  # fmt: skip
+
+
 def _token(request: Request) -> links.LinkToken:
     token = request.query_params.get(links.PARAM)
     found = links.verify(request.app.state.link_secret, token) if token else None
     if found is None:
-        raise InvalidInput(
-            f"{links.PARAM}: not a valid or current unsubscribe link", field=links.PARAM
-        )
+        raise _NoLink
     return found
 
 
@@ -105,9 +125,17 @@ def opened(request: Request, store: StoreDep) -> Response:
     return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (asks first)")
+@router.get(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    summary="Unsubscribe (asks first)",
+    responses=_UNSUBSCRIBE_RESPONSES,
+)
 def unsubscribe_page(request: Request) -> HTMLResponse:
-    _token(request)  # a link scanner's GET changes nothing
+    try:
+        _token(request)  # a link scanner's GET changes nothing
+    except _NoLink:
+        return _gone()
     form = (
         f'<form method="post" action="?{links.PARAM}={html.escape(request.query_params[links.PARAM])}">'
         '<button type="submit" name="List-Unsubscribe" value="One-Click" '
@@ -120,9 +148,17 @@ def unsubscribe_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (one click)")
+@router.post(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    summary="Unsubscribe (one click)",
+    responses=_UNSUBSCRIBE_RESPONSES,
+)
 def unsubscribe(request: Request, store: StoreDep) -> HTMLResponse:
-    token = _token(request)
+    try:
+        token = _token(request)
+    except _NoLink:
+        return _gone()
     found = store.query("SELECT channel FROM sends WHERE send_key = ?", [token.send_key])
     channel = found[0][0] if found else "email"
     record_consent(store, token.identifier, channel, ("marketing",), False, utcnow(), "unsubscribe")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,9 +72,9 @@ def segments_members(
     segment_id: str,
     store: StoreDep,
     _: ReadKey,
-    format: str = "json",
-    limit: int | None = None,
-    offset: int = 0,
+    format: Literal["json", "csv"] = "json",
+    limit: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     rows = membership.segment_members(
         store=store, segment_id=segment_id, limit=limit, offset=offset

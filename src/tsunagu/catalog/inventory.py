@@ -9,14 +9,16 @@ held for click-and-collect (catalog/reservations.py).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from tsunagu.catalog.products import STORE_COLUMNS, StorePublic, distance_sql, store_of
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
+from tsunagu.store.times import UtcTime
 
 MAX_RADIUS_KM = 20_000.0
 
@@ -138,18 +140,27 @@ def stock_on(*, store: Store, store_id: str, sku: str, when: datetime) -> int | 
     return int(rows[0][0]) if rows else None
 
 
+_PAIR = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": 2,
+    "items": {"type": ["string", "integer"]},
+    "description": "[sku, quantity]",
+}
+
+
 class StockOnDay(BaseModel):
     store_id: str
-    at: datetime
-    """Naive UTC."""
-    items: list[tuple[str, int]]
+    at: UtcTime
+    """Naive UTC (JSON: with Z)."""
+    items: list[Annotated[tuple[str, int], WithJsonSchema(_PAIR)]]
     """(sku, quantity) of what the store had on hand then (quantity above zero)."""
 
 
 def stocked_at(*, store: Store, store_id: str, when: datetime) -> StockOnDay:
     """Everything `store_id` had on hand at `when` (naive UTC), from the history."""
     if not store.query("SELECT 1 FROM stores WHERE store_id = ?", [store_id]):
-        raise InvalidInput(f"store_id: no store {store_id!r}", field="store_id")
+        raise NotFound(f"store_id: no store {store_id!r}", field="store_id")
     rows = store.query(
         "SELECT sku, quantity FROM (SELECT sku, quantity, row_number() OVER (PARTITION BY sku "
         " ORDER BY changed_at DESC, rowid DESC) AS latest FROM inventory_history "

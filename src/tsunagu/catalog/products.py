@@ -14,6 +14,7 @@ from tsunagu.catalog.history import record_changes
 from tsunagu.catalog.search import query_words
 from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.store import Store, utcnow
+from tsunagu.store.times import UtcTime
 
 EARTH_KM = 6371.0088
 MAX_OFFSET = 1_000_000_000
@@ -49,7 +50,7 @@ class Product(ProductWrite):
     model_config = ConfigDict(extra="ignore")
 
     sku: str
-    updated_at: datetime
+    updated_at: UtcTime
 
 
 class ProductPage(BaseModel):
@@ -167,7 +168,7 @@ class StorePublic(StoreWrite):
     model_config = ConfigDict(extra="ignore")
 
     store_id: str
-    updated_at: datetime
+    updated_at: UtcTime
     distance_km: float | None = None
     """From the point asked about, when one was."""
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.events.normalize import normalize
-from tsunagu.exceptions import Conflict, InvalidInput, NotFound
+from tsunagu.exceptions import Conflict, NotFound
 from tsunagu.store import Store, utcnow
 
 Status = Literal["held", "picked_up", "cancelled", "expired"]
@@ -99,7 +99,7 @@ def reserve(
             [request.sku, request.store_id],
         ).fetchall()
         if not found:
-            raise InvalidInput(f"store_id: no store {request.store_id!r}", field="store_id")
+            raise NotFound(f"store_id: no store {request.store_id!r}", field="store_id")
         on_hand = int(found[0][1] or 0)
         held = int(
             cur.execute(

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 
 from tsunagu.activation import links
-from tsunagu.events.normalize import EventRow, message_row, normalize
+from tsunagu.events.normalize import EventRow, message_row, normalize, parse_time
 from tsunagu.exceptions import InvalidEvent, PayloadTooLarge, TsunaguError
 from tsunagu.store import Store
 from tsunagu.store.db import events_table
@@ -74,20 +74,6 @@ def gzip_body(data: bytes) -> bytes:
     return gzip.compress(data)
 
 
-def _parse_time(value: Any, field_name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidEvent(f"{field_name}: must be an ISO 8601 string", field=field_name)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidEvent(
-            f"{field_name}: {value!r} is not an ISO 8601 time", field=field_name
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class _Envelope(msgspec.Struct, rename={"sent_at": "sentAt", "write_key": "writeKey"}):
     """A /v1/batch body; each message is kept as its JSON bytes, read by the rules one by one."""
 
@@ -108,8 +94,15 @@ class Batch:
     to be merged into each), its sentAt and the write key it carries, if any."""
 
     messages: list[bytes] | list[Any]
-    sent_at: datetime | None
+    sent_at: Any
+    """As sent: `batch_sent_at` reads it."""
     write_key: str | None
+
+    @property
+    def batch_sent_at(self) -> datetime | None:
+        if self.sent_at is not None and not isinstance(self.sent_at, str | int | float):
+            raise InvalidEvent("sentAt: must be an ISO 8601 time", field="sentAt")
+        return parse_time(self.sent_at, "sentAt")
 
 
 def decode_batch(data: bytes) -> Batch:
@@ -131,13 +124,22 @@ def decode_batch(data: bytes) -> Batch:
         raise PayloadTooLarge(
             f"batch: {len(batch)} messages, more than {MAX_BATCH_EVENTS}", field="batch"
         )
-    sent_at = _parse_time(envelope.sent_at, "sentAt")
-    key = envelope.write_key if isinstance(envelope.write_key, str) else None
+    sent_at = envelope.sent_at  # parsed once the key is checked (batch_sent_at)
+    key = write_key_of(envelope.write_key)
     context = envelope.context
-    if isinstance(context, dict) and context:
+    if context is not None and not isinstance(context, dict):
+        raise InvalidEvent("context: must be an object", field="context")
+    if context:
         # Batch-level context fills in what a message's own context leaves out.
         return Batch([_with_context(m, context) for m in batch], sent_at, key)
     return Batch([bytes(m) for m in batch], sent_at, key)
+
+
+def write_key_of(value: Any) -> str | None:
+    """The body's write key (an empty one is none)."""
+    if value is None or isinstance(value, str):
+        return value or None
+    raise InvalidEvent("writeKey: must be a string", field="writeKey")
 
 
 def _with_context(raw: msgspec.Raw, context: dict[str, Any]) -> Any:

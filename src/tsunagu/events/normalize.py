@@ -140,10 +140,10 @@ def _name(value: Any, field: str, *, required: bool = False) -> str | None:
     return value
 
 
-def _time(value: str | int | float | None, field: str) -> datetime | None:
+def parse_time(value: str | int | float | None, field: str) -> datetime | None:
     """ISO 8601 text (Python's reading, in C), else what pydantic reads as a time (Unix
-    seconds or milliseconds, odd spellings); aware, in UTC."""
-    if value is None:
+    seconds or milliseconds, odd spellings); aware, in UTC. Blank is absent."""
+    if value is None or value == "":
         return None
     try:
         if isinstance(value, str):
@@ -182,6 +182,8 @@ def _channel(kind: str, context: Context, store_id: Any) -> str:
 def _store_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 12.0: an integer as JSON may write it
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidEvent("properties.store_id: must be a string", field="properties.store_id")
     return str(value)
@@ -191,11 +193,11 @@ def _resolve_timestamp(
     msg: Message, received_at: datetime, batch_sent_at: datetime | None
 ) -> datetime:
     """Segment's rule: the given timestamp, else correct the device clock by sentAt."""
-    timestamp = _time(msg.timestamp, "timestamp")
+    timestamp = parse_time(msg.timestamp, "timestamp")
     if timestamp is not None:
         return timestamp
-    sent_at = _time(msg.sent_at, "sentAt") or batch_sent_at
-    original = _time(msg.original_timestamp, "originalTimestamp")
+    sent_at = parse_time(msg.sent_at, "sentAt") or batch_sent_at
+    original = parse_time(msg.original_timestamp, "originalTimestamp")
     if original is not None:
         if sent_at is not None:
             return received_at - (_utc(sent_at) - original)

@@ -207,7 +207,7 @@ def recommend(
     if context == "store" and not store_id:
         raise InvalidInput("store_id: in-store recommendations need the store", field="store_id")
     if store_id and not store.query("SELECT 1 FROM stores WHERE store_id = ?", [store_id]):
-        raise InvalidInput(f"store_id: no store {store_id!r}", field="store_id")
+        raise NotFound(f"store_id: no store {store_id!r}", field="store_id")
     shared = _shared(store)
     now = shared.now
     customer = _customer(store, profile_id, now)

@@ -20,7 +20,7 @@ from tsunagu.analytics.paths import PathsQuery, run_paths
 from tsunagu.analytics.retention import RetentionQuery, run_retention
 from tsunagu.analytics.vocabulary import Vocabulary, vocabulary
 from tsunagu.api.deps import SettingsDep, StoreDep, analytics_engine
-from tsunagu.exceptions import InvalidInput
+from tsunagu.exceptions import InvalidInput, NotFound
 from tsunagu.web import charts
 from tsunagu.web.i18n import translator, words
 from tsunagu.web.session import DASHBOARD, Blank, From, To, language, page, signed_in
@@ -263,11 +263,13 @@ def answered(
     request: Request, name: str, context: dict[str, Any], answer: Callable[[], dict[str, Any]]
 ) -> Response:
     """The page with what `answer` adds to its context (the result, its charts); a query the
-    analysis refuses is named on the page (400), the form kept to correct it."""
+    analysis refuses is named on the page (400; 404 for a store that is not there), the form
+    kept to correct it."""
     try:
         context.update(answer())
-    except InvalidInput as exc:
-        return page(request, name, {**context, "error": exc.message}, status_code=400)
+    except (InvalidInput, NotFound) as exc:
+        status = 404 if isinstance(exc, NotFound) else 400
+        return page(request, name, {**context, "error": exc.message}, status_code=status)
     return page(request, name, context)
 
 
