@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from timing import cli, percentile, serving
+from timing import line_members, percentile, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.activation.servers import line_api  # noqa: E402
@@ -40,18 +39,7 @@ def main() -> None:
         help="journey_tick_seconds (the default; commits wake the journeys)",
     )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-journey-"))
-    data = work / "data"
-    members = work / "members.csv"
-    members.write_text(
-        "member_id,name,line_user_id,line_opt_in\n"
-        + "".join(f"M{n:06d},会員{n},U{n:032x},true\n" for n in range(args.members)),
-        encoding="utf-8",
-    )
-    cli(data, "import", "members", str(members))
-    cli(data, "identity", "build")
-    write_key = cli(data, "sources", "create", "web")
-    admin = cli(data, "keys", "create", "bench", "--scope", "admin")
+    data, write_key, admin = line_members("bench-journey-", args.members)
     received: dict[str, float] = {}
     with line_api() as api:
 

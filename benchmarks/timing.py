@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,26 @@ def cli(data: Path, *args: str) -> str:
     done = subprocess.run([TSUNAGU, "--data-dir", str(data), *args], capture_output=True,
                           text=True, check=True)  # fmt: skip
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def line_members(prefix: str, members: int) -> tuple[Path, str, str]:
+    """A new data dir with `members` members who follow the LINE account and consent, their
+    identity built, a source and an admin key: (data dir, write key, admin key)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    data = work / "data"
+    file = work / "members.csv"
+    file.write_text(
+        "member_id,name,line_user_id,line_opt_in\n"
+        + "".join(f"M{n:06d},会員{n},U{n:032x},true\n" for n in range(members)),
+        encoding="utf-8",
+    )
+    cli(data, "import", "members", str(file))
+    cli(data, "identity", "build")
+    return (
+        data,
+        cli(data, "sources", "create", "web"),
+        cli(data, "keys", "create", "bench", "--scope", "admin"),
+    )
 
 
 @contextmanager

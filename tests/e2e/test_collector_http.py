@@ -144,12 +144,13 @@ def test_no_key_is_401(live: AppServer, path: str) -> None:
     resp = httpx.post(f"{live.url}{path}", json=body)
     assert_error(resp, 401, "writeKey")
     assert "WWW-Authenticate" in resp.headers
-    resp = httpx.post(
-        f"{live.url}{path}", json=body, headers={"Authorization": "Basic !!!not-base64"}
-    )
-    assert_error(resp, 401, "writeKey")
-    resp = httpx.post(f"{live.url}{path}", json=body, headers={"Authorization": "Bearer x"})
-    assert_error(resp, 401, "writeKey")
+    # A header that is not HTTP basic is named as the fault (even with a key in the body).
+    for header in ("Basic !!!not-base64", "Bearer x"):
+        resp = httpx.post(
+            f"{live.url}{path}", json={**body, "writeKey": live.write_key},
+            headers={"Authorization": header},
+        )  # fmt: skip
+        assert_error(resp, 401, "Authorization")
     assert count(live) == 0
 
 
