@@ -164,6 +164,38 @@ def transcode(path: Path, encoding: str, workdir: Path) -> Path:
     return out
 
 
+def _csv_source(path: Path, delim: str, columns: str) -> str:
+    return (
+        f"read_csv({sql_literal(str(path))}, header = true, delim = {sql_literal(delim)}, "
+        "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
+        f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
+    )
+
+
+def _stray_carriage_returns(path: Path) -> bool:
+    """Whether the file has a carriage return that does not end a line (CR LF)."""
+    with open_binary(path) as fh:
+        tail = b""
+        while chunk := fh.read(1 << 24):
+            block = tail + chunk
+            if block.count(b"\r") != block.count(b"\r\n") + block.endswith(b"\r"):
+                return True
+            tail = b"\r" if block.endswith(b"\r") else b""
+    return tail == b"\r"
+
+
+def _line_feeds_in_cells(path: Path, delim: str, workdir: Path) -> Path:
+    """A copy of the CSV whose cells' carriage returns are line feeds (rows as Python's csv
+    reads them, one to one)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / f"{path.name}.lf.csv"
+    with open_text(path, "utf-8") as src, out.open("w", encoding="utf-8", newline="") as dst:
+        writer = csv.writer(dst, delimiter=delim, lineterminator="\n")
+        for row in csv.reader(src, delimiter=delim):
+            writer.writerow([cell.replace("\r\n", "\n").replace("\r", "\n") for cell in row])
+    return out
+
+
 def _csv_headers(path: Path) -> list[str]:
     with open_text(path, "utf-8") as fh:
         sample = fh.read(1 << 16)
@@ -209,7 +241,7 @@ def _parse_expr(column: Column, raw: str, timezone: str) -> str:
         dec = f"try_cast({num} AS DECIMAL(38, 6))"
         return (
             f"CASE WHEN {plain} IS NOT NULL THEN {plain} "
-            f"WHEN {dec} = trunc({dec}) THEN CAST({dec} AS BIGINT) END"
+            f"WHEN {dec} = trunc({dec}) THEN try_cast({dec} AS BIGINT) END"  # past BIGINT: NULL
         )
     if column.kind in ("number", "float"):
         return f"coalesce(try_cast({raw} AS DOUBLE), try_cast({num} AS DOUBLE))"
@@ -316,12 +348,15 @@ def stage(
             raise InvalidInput(f"header: column {dupes[0]!r} appears twice", field="header")
         with open_text(path, "utf-8") as fh:
             delim = _delimiter(fh.read(1 << 16))
+        if _stray_carriage_returns(path):
+            # DuckDB's strict reader refuses a carriage return inside a quoted cell (Excel and
+            # some tills write them); Python's reader takes them: a copy with line feeds.
+            copy = _line_feeds_in_cells(path, delim, workdir)
+            if temp_file is not None:
+                temp_file.unlink(missing_ok=True)
+            temp_file = path = copy
         columns = ", ".join(f"{sql_literal(h)}: 'VARCHAR'" for h in headers)
-        source = (
-            f"read_csv({sql_literal(str(path))}, header = true, delim = {sql_literal(delim)}, "
-            "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
-            f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
-        )
+        source = _csv_source(path, delim, columns)
     else:
         raise InvalidInput(
             f"file: {spec.kind} imports take CSV or Parquet, not {path.suffix}", field="file"
@@ -372,10 +407,19 @@ def stage(
     selects.append("_extra")
 
     row_expr = "file_row_number + 2" if fmt == "parquet" else "row_number() OVER () + 1"
-    cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {', '.join(raw_selects)} "
-        f"FROM (SELECT {row_expr} AS _row, * FROM {source})"
-    )
+    selected = ", ".join(raw_selects)
+
+    def read(src: str) -> None:
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {selected} "
+            f"FROM (SELECT {row_expr} AS _row, * FROM {src})"
+        )
+
+    try:
+        read(source)
+    except duckdb.InvalidInputException as exc:
+        message = str(exc).splitlines()[0]
+        raise InvalidInput(f"file: {path.name} cannot be read ({message})", field="file") from None
     if fmt == "csv":
         malformed = _malformed_rows(cur)
         if malformed:
