@@ -135,3 +135,14 @@ def test_backup_and_restore_refuse_what_they_should(tmp_path: Path) -> None:
     tampered = cli(tmp_path / "other", "restore", str(good))
     assert tampered.returncode == 2 and "does not match" in tampered.stderr
     assert not (tmp_path / "other" / "tsunagu.duckdb").exists()  # nothing was put in place
+
+
+def test_a_restore_while_another_process_holds_the_store_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cli(data, "sources", "create", "web").returncode == 0
+    made = tmp_path / "backup"
+    assert cli(data, "backup", str(made)).returncode == 0
+    with Store(data / "tsunagu.duckdb"):  # this process holds it; no server file names it
+        refused = cli(data, "restore", str(made))
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr and "error:" in refused.stderr

@@ -54,14 +54,16 @@ def restore_command(
     settings = state.settings
     try:
         done = restore(backup_dir=directory.resolve(), data_dir=settings.data_dir)
-    except StoreBusy:
+    except StoreBusy as busy:
         server = running_server(settings.server_file)
-        if server is not None:
-            busy = StoreBusy(
+        if server is None:
+            raise fail(busy) from None
+        raise fail(
+            StoreBusy(
                 f"a tsunagu server (pid {server.pid}) holds the store: stop it, then restore "
                 "(a restore replaces the database it has open)"
             )
-        raise fail(busy) from None
+        ) from None
     except TsunaguError as exc:
         raise fail(exc) from None
     if as_json:
