@@ -29,6 +29,8 @@ from tsunagu import __version__
 from tsunagu.exceptions import InvalidInput
 from tsunagu.store.db import Store, utcnow
 from tsunagu.store.schema import SCHEMA_VERSION
+from tsunagu.store.sql import identifier as sql_identifier
+from tsunagu.store.sql import literal as sql_literal
 
 MANIFEST = "backup.json"
 DATABASE = "tsunagu.duckdb"
@@ -61,11 +63,8 @@ class RestoreResult:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _other_files(data_dir: Path) -> list[Path]:
@@ -101,11 +100,15 @@ def backup(*, store: Store, data_dir: Path, target: Path) -> BackupResult:
     alias = "tsunagu_backup_" + secrets.token_hex(4)
     try:
         main = cur.execute("SELECT current_database()").fetchall()[0][0]
-        cur.execute(f"ATTACH '{_quoted(target / DATABASE)}' AS {alias}")
+        cur.execute(f"ATTACH {sql_literal(str(target / DATABASE))} AS {alias}")
         try:
             cur.execute("BEGIN TRANSACTION")  # one snapshot of every table
-            cur.execute(f'COPY FROM DATABASE "{main}" TO {alias}')
-            tables = _counts(cur, alias)
+            try:
+                cur.execute(f"COPY FROM DATABASE {sql_identifier(main)} TO {alias}")
+                tables = _counts(cur, alias)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
             cur.execute("COMMIT")
         finally:
             cur.execute(f"DETACH {alias}")
@@ -145,10 +148,6 @@ def backup(*, store: Store, data_dir: Path, target: Path) -> BackupResult:
     )
 
 
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
 def _counts(cur: Any, catalog: str) -> dict[str, int]:
     names = [
         name
@@ -158,7 +157,11 @@ def _counts(cur: Any, catalog: str) -> dict[str, int]:
         ).fetchall()
     ]
     return {
-        name: int(cur.execute(f'SELECT count(*) FROM {catalog}.main."{name}"').fetchall()[0][0])
+        name: int(
+            cur.execute(
+                f"SELECT count(*) FROM {sql_identifier(catalog)}.main.{sql_identifier(name)}"
+            ).fetchall()[0][0]
+        )
         for name in names
     }
 
