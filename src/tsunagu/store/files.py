@@ -164,14 +164,6 @@ def transcode(path: Path, encoding: str, workdir: Path) -> Path:
     return out
 
 
-def _csv_source(path: Path, delim: str, columns: str) -> str:
-    return (
-        f"read_csv({sql_literal(str(path))}, header = true, delim = {sql_literal(delim)}, "
-        "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
-        f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
-    )
-
-
 def _stray_carriage_returns(path: Path) -> bool:
     """Whether the file has a carriage return that does not end a line (CR LF)."""
     with open_binary(path) as fh:
@@ -356,7 +348,11 @@ def stage(
                 temp_file.unlink(missing_ok=True)
             temp_file = path = copy
         columns = ", ".join(f"{sql_literal(h)}: 'VARCHAR'" for h in headers)
-        source = _csv_source(path, delim, columns)
+        source = (
+            f"read_csv({sql_literal(str(path))}, header = true, delim = {sql_literal(delim)}, "
+            "quote = '\"', escape = '\"', store_rejects = true, strict_mode = true, "
+            f"null_padding = false, auto_detect = false, columns = {{{columns}}})"
+        )
     else:
         raise InvalidInput(
             f"file: {spec.kind} imports take CSV or Parquet, not {path.suffix}", field="file"
@@ -407,16 +403,11 @@ def stage(
     selects.append("_extra")
 
     row_expr = "file_row_number + 2" if fmt == "parquet" else "row_number() OVER () + 1"
-    selected = ", ".join(raw_selects)
-
-    def read(src: str) -> None:
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {selected} "
-            f"FROM (SELECT {row_expr} AS _row, * FROM {src})"
-        )
-
     try:
-        read(source)
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _rawcols AS SELECT {', '.join(raw_selects)} "
+            f"FROM (SELECT {row_expr} AS _row, * FROM {source})"
+        )
     except duckdb.InvalidInputException as exc:
         message = str(exc).splitlines()[0]
         raise InvalidInput(f"file: {path.name} cannot be read ({message})", field="file") from None
