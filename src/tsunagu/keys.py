@@ -153,12 +153,11 @@ def rotate_key(
         ends = now + grace
         if old.expires_at is not None:
             ends = min(ends, old.expires_at)
+        revoked = now if grace == timedelta(0) else None  # the old one is active: not revoked
         cur.execute(
-            "UPDATE api_keys SET expires_at = ?, rotated_to = ? WHERE key_id = ?",
-            [ends, new.key_id, key_id],
+            "UPDATE api_keys SET expires_at = ?, rotated_to = ?, revoked_at = ? WHERE key_id = ?",
+            [ends, new.key_id, revoked, key_id],
         )
-        if grace == timedelta(0):
-            cur.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", [now, key_id])
     return new, secret
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -152,11 +153,11 @@ def _document_write_keys(app: FastAPI) -> None:
     """The collector's security scheme (its routes read the key themselves) in the schema."""
     plain = app.openapi
 
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema is None:
-            schema = plain()
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # plain() builds it once and keeps it there
+            schemes = plain().setdefault("components", {}).setdefault("securitySchemes", {})
             schemes["WriteKey"] = WRITE_KEY_SCHEME
-        return app.openapi_schema or schema
+        assert app.openapi_schema is not None
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
